@@ -1,0 +1,94 @@
+"""The adapter contract: every platform package has the same shape.
+
+An adapter is the only code that knows a platform. Inbound, it verifies a request, parses it into
+neutral events and hands them to the ``Inbox`` (which stores them durably) before answering the
+platform. Outbound, ``send`` / ``update`` / ``notify`` are the only calls that touch the network,
+and ``limits`` declares the platform's rate limits to the outbox governor. Platform differences
+reach the rest of the code as ``Capability`` flags, never as platform names.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Flag, auto
+from typing import TYPE_CHECKING, ClassVar
+
+from aiohttp import web
+
+from bot.events import Address, Card, Inbound, Notice, Text
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from bot.inbox import Inbox
+
+__all__ = ["Adapter", "Capability", "RateLimit", "Sent"]
+
+
+class Capability(Flag):
+    NONE = 0
+    BUTTONS = auto()  # cards can carry buttons that call back
+    EDIT_CARD = auto()  # a sent card can be updated in place
+    NOTICE = auto()  # a private answer to a presser (toast, ephemeral)
+    VOICE = auto()  # voice notes can be downloaded
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``count`` messages per ``per`` seconds for everything sharing ``key``."""
+
+    key: str
+    count: int
+    per: float
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    platform_message_id: str | None
+
+
+class Adapter(abc.ABC):
+    platform: ClassVar[str]
+    capabilities: ClassVar[Capability]
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    @abc.abstractmethod
+    def routes(self) -> Sequence[web.RouteDef]:
+        """The aiohttp routes this adapter serves (webhooks, pages)."""
+
+    async def start(self) -> None:
+        """Open connections (socket mode, polling); called once the app runs."""
+
+    async def stop(self) -> None:
+        """Close what ``start`` opened."""
+
+    def limits(self, destination: Address) -> Sequence[RateLimit]:
+        """Rate limits that apply to sending to ``destination``."""
+        return ()
+
+    def direct_address(self, user_id: str) -> Address:
+        """Where a direct message to ``user_id`` goes."""
+        return Address(self.platform, user_id)
+
+    @abc.abstractmethod
+    async def send(self, destination: Address, message: Text | Card, *, key: str) -> Sent:
+        """Deliver a message; ``key`` is unique per outbox row (for platforms that dedupe)."""
+
+    @abc.abstractmethod
+    async def update(self, destination: Address, platform_message_id: str, card: Card) -> None:
+        """Replace a card already sent."""
+
+    async def notify(self, destination: Address, notice: Notice, *, key: str) -> None:
+        """Answer one presser privately; platforms without a private channel post text."""
+        await self.send(destination, Text(notice.text), key=key)
+
+    async def download(self, media_ref: str) -> bytes:
+        raise NotImplementedError(f"{self.platform} has no media download")
+
+    async def record_inbound(self, session: AsyncSession, event: Inbound) -> None:
+        """Called in the processing transaction of each of this platform's events (a platform
+        that keeps its own history, like the web chat, stores the user's message there)."""

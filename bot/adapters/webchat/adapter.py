@@ -1,0 +1,273 @@
+"""The built-in web chat: ``/chat`` for customers, ``/console`` for engineers and dispatchers.
+
+It keeps the same contract as the IM adapters. Its "platform API" is the ``webchat_feed`` table:
+``send`` appends a row, ``update`` appends a newer version of a card under the same message key,
+and the pages follow the feed live over Server-Sent Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.adapters.base import Adapter, Capability, RateLimit, Sent
+from bot.adapters.webchat.parse import (
+    PLATFORM,
+    Session,
+    SessionSigner,
+    parse_action,
+    parse_message,
+)
+from bot.adapters.webchat.render import render
+from bot.config import Settings
+from bot.errors import BadRequest, SignatureInvalid
+from bot.events import Address, Card, Inbound, Message, Notice, Text
+from bot.inbox import Inbox
+from storage import queues
+from storage.db import Database
+
+__all__ = ["WebchatAdapter"]
+
+log = logging.getLogger(__name__)
+_PAGES = Path(__file__).parent / "pages"
+_KEEPALIVE_S = 15.0
+_POLL_S = 2.0  # also picks up rows written by other processes
+
+
+class WebchatAdapter(Adapter):
+    platform = PLATFORM
+    capabilities = Capability.BUTTONS | Capability.EDIT_CARD | Capability.NOTICE
+
+    def __init__(self, inbox: Inbox, db: Database, settings: Settings, secret: bytes) -> None:
+        super().__init__(inbox)
+        self.db = db
+        self.settings = settings
+        self.signer = SessionSigner(secret)
+        self._listeners: set[asyncio.Event] = set()
+        self._streams: set[asyncio.Task[Any]] = set()
+
+    async def stop(self) -> None:
+        """End open live streams (the server waits for open handlers when it shuts down)."""
+        for task in list(self._streams):
+            task.cancel()
+
+    # ------------------------------------------------------------------ contract: outbound
+
+    def limits(self, destination: Address) -> Sequence[RateLimit]:
+        return ()  # our own pages: no platform limit
+
+    async def send(self, destination: Address, message: Text | Card, *, key: str) -> Sent:
+        message_key = uuid.uuid5(uuid.NAMESPACE_URL, key).hex
+        await self._append(destination, message_key, message, key)
+        return Sent(message_key)
+
+    async def update(self, destination: Address, platform_message_id: str, card: Card) -> None:
+        await self._append(destination, platform_message_id, card, None)
+
+    async def notify(self, destination: Address, notice: Notice, *, key: str) -> None:
+        await self._append(destination, uuid.uuid5(uuid.NAMESPACE_URL, key).hex, notice, key)
+
+    async def _append(
+        self, dest: Address, message_key: str, message: Text | Card | Notice, key: str | None
+    ) -> None:
+        kind, payload = render(message)
+        async with self.db.transaction() as s:
+            await queues.feed_append(
+                s, conversation=dest.chat_id, message_key=message_key, kind=kind,
+                payload=payload, idempotency_key=key,
+            )
+        self._notify()
+
+    async def record_inbound(self, session: AsyncSession, event: Inbound) -> None:
+        if isinstance(event, Message):
+            await queues.feed_append(
+                session, conversation=event.chat.chat_id, message_key=event.event_id[-64:],
+                kind="user", payload={"text": event.text, "name": event.sender.name,
+                                      "user_id": event.sender.user_id},
+                idempotency_key=f"user:{event.event_id}",
+            )
+            self._notify()
+
+    def _notify(self) -> None:
+        for ev in self._listeners:
+            ev.set()
+
+    # ------------------------------------------------------------------- contract: inbound
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return [
+            web.get("/chat", self._page("chat.html")),
+            web.get("/console", self._page("console.html")),
+            web.get("/webchat/static/webchat.js", self._static("webchat.js")),
+            web.post("/chat/api/session", self._customer_session),
+            web.post("/console/api/session", self._staff_session),
+            web.get("/console/api/people", self._people),
+            web.post("/webchat/api/messages", self._post_message),
+            web.post("/webchat/api/actions", self._post_action),
+            web.get("/webchat/api/stream", self._stream),
+        ]
+
+    def _page(self, name: str) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            html = (_PAGES / name).read_text(encoding="utf-8")
+            lang = request.query.get("lang", self.settings.locale)
+            html = html.replace("{{LANG}}", "en" if lang == "en" else "zh")
+            return web.Response(text=html, content_type="text/html")
+
+        return handler
+
+    def _static(self, name: str) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(
+                text=(_PAGES / name).read_text(encoding="utf-8"),
+                content_type="application/javascript",
+            )
+
+        return handler
+
+    async def _customer_session(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 50:
+            raise BadRequest("'name' must be 1–50 characters")
+        conv = "c-" + secrets.token_urlsafe(12)
+        token = self.signer.sign(Session("customer", conv, name.strip()))
+        return web.json_response({"session": token, "conversation": conv})
+
+    def _staff_identity(self, person_key: str) -> str | None:
+        for p in self.settings.people:
+            if p.id == person_key:
+                webs = [i.partition(":")[2] for i in p.identities if i.startswith("web:")]
+                return webs[0] if webs else p.id
+        return None
+
+    async def _people(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [{"id": p.id, "name": p.name, "role": p.role} for p in self.settings.people]
+        )
+
+    async def _staff_session(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        password = self.settings.webchat.console_password
+        if password is not None and not hmac.compare_digest(
+            str(body.get("password", "")).encode(), password.get_secret_value().encode()
+        ):
+            raise SignatureInvalid("wrong console password")
+        person = str(body.get("person", ""))
+        web_id = self._staff_identity(person)
+        if web_id is None:
+            raise BadRequest("unknown person")
+        name = next(p.name for p in self.settings.people if p.id == person)
+        token = self.signer.sign(Session("staff", web_id, name))
+        return web.json_response(
+            {"session": token, "conversation": web_id, "conversations": self._conversations(
+                Session("staff", web_id, name))}
+        )
+
+    def _conversations(self, session: Session) -> list[str]:
+        if session.kind == "customer":
+            return [session.user_id]
+        person = next(
+            (p for p in self.settings.people if self._staff_identity(p.id) == session.user_id), None
+        )
+        convs = [session.user_id]
+        for team in self.settings.teams:
+            if person is not None and (person.id in team.members or team.lead == person.id):
+                convs += [c.partition(":")[2] for c in team.chats if c.startswith("web:")]
+        if self.settings.admin_chat and self.settings.admin_chat.startswith("web:") and (
+            person is not None and person.role == "manager"
+        ):
+            convs.append(self.settings.admin_chat.partition(":")[2])
+        return convs
+
+    async def _accept(self, request: web.Request, kind: str) -> web.Response:
+        body = await _json_body(request)
+        session = self.signer.verify(body.get("session"))
+        allowed = set(self._conversations(session))
+        now = datetime.now(UTC)
+        parse = parse_message if kind == "message" else parse_action
+        event = parse(session, body, now, allowed)
+        (accepted,) = await self.inbox.accept([event])
+        return web.json_response({"ok": True, "duplicate": not accepted.new}, status=202)
+
+    async def _post_message(self, request: web.Request) -> web.Response:
+        return await self._accept(request, "message")
+
+    async def _post_action(self, request: web.Request) -> web.Response:
+        return await self._accept(request, "action")
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        session = self.signer.verify(request.query.get("session"))
+        convs = self._conversations(session)
+        try:
+            last = int(request.headers.get("Last-Event-ID") or request.query.get("after") or 0)
+        except ValueError:
+            raise BadRequest("'after' must be a number") from None
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                     "X-Accel-Buffering": "no"}
+        )
+        await resp.prepare(request)
+        wake = asyncio.Event()
+        self._listeners.add(wake)
+        me = asyncio.current_task()
+        if me is not None:
+            self._streams.add(me)
+        idle = 0.0
+        try:
+            while True:
+                async with self.db.read() as s:
+                    rows = await queues.feed_since(s, convs, last)
+                for row in rows:
+                    last = row.id
+                    if row.kind == "notice" and row.payload.get("user_id") not in (
+                        None, session.user_id
+                    ):
+                        continue
+                    data = json.dumps(
+                        {"id": row.id, "key": row.message_key, "kind": row.kind,
+                         "conversation": row.conversation, "payload": row.payload,
+                         "at": row.created_at.isoformat()},
+                        ensure_ascii=False,
+                    )
+                    await resp.write(f"id: {row.id}\ndata: {data}\n\n".encode())
+                if rows:
+                    idle = 0.0
+                    continue
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), _POLL_S)
+                idle += _POLL_S
+                if idle >= _KEEPALIVE_S:
+                    await resp.write(b": keep-alive\n\n")
+                    idle = 0.0
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._listeners.discard(wake)
+            self._streams.discard(me)  # type: ignore[arg-type]
+        return resp
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise BadRequest("expected Content-Type: application/json")
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body

@@ -1,0 +1,83 @@
+// Gongdan web chat: one small script for /chat and /console. No build step.
+"use strict";
+const GD = (() => {
+  const lang = document.documentElement.lang === "en" ? "en" : "zh";
+  const T = {
+    zh: { send: "发送", name: "您的称呼", start: "开始", placeholder: "描述设备故障，例如：3号注塑机停机，报警E102",
+          reason: "请写明原因（解决依据）：", you: "我", connecting: "连接中…", who: "选择身份", enter: "进入",
+          password: "控制台密码", empty: "暂无消息" },
+    en: { send: "Send", name: "Your name", start: "Start", placeholder: "Describe the fault, e.g. Press 3 stopped, alarm E102",
+          reason: "Write the root cause (evidence for resolving):", you: "Me", connecting: "Connecting…", who: "Who are you",
+          enter: "Enter", password: "Console password", empty: "No messages yet" },
+  }[lang];
+  const el = (tag, attrs = {}, ...kids) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else if (v !== null && v !== undefined) e.setAttribute(k, v);
+    }
+    for (const k of kids) e.append(k);
+    return e;
+  };
+  const newId = () => (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2)).replace(/[^A-Za-z0-9_-]/g, "");
+  async function post(url, body) {
+    const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (!r.ok) { let m = r.statusText; try { m = (await r.json()).error || m; } catch (_) {} throw new Error(m); }
+    return r.json();
+  }
+  // Post with retries: the same id makes a retried post a no-op on the server.
+  async function postReliably(url, body, tries = 5) {
+    for (let i = 0; ; i++) {
+      try { return await post(url, body); } catch (e) { if (i >= tries - 1) throw e; await new Promise(r => setTimeout(r, 500 * 2 ** i)); }
+    }
+  }
+  function toast(text) {
+    const t = el("div", { class: "toast", role: "status" }, text);
+    document.body.append(t); setTimeout(() => t.remove(), 6000);
+  }
+  // A conversation view: renders the feed; cards are replaced in place when updated.
+  function view(container, session, opts) {
+    const shown = new Map();
+    function card(p, convo, key) {
+      const box = el("div", { class: "card", "data-ticket": p.ticket_id, "data-version": p.version });
+      box.append(el("div", { class: "card-title" }, p.title));
+      const dl = el("dl");
+      for (const [k, v] of p.fields) dl.append(el("dt", {}, k), el("dd", {}, v));
+      box.append(dl);
+      if (p.text) box.append(el("p", { class: "card-text" }, p.text));
+      const bar = el("div", { class: "buttons" });
+      for (const b of p.buttons) {
+        bar.append(el("button", { class: "btn " + b.style, onclick: async (ev) => {
+          if (b.confirm && !confirm(b.confirm)) return;
+          let note = null;
+          if (opts.askNote && opts.askNote(b)) { note = prompt(T.reason); if (note === null) return; }
+          ev.target.disabled = true;
+          try { await postReliably("/webchat/api/actions", { session, id: newId(), token: b.token, conversation: convo, message: key, note }); }
+          catch (e) { toast(e.message); ev.target.disabled = false; }
+        } }, b.label));
+      }
+      box.append(bar);
+      if (p.footer) box.append(el("div", { class: "card-footer" }, p.footer));
+      return box;
+    }
+    function render(m) {
+      if (m.kind === "notice") { toast(m.payload.text); return; }
+      const target = opts.pane(m.conversation);
+      let node;
+      if (m.kind === "card") node = card(m.payload, m.conversation, m.key);
+      else if (m.kind === "user") node = el("div", { class: "bubble " + (m.payload.user_id === opts.me ? "me" : "them") },
+        el("span", { class: "who" }, m.payload.user_id === opts.me ? T.you : m.payload.name), m.payload.text);
+      else node = el("div", { class: "bubble hub" }, m.payload.text);
+      node.dataset.key = m.key;
+      const old = shown.get(m.key);
+      if (old && old.isConnected) old.replaceWith(node); else target.append(node);
+      shown.set(m.key, node);
+      target.scrollTop = target.scrollHeight;
+    }
+    const es = new EventSource("/webchat/api/stream?session=" + encodeURIComponent(session));
+    es.onmessage = (e) => render(JSON.parse(e.data));
+    es.onopen = () => { document.body.dataset.live = "1"; };
+    return { localEcho: (key, text) => render({ kind: "user", key, conversation: opts.me, payload: { text, user_id: opts.me, name: "" } }) };
+  }
+  return { T, el, newId, post, postReliably, view, toast, lang };
+})();

@@ -1,0 +1,122 @@
+"""Web chat requests → neutral events, and the signed session tokens that make them trusted.
+
+A visitor of ``/chat`` gets a session token (conversation id and name, HMAC-signed with the
+hub's secret) and sends it with every post; an engineer on ``/console`` gets one naming their
+person. A post with a missing or forged token is refused before anything is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from bot.errors import BadRequest, SignatureInvalid
+from bot.events import Action, Address, Message, Sender
+
+__all__ = ["Session", "SessionSigner", "parse_action", "parse_message"]
+
+PLATFORM = "web"
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_TEXT = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    kind: Literal["customer", "staff"]
+    user_id: str  # customer: its conversation id; staff: their web identity
+    name: str
+
+
+class SessionSigner:
+    def __init__(self, secret: bytes) -> None:
+        self._key = hmac.new(secret, b"gongdan/webchat-session/v1", hashlib.sha256).digest()
+
+    def sign(self, session: Session) -> str:
+        body = json.dumps(
+            {"k": session.kind, "u": session.user_id, "n": session.name},
+            ensure_ascii=False, separators=(",", ":"),
+        ).encode()
+        mac = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+        enc = base64.urlsafe_b64encode
+        return f"{enc(body).decode().rstrip('=')}.{enc(mac).decode().rstrip('=')}"
+
+    def verify(self, token: object) -> Session:
+        if not isinstance(token, str) or token.count(".") != 1 or len(token) > 1000:
+            raise SignatureInvalid("missing or malformed session")
+        body_b64, mac_b64 = token.split(".")
+        try:
+            body = base64.urlsafe_b64decode(body_b64 + "=" * (-len(body_b64) % 4))
+            mac = base64.urlsafe_b64decode(mac_b64 + "=" * (-len(mac_b64) % 4))
+        except ValueError:
+            raise SignatureInvalid("malformed session") from None
+        good = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(mac, good):
+            raise SignatureInvalid("session signature does not match")
+        d = json.loads(body)
+        return Session(kind=d["k"], user_id=d["u"], name=d["n"])
+
+
+def _field(body: dict[str, Any], name: str, *, max_len: int, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise BadRequest(f"'{name}' must be a non-empty string")
+    if len(value) > max_len:
+        raise BadRequest(f"'{name}' is longer than {max_len} characters")
+    return value
+
+
+def _client_id(body: dict[str, Any]) -> str:
+    cid = body.get("id")
+    if not isinstance(cid, str) or not _CLIENT_ID.match(cid):
+        raise BadRequest("'id' must be 8–64 characters of A–Z, a–z, 0–9, _ or -")
+    return cid
+
+
+def _conversation(session: Session, body: dict[str, Any], allowed: set[str]) -> str:
+    if session.kind == "customer":
+        return session.user_id
+    conv = body.get("conversation") or session.user_id
+    if conv not in allowed:
+        raise BadRequest("'conversation' is not one of yours")
+    return str(conv)
+
+
+def parse_message(
+    session: Session, body: dict[str, Any], now: datetime, allowed: set[str]
+) -> Message:
+    cid = _client_id(body)
+    conv = _conversation(session, body, allowed)
+    return Message(
+        event_id=f"{session.user_id}:{cid}",
+        chat=Address(PLATFORM, conv),
+        sender=Sender(PLATFORM, session.user_id, session.name),
+        chat_type="direct" if conv == session.user_id else "group",
+        received_at=now,
+        text=_field(body, "text", max_len=MAX_TEXT),
+    )
+
+
+def parse_action(
+    session: Session, body: dict[str, Any], now: datetime, allowed: set[str]
+) -> Action:
+    cid = _client_id(body)
+    conv = _conversation(session, body, allowed)
+    note = _field(body, "note", max_len=MAX_TEXT, required=False).strip() or None
+    return Action(
+        event_id=f"{session.user_id}:{cid}",
+        chat=Address(PLATFORM, conv),
+        sender=Sender(PLATFORM, session.user_id, session.name),
+        chat_type="direct" if conv == session.user_id else "group",
+        received_at=now,
+        token=_field(body, "token", max_len=64),
+        card_message_id=body.get("message") if isinstance(body.get("message"), str) else None,
+        note=note,
+    )

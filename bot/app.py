@@ -1,0 +1,72 @@
+"""The aiohttp application: adapter routes, API, pages; the hub starts and stops with it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.errors import BadRequest, SignatureInvalid
+from bot.hub import Hub
+from bot.web.api import HUB, routes
+
+__all__ = ["build_app"]
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes a JSON answer with a clear reason; nothing leaks a traceback."""
+    try:
+        return await handler(request)
+    except SignatureInvalid as exc:
+        return _error(401, f"unauthorized: {exc}")
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response({"error": exc.reason}, status=exc.status, headers={
+            k: v for k, v in exc.headers.items() if k.lower() in ("www-authenticate", "allow")
+        })
+    except json.JSONDecodeError:
+        return _error(400, "body is not valid JSON")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal error (logged)")
+
+
+async def _index(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/chat")
+
+
+def build_app(settings: Settings, hub: Hub | None = None) -> web.Application:
+    hub = hub or Hub(settings)
+    app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=[errors])
+    app[HUB] = hub
+    app.add_routes(routes())
+    app.add_routes([web.get("/", _index)])
+    for adapter in hub.adapters.values():
+        app.add_routes(adapter.routes())
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await hub.start()
+        yield
+        await hub.stop()
+
+    async def end_streams(app: web.Application) -> None:
+        for adapter in hub.adapters.values():
+            await adapter.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(end_streams)
+    return app

@@ -1,0 +1,294 @@
+"""One settings object: ``gongdan.toml`` plus ``GONGDAN_*`` environment variables.
+
+Where the file is: ``$GONGDAN_CONFIG``, else ``./gongdan.toml`` if present, else defaults only.
+Environment variables win over the file and use ``__`` for nesting
+(``GONGDAN_SERVER__PORT=9000``); ``GONGDAN_DATABASE_URL`` is a shorthand for
+``GONGDAN_DATABASE__URL``. Unknown keys are errors: a typo must not silently disable a feature.
+
+Built once in ``main()`` and passed down; each adapter receives only its own section.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.errors import ConfigError
+
+__all__ = ["PLATFORMS", "Person", "Settings", "Team", "load_settings"]
+
+#: Platforms a person identity or a chat may name.
+PLATFORMS = ("web", "slack", "telegram", "wecom", "dingtalk")
+#: Chat kinds: a platform, or a send-only channel such as a WeCom group robot.
+CHAT_KINDS = (*PLATFORMS, "wecom-robot")
+_REF = re.compile(r"^(?P<kind>[a-z-]+):(?P<id>.+)$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    """Address to bind. Keep loopback unless a reverse proxy with TLS sits in front."""
+    port: int = Field(8080, ge=1, le=65535)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    """Largest request body accepted on any route (413 above it)."""
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///./gongdan.db"
+    """``sqlite+aiosqlite:///path.db`` (embedded default) or ``postgresql+asyncpg://…``."""
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, v: str) -> str:
+        if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+
+class ApiSettings(_Section):
+    token: SecretStr | None = None
+    """Bearer token for ``/api``. Without one the API answers 503 (it is never left open)."""
+
+
+class SecuritySettings(_Section):
+    secret_key: SecretStr | None = None
+    """Signs button tokens, web chat sessions and progress links. When unset, a random key is
+    created once in ``secret_key_file`` so that cards survive restarts."""
+    secret_key_file: Path = Path(".gongdan-secret")
+
+
+class WebchatSettings(_Section):
+    enabled: bool = True
+    console_password: SecretStr | None = None
+    """When set, ``/console`` asks for it before a person can be chosen."""
+
+
+class OutboxSettings(_Section):
+    max_attempts: int = Field(12, ge=1)
+    base_delay: float = Field(1.0, gt=0)
+    max_delay: float = Field(300.0, gt=0)
+    batch: int = Field(50, ge=1)
+    send_timeout: float = Field(10.0, gt=0)
+
+
+class PlatformSettings(_Section):
+    enabled: bool = False
+    api_base_url: str = ""
+
+
+class SlackSettings(PlatformSettings):
+    api_base_url: str = "https://slack.com/api/"
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+
+
+class TelegramSettings(PlatformSettings):
+    api_base_url: str = "https://api.telegram.org"
+    bot_token: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    mode: Literal["webhook", "polling"] = "webhook"
+
+
+class WecomSettings(PlatformSettings):
+    api_base_url: str = "https://qyapi.weixin.qq.com"
+    corp_id: str = ""
+    agent_id: int | None = None
+    secret: SecretStr | None = None
+    token: SecretStr | None = None
+    encoding_aes_key: SecretStr | None = None
+
+
+class DingtalkSettings(PlatformSettings):
+    api_base_url: str = "https://api.dingtalk.com"
+    oapi_base_url: str = "https://oapi.dingtalk.com"
+    client_id: str = ""
+    client_secret: SecretStr | None = None
+    robot_code: str = ""
+    card_template_id: str = ""
+    mode: Literal["http", "stream"] = "http"
+
+
+class Person(_Section):
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    role: Literal["engineer", "dispatcher", "manager"] = "engineer"
+    identities: list[str] = []
+    """``platform:id`` — e.g. ``slack:U1``, ``telegram:42``, ``wecom:LiGong``, ``web:li``."""
+    skills: list[str] = []
+    max_open: int = Field(5, ge=0)
+    locale: Literal["zh", "en"] | None = None
+
+    @field_validator("identities")
+    @classmethod
+    def _identity_refs(cls, v: list[str]) -> list[str]:
+        for ref in v:
+            m = _REF.match(ref)
+            if not m or m["kind"] not in PLATFORMS:
+                raise ValueError(f"{ref!r} is not platform:id with platform in {PLATFORMS}")
+        return v
+
+
+class Team(_Section):
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    members: list[str] = []
+    lead: str | None = None
+    chats: list[str] = []
+    """Group chats where this team's cards go: ``slack:C1``, ``telegram:-100…``,
+    ``wecom-robot:<key>``, ``dingtalk:<openConversationId>``, ``web:team``."""
+
+    @field_validator("chats")
+    @classmethod
+    def _chat_refs(cls, v: list[str]) -> list[str]:
+        for ref in v:
+            m = _REF.match(ref)
+            if not m or m["kind"] not in CHAT_KINDS:
+                raise ValueError(f"{ref!r} is not kind:id with kind in {CHAT_KINDS}")
+        return v
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GONGDAN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    locale: Literal["zh", "en"] = "zh"
+    """Default language of texts for people."""
+    timezone: str = "Asia/Shanghai"
+    """Times are stored in UTC and shown in this zone."""
+    public_url: str = "http://127.0.0.1:8080"
+    """How people reach this hub (links in messages, Telegram's webhook)."""
+    admin_chat: str | None = None
+    """Where alerts go (dead letters), e.g. ``web:admin`` or ``slack:C0ADMIN``."""
+    database_url: str | None = Field(None, exclude=True)
+    """Shorthand for ``database.url`` (``GONGDAN_DATABASE_URL``)."""
+
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
+    security: SecuritySettings = SecuritySettings()
+    webchat: WebchatSettings = WebchatSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    slack: SlackSettings = SlackSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    wecom: WecomSettings = WecomSettings()
+    dingtalk: DingtalkSettings = DingtalkSettings()
+    people: list[Person] = []
+    teams: list[Team] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Settings:
+        if self.database_url:
+            self.database = DatabaseSettings(url=self.database_url)
+        problems: list[str] = []
+        ids = [p.id for p in self.people]
+        for dup in sorted({i for i in ids if ids.count(i) > 1}):
+            problems.append(f"people: id {dup!r} appears twice")
+        owners: dict[str, str] = {}
+        for p in self.people:
+            for ref in p.identities:
+                if ref in owners and owners[ref] != p.id:
+                    problems.append(f"people: identity {ref!r} belongs to {owners[ref]!r} and {p.id!r}")
+                owners[ref] = p.id
+        known = set(ids)
+        for i, t in enumerate(self.teams):
+            for m in t.members:
+                if m not in known:
+                    problems.append(f"teams.{i}.members: unknown person {m!r}")
+            if t.lead is not None and t.lead not in known:
+                problems.append(f"teams.{i}.lead: unknown person {t.lead!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _CONFIG_PATH.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+#: The TOML file the settings being built read (set only inside ``load_settings``).
+_CONFIG_PATH: ContextVar[Path | None] = ContextVar("gongdan_config_path", default=None)
+
+
+def config_path(environ: dict[str, str] | None = None) -> Path | None:
+    env = os.environ if environ is None else environ
+    if env.get("GONGDAN_CONFIG"):
+        return Path(env["GONGDAN_CONFIG"])
+    default = Path("gongdan.toml")
+    return default if default.exists() else None
+
+
+def _describe(err: ValidationError) -> list[str]:
+    out = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append(f"{key}: {msg}")
+    return out
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read and validate the configuration; raise ``ConfigError`` naming every bad key."""
+    path = path if path is not None else config_path()
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError([f"config file {str(path)!r} does not exist"])
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    token = _CONFIG_PATH.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        where = f" ({path})" if path else ""
+        raise ConfigError([f"{p}{where}" for p in _describe(exc)]) from exc
+    finally:
+        _CONFIG_PATH.reset(token)

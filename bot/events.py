@@ -1,0 +1,179 @@
+"""Platform-neutral events: what adapters hand the engine, and what flows hand adapters.
+
+Inbound: ``Message``, ``Voice``, ``Action``. Outbound: ``Text``, ``Card`` (with ``Button``s) and
+``Notice`` (a short answer to the person who pressed a button). ``Address`` names a chat on a
+platform. All are plain frozen dataclasses that round-trip through JSON (``to_json`` /
+``inbound_from_json`` / ``outbound_from_json``) because they are stored before they are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+__all__ = [
+    "Action",
+    "Address",
+    "Button",
+    "Card",
+    "Inbound",
+    "Message",
+    "Notice",
+    "Outbound",
+    "Sender",
+    "Text",
+    "Voice",
+    "inbound_from_json",
+    "outbound_from_json",
+]
+
+ChatType = Literal["direct", "group"]
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A chat on a platform: ``web:c-1f2e``, ``slack:C024BE91L``, ``telegram:-1001234``."""
+
+    platform: str
+    chat_id: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.platform}:{self.chat_id}"
+
+    @classmethod
+    def parse(cls, ref: str) -> Address:
+        platform, sep, chat_id = ref.partition(":")
+        if not sep or not platform or not chat_id:
+            raise ValueError(f"not an address: {ref!r}")
+        return cls(platform, chat_id)
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    platform: str
+    user_id: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _InboundBase:
+    event_id: str  # the platform's own id for this event: the dedupe key
+    chat: Address
+    sender: Sender
+    chat_type: ChatType
+    received_at: datetime
+
+    @property
+    def platform(self) -> str:
+        return self.chat.platform
+
+
+@dataclass(frozen=True, slots=True)
+class Message(_InboundBase):
+    text: str
+    mentions_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Voice(_InboundBase):
+    media_ref: str  # what the adapter's ``download`` needs (file id, media id, URL…)
+    mime_hint: str = ""
+    duration_s: float | None = None
+    platform_transcript: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Action(_InboundBase):
+    token: str  # the signed button token, as the platform returned it
+    card_message_id: str | None = None  # the platform message whose button was pressed
+    note: str | None = None  # text typed with the press (e.g. a root cause on resolve)
+    reply_ctx: dict[str, Any] = field(default_factory=dict)  # e.g. callback_query id
+
+
+Inbound = Message | Voice | Action
+_INBOUND = {"message": Message, "voice": Voice, "action": Action}
+
+
+def inbound_kind(event: Inbound) -> str:
+    return {Message: "message", Voice: "voice", Action: "action"}[type(event)]
+
+
+def inbound_to_json(event: Inbound) -> dict[str, Any]:
+    d = asdict(event)
+    d["received_at"] = event.received_at.isoformat()
+    d["kind"] = inbound_kind(event)
+    return d
+
+
+def inbound_from_json(d: dict[str, Any]) -> Inbound:
+    d = dict(d)
+    cls = _INBOUND[d.pop("kind")]
+    d["chat"] = Address(**d["chat"])
+    d["sender"] = Sender(**d["sender"])
+    received = datetime.fromisoformat(d["received_at"])
+    d["received_at"] = received if received.tzinfo else received.replace(tzinfo=UTC)
+    return cls(**d)  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------- outbound
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    text: str
+    mentions: tuple[str, ...] = ()  # person keys to @-mention where the platform can
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    token: str
+    style: str = "default"  # primary | default | danger
+    confirm: str | None = None
+    action: str = ""  # the ticket action's name, for adapters that label buttons by id  # a confirm dialog's question, for destructive actions
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    ticket_id: int
+    version: int
+    title: str
+    fields: tuple[tuple[str, str], ...] = ()
+    text: str = ""
+    buttons: tuple[Button, ...] = ()
+    footer: str = ""
+    link: str | None = None  # progress page
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A short answer to one presser (a toast, an ephemeral message)."""
+
+    text: str
+    reply_ctx: dict[str, Any] = field(default_factory=dict)
+    user_id: str | None = None
+
+
+Outbound = Text | Card | Notice
+_OUTBOUND = {"text": Text, "card": Card, "notice": Notice}
+
+
+def outbound_to_json(msg: Outbound) -> dict[str, Any]:
+    kind = {Text: "text", Card: "card", Notice: "notice"}[type(msg)]
+    return {"kind": kind, **asdict(msg)}
+
+
+def outbound_from_json(d: dict[str, Any]) -> Outbound:
+    d = dict(d)
+    kind = d.pop("kind")
+    if kind == "card":
+        d["fields"] = tuple(tuple(f) for f in d["fields"])
+        d["buttons"] = tuple(Button(**b) for b in d["buttons"])
+    elif kind == "text":
+        d["mentions"] = tuple(d.get("mentions", ()))
+    return _OUTBOUND[kind](**d)  # type: ignore[no-any-return]

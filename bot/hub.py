@@ -1,0 +1,118 @@
+"""The hub: builds every part once from the settings and runs the background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from datetime import UTC, timedelta
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.adapters.base import Adapter
+from bot.adapters.codec import TokenCodec
+from bot.config import Settings
+from bot.directory import Directory
+from bot.engine import Engine
+from bot.errors import ConfigError
+from bot.inbox import Inbox
+from bot.metrics import Metrics
+from bot.outbox import OutboxSender
+from storage import repo
+from storage.db import Database
+
+__all__ = ["Hub", "load_secret"]
+
+log = logging.getLogger(__name__)
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The configured secret key, or one created once in ``secret_key_file`` (mode 0600)."""
+    if settings.security.secret_key is not None:
+        return settings.security.secret_key.get_secret_value().encode()
+    path: Path = settings.security.secret_key_file
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+        log.warning("no [security] secret_key configured; created one in %s", path)
+    return path.read_text().strip().encode()
+
+
+class Hub:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        inbound_lease: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.settings = settings
+        self.db = Database(settings.database.url)
+        self.metrics = Metrics()
+        self.secret = load_secret(settings)
+        self.codec = TokenCodec(self.secret)
+        self.directory = Directory(settings)
+        self.inbox = Inbox(self.db, on_stored=self._inbound_stored)
+        self.adapters: dict[str, Adapter] = self._build_adapters()
+        self.engine = Engine(
+            self.db, settings, self.codec, self.directory, self.metrics, self.adapters,
+            on_outbox=self._outbox_queued, lease=inbound_lease,
+        )
+        self.sender = OutboxSender(
+            self.db, self.adapters, settings.outbox, self.metrics,
+            admin_chat=settings.admin_chat, locale=settings.locale,
+        )
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _build_adapters(self) -> dict[str, Adapter]:
+        from bot.adapters.webchat.adapter import WebchatAdapter
+
+        adapters: dict[str, Adapter] = {}
+        if self.settings.webchat.enabled:
+            adapters["web"] = WebchatAdapter(self.inbox, self.db, self.settings, self.secret)
+        missing = [
+            name for name in ("slack", "telegram", "wecom", "dingtalk")
+            if getattr(self.settings, name).enabled
+        ]
+        if missing:
+            raise ConfigError(
+                [f"{name}.enabled: the {name} adapter is not in this version yet" for name in missing]
+            )
+        return adapters
+
+    def _inbound_stored(self) -> None:
+        self.engine.wake.set()
+
+    def _outbox_queued(self) -> None:
+        self.sender.wake.set()
+
+    async def start(self) -> None:
+        async with self.db.transaction() as s:
+            await repo.sync_staff(s, self.directory.staff_records())
+        for adapter in self.adapters.values():
+            await adapter.start()
+        self._tasks = [
+            asyncio.create_task(self.engine.run_forever(), name="engine"),
+            asyncio.create_task(self.sender.run_forever(), name="outbox"),
+        ]
+        # The scheduler is the heartbeat: it retries what is due even when nothing new arrives
+        # (events whose worker died, outbox rows waiting out a backoff or a rate limit).
+        self.scheduler.add_job(self.sender.wake.set, "interval", seconds=1, id="outbox-tick")
+        self.scheduler.add_job(self.engine.wake.set, "interval", seconds=5, id="inbound-tick")
+        self.scheduler.start()
+        self.engine.wake.set()
+        self.sender.wake.set()
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.inbox.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for adapter in self.adapters.values():
+            await adapter.stop()
+        await self.db.dispose()

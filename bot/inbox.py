@@ -1,0 +1,115 @@
+"""Durable intake of verified inbound events, with group commit.
+
+An adapter calls ``await inbox.accept(events)`` and answers the platform only after it returns:
+by then the events are committed. Requests arriving together share one INSERT and one commit
+(a writer task drains whatever queued up while the previous commit ran), which is what lets a
+single SQLite file take thousands of events per second with low answer latency; one
+transaction per request tops out near 600/s on the same machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bot.events import Inbound, inbound_kind, inbound_to_json
+from storage.db import Database
+from storage.queues import InboundRow, insert_inbound
+
+__all__ = ["Accepted", "Inbox"]
+
+log = logging.getLogger(__name__)
+_MAX_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event_id: str
+    new: bool  # False: a retry or a replay of an event already stored
+
+
+@dataclass(slots=True)
+class _Pending:
+    rows: list[InboundRow]
+    done: asyncio.Future[set[tuple[str, str]]]
+
+
+class Inbox:
+    def __init__(self, db: Database, on_stored: Callable[[], None] = lambda: None) -> None:
+        self._db = db
+        self._on_stored = on_stored
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self.closed = False
+
+    async def accept(self, events: Sequence[Inbound], raw: str | None = None) -> list[Accepted]:
+        """Store ``events`` durably; return once committed. Raises if storing failed."""
+        if self.closed:
+            raise RuntimeError("inbox is closed")
+        rows = [
+            InboundRow(
+                platform=e.platform,
+                event_id=e.event_id,
+                kind=inbound_kind(e),
+                payload=inbound_to_json(e),
+                raw=raw,
+                received_at=e.received_at,
+            )
+            for e in events
+        ]
+        if not rows:
+            return []
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="inbox-writer")
+        pending = _Pending(rows, asyncio.get_running_loop().create_future())
+        await self._queue.put(pending)
+        new = await pending.done
+        return [Accepted(r.event_id, (r.platform, r.event_id) in new) for r in rows]
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and sum(len(p.rows) for p in batch) < _MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        # The same event may arrive twice in one batch (a fast platform retry): store it once.
+        unique: dict[tuple[str, str], InboundRow] = {}
+        for p in batch:
+            for r in p.rows:
+                unique.setdefault((r.platform, r.event_id), r)
+        try:
+            async with self._db.engine.begin() as conn:
+                new = await insert_inbound(conn, list(unique.values()))
+        except Exception as exc:  # every waiter learns it failed and answers the platform 5xx
+            log.exception("storing %d inbound events failed", len(unique))
+            for p in batch:
+                if not p.done.done():
+                    p.done.set_exception(exc)
+            return
+        claimed: set[tuple[str, str]] = set()
+        for p in batch:
+            mine = {(r.platform, r.event_id) for r in p.rows} & (new - claimed)
+            claimed |= mine
+            if not p.done.done():
+                p.done.set_result(mine)
+        self._on_stored()
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._writer is not None:
+            while not self._queue.empty():
+                await asyncio.sleep(0)  # let the writer drain what was accepted
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+
+
+def raw_json(body: object) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))

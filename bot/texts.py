@@ -1,0 +1,95 @@
+"""Texts for people, in Chinese and English. ``say(key, locale, **values)``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+__all__ = ["local_time", "say"]
+
+TEXTS: Mapping[str, tuple[str, str]] = {
+    "ack": (
+        "已收到您的报修，工单号 {number}（{priority}）。{who}",
+        "We have your report: ticket {number} ({priority}). {who}",
+    ),
+    "ack.assigned": ("{name} 将为您处理。", "{name} will handle it."),
+    "ack.unassigned": ("正在为您安排工程师。", "We are finding an engineer for you."),
+    "ask.missing": (
+        "为了更快处理，请补充：{missing}。",
+        "To help us act faster, please add: {missing}.",
+    ),
+    "missing.device": ("设备名称或编号", "the machine's name or number"),
+    "missing.location": ("所在位置（车间/楼层）", "where it is (workshop/floor)"),
+    "ask.describe": (
+        "您好！请描述遇到的问题：哪台设备、什么现象、在哪里。例如“3号注塑机停机，报警E102，二车间”。",
+        "Hello! Please describe the problem: which machine, what happens, and where. "
+        "For example “Press 3 stopped with alarm E102 in workshop 2”.",
+    ),
+    "comment.added": ("已补充到工单 {number}。", "Added to ticket {number}."),
+    "staff.noted": ("已记录到 {number}。", "Noted on {number}."),
+    "staff.evidence": ("已记录为 {number} 的原因说明。", "Recorded as the root cause of {number}."),
+    "staff.help": (
+        "要给工单补充说明，请以工单号开头，例如“GD-12 原因：冷却风扇损坏”。{open}",
+        "To add a note to a ticket, start with its number, e.g. “GD-12 cause: cooling fan "
+        "broken”. {open}",
+    ),
+    "staff.open": ("您的进行中工单：{numbers}。", "Your open tickets: {numbers}."),
+    "staff.none": ("您目前没有进行中的工单。", "You have no open tickets."),
+    "voice.later": (
+        "已收到语音。语音诊断功能即将上线，请暂时用文字说明。",
+        "Voice note received. Voice diagnosis is coming soon; please type the details for now.",
+    ),
+    "done": ("已执行：{action}（{number}）", "Done: {action} ({number})"),
+    "error.internal": (
+        "抱歉，处理您的消息时出错了，我们已记录并会尽快处理。",
+        "Sorry, something went wrong handling your message. It has been logged.",
+    ),
+    "milestone.accepted": ("{name} 已接单。", "{name} has taken your ticket."),
+    "milestone.en_route": ("{name} 已出发，正在赶来。", "{name} is on the way."),
+    "milestone.on_site": ("{name} 已到达现场。", "{name} has arrived on site."),
+    "milestone.waiting_parts": (
+        "需要更换备件，正在等待备件到货。",
+        "A spare part is needed; we are waiting for it to arrive.",
+    ),
+    "milestone.third_party": (
+        "需要第三方检测，我们会跟进结果。",
+        "A third-party check is needed; we will follow up.",
+    ),
+    "milestone.resolved": (
+        "工程师已处理完毕，请确认是否修好。",
+        "The engineer has fixed the problem. Please confirm it works.",
+    ),
+    "milestone.closed": ("工单已关闭，感谢您的确认。", "The ticket is closed. Thank you."),
+    "milestone.repairing": (
+        "已收到您的反馈，工程师将继续处理。",
+        "Thanks for telling us; the engineer will keep working on it.",
+    ),
+    "milestone.cancelled": ("工单已取消。", "The ticket was cancelled."),
+    "milestone.assigned": ("工单已重新打开。", "The ticket was reopened."),
+    "milestone.prefix": ("【{number}】", "[{number}] "),
+    "field.state": ("状态", "State"),
+    "field.device": ("设备", "Machine"),
+    "field.site": ("位置", "Location"),
+    "field.alarm": ("报警", "Alarm"),
+    "field.reporter": ("报修人", "Reported by"),
+    "field.assignee": ("负责人", "Assignee"),
+    "field.created": ("报修时间", "Reported at"),
+    "field.root_cause": ("原因", "Root cause"),
+    "unassigned": ("待分配", "unassigned"),
+    "confirm.action": ("确定要{action}吗？", "Really {action}?"),
+    "error.unknown_ticket": ("找不到该工单。", "No such ticket."),
+    "dead_letter": (
+        "⚠️ 消息发送失败，已放弃：发往 {destination}（第 {attempts} 次），错误：{error}",
+        "⚠️ Gave up sending a message to {destination} after {attempts} attempts: {error}",
+    ),
+}
+
+
+def say(key: str, locale: str, **values: object) -> str:
+    zh, en = TEXTS[key]
+    return (zh if locale == "zh" else en).format(**values)
+
+
+def local_time(at: datetime, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")

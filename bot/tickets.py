@@ -1,0 +1,306 @@
+"""The ticket lifecycle: ONE declarative table.
+
+Everything that asks "what may happen to this ticket next" reads ``TRANSITIONS``: the buttons
+on every card (``allowed_actions``), the permission check on every click (``check``), the
+customer's milestones and the audit trail. Nothing else in the code base encodes the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.errors import InvalidTransition, NotAllowed, RequirementMissing
+
+__all__ = [
+    "TRANSITIONS",
+    "ButtonStyle",
+    "Category",
+    "Priority",
+    "Requirement",
+    "Role",
+    "TicketAction",
+    "TicketState",
+    "Transition",
+    "action_label",
+    "allowed_actions",
+    "check",
+    "state_label",
+]
+
+
+class Priority(StrEnum):
+    P0 = "P0"  # safety risk or a whole line stopped
+    P1 = "P1"  # a machine down, production affected
+    P2 = "P2"  # degraded, works with trouble
+    P3 = "P3"  # question, request, minor
+
+
+class Category(StrEnum):
+    EQUIPMENT_FAILURE = "equipment_failure"
+    NETWORK_IT = "network_it"
+    SOFTWARE_CONFIG = "software_config"
+    SAFETY = "safety"
+    FACILITY = "facility"
+    CONSULTATION = "consultation"
+    OTHER = "other"
+
+
+#: Categories an engineer can usually fix without travelling (they may skip en_route/on_site).
+REMOTE_CATEGORIES = frozenset({Category.NETWORK_IT, Category.SOFTWARE_CONFIG, Category.CONSULTATION})
+
+
+class TicketState(StrEnum):
+    NEW = "new"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    EN_ROUTE = "en_route"
+    ON_SITE = "on_site"
+    DIAGNOSING = "diagnosing"
+    WAITING_PARTS = "waiting_parts"
+    THIRD_PARTY = "third_party"
+    REPAIRING = "repairing"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATES = frozenset(TicketState) - {TicketState.CLOSED, TicketState.CANCELLED}
+
+
+class TicketAction(StrEnum):
+    ASSIGN = "assign"
+    CLAIM = "claim"
+    ACCEPT = "accept"
+    REASSIGN = "reassign"
+    DEPART = "depart"
+    ARRIVE = "arrive"
+    DIAGNOSE = "diagnose"
+    NEED_PARTS = "need_parts"
+    PARTS_ARRIVED = "parts_arrived"
+    NEED_THIRD_PARTY = "need_third_party"
+    THIRD_PARTY_DONE = "third_party_done"
+    REPAIR = "repair"
+    RESOLVE = "resolve"
+    CONFIRM = "confirm"
+    REJECT = "reject"
+    REOPEN = "reopen"
+    CANCEL = "cancel"
+    AUTO_CLOSE = "auto_close"
+
+
+class Role(StrEnum):
+    """What a presser is *to this ticket*; a person may hold several at once."""
+
+    CUSTOMER = "customer"  # the reporter of this ticket
+    ENGINEER = "engineer"  # any engineer on staff
+    ASSIGNEE = "assignee"  # the engineer this ticket is assigned to
+    DISPATCHER = "dispatcher"
+    MANAGER = "manager"
+    SYSTEM = "system"  # the hub itself: routing, SLA, auto-close
+
+
+class Requirement(StrEnum):
+    TARGET_ENGINEER = "target_engineer"  # the action names who gets the ticket
+    EVIDENCE = "evidence"  # a photo, a voice diagnosis or a written root cause
+    REMOTE_TICKET = "remote_ticket"  # may skip travelling only for remote categories
+    HAS_ASSIGNEE = "has_assignee"
+
+
+class ButtonStyle(StrEnum):
+    PRIMARY = "primary"
+    DEFAULT = "default"
+    DANGER = "danger"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    action: TicketAction
+    source: frozenset[TicketState]
+    target: TicketState
+    roles: frozenset[Role]
+    requires: frozenset[Requirement] = frozenset()
+    style: ButtonStyle = ButtonStyle.DEFAULT
+    confirm: bool = False  # destructive: platforms show a confirm dialog
+    milestone: bool = False  # the customer is told when it happens
+
+
+S = TicketState
+A = TicketAction
+R = Role
+_STAFF_DISPATCH = frozenset({R.DISPATCHER, R.MANAGER})
+_WORK = frozenset({R.ASSIGNEE})
+_BEFORE_RESOLVED = frozenset(
+    {S.NEW, S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.DIAGNOSING, S.WAITING_PARTS,
+     S.THIRD_PARTY, S.REPAIRING}
+)
+
+
+def _t(
+    action: TicketAction,
+    source: Iterable[TicketState],
+    target: TicketState,
+    roles: Iterable[Role],
+    requires: Iterable[Requirement] = (),
+    **kw: object,
+) -> tuple[TicketAction, Transition]:
+    return action, Transition(
+        action, frozenset(source), target, frozenset(roles), frozenset(requires), **kw  # type: ignore[arg-type]
+    )
+
+
+#: The lifecycle. (action) → from which states, to which state, who may fire it, what it needs.
+TRANSITIONS: Mapping[TicketAction, Transition] = dict(
+    [
+        _t(A.ASSIGN, {S.NEW, S.ASSIGNED}, S.ASSIGNED, _STAFF_DISPATCH | {R.SYSTEM},
+           {Requirement.TARGET_ENGINEER}, style=ButtonStyle.PRIMARY),
+        _t(A.CLAIM, {S.NEW, S.ASSIGNED}, S.ACCEPTED, {R.ENGINEER}, style=ButtonStyle.PRIMARY,
+           milestone=True),
+        _t(A.ACCEPT, {S.ASSIGNED}, S.ACCEPTED, _WORK, style=ButtonStyle.PRIMARY, milestone=True),
+        _t(A.REASSIGN, {S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE}, S.NEW,
+           _WORK | _STAFF_DISPATCH, confirm=True),
+        _t(A.DEPART, {S.ACCEPTED}, S.EN_ROUTE, _WORK, style=ButtonStyle.PRIMARY, milestone=True),
+        _t(A.ARRIVE, {S.EN_ROUTE}, S.ON_SITE, _WORK, style=ButtonStyle.PRIMARY, milestone=True),
+        _t(A.DIAGNOSE, {S.ON_SITE}, S.DIAGNOSING, _WORK, style=ButtonStyle.PRIMARY),
+        _t(A.NEED_PARTS, {S.DIAGNOSING, S.REPAIRING}, S.WAITING_PARTS, _WORK, milestone=True),
+        _t(A.PARTS_ARRIVED, {S.WAITING_PARTS}, S.REPAIRING, _WORK | _STAFF_DISPATCH,
+           style=ButtonStyle.PRIMARY),
+        _t(A.NEED_THIRD_PARTY, {S.DIAGNOSING}, S.THIRD_PARTY, _WORK, milestone=True),
+        _t(A.THIRD_PARTY_DONE, {S.THIRD_PARTY}, S.DIAGNOSING, _WORK | _STAFF_DISPATCH),
+        _t(A.REPAIR, {S.DIAGNOSING}, S.REPAIRING, _WORK, style=ButtonStyle.PRIMARY),
+        _t(A.RESOLVE, {S.DIAGNOSING, S.REPAIRING}, S.RESOLVED, _WORK, {Requirement.EVIDENCE},
+           style=ButtonStyle.PRIMARY, milestone=True),
+        _t(A.CONFIRM, {S.RESOLVED}, S.CLOSED, {R.CUSTOMER, R.MANAGER}, style=ButtonStyle.PRIMARY,
+           milestone=True),
+        _t(A.REJECT, {S.RESOLVED}, S.REPAIRING, {R.CUSTOMER}, style=ButtonStyle.DANGER,
+           confirm=True, milestone=True),
+        _t(A.REOPEN, {S.CLOSED}, S.ASSIGNED, {R.CUSTOMER, R.MANAGER, R.DISPATCHER},
+           {Requirement.HAS_ASSIGNEE}, milestone=True),
+        _t(A.CANCEL, _BEFORE_RESOLVED, S.CANCELLED, {R.CUSTOMER} | _STAFF_DISPATCH,
+           style=ButtonStyle.DANGER, confirm=True, milestone=True),
+        _t(A.AUTO_CLOSE, {S.RESOLVED}, S.CLOSED, {R.SYSTEM}, milestone=True),
+    ]
+)
+
+#: Extra source states an action gains when a requirement holds (kept declarative, not in code).
+CONDITIONAL_SOURCES: Mapping[TicketAction, tuple[frozenset[TicketState], Requirement]] = {
+    A.DIAGNOSE: (frozenset({S.ACCEPTED}), Requirement.REMOTE_TICKET),
+}
+
+#: Actions that are never offered as buttons (they need input a button cannot carry, or only
+#: the system fires them). ASSIGN is offered per candidate engineer by the flows.
+NOT_A_BUTTON = frozenset({A.ASSIGN, A.AUTO_CLOSE})
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFacts:
+    """What the rules need to know about a ticket beyond its state."""
+
+    state: TicketState
+    category: Category = Category.OTHER
+    has_assignee: bool = False
+    has_evidence: bool = False
+
+
+def _sources(action: TicketAction, facts: TicketFacts) -> frozenset[TicketState]:
+    rule = TRANSITIONS[action]
+    extra = CONDITIONAL_SOURCES.get(action)
+    if extra and _holds(extra[1], facts, target_given=False):
+        return rule.source | extra[0]
+    return rule.source
+
+
+def _holds(req: Requirement, facts: TicketFacts, *, target_given: bool) -> bool:
+    match req:
+        case Requirement.TARGET_ENGINEER:
+            return target_given
+        case Requirement.EVIDENCE:
+            return facts.has_evidence
+        case Requirement.REMOTE_TICKET:
+            return facts.category in REMOTE_CATEGORIES
+        case Requirement.HAS_ASSIGNEE:
+            return facts.has_assignee
+
+
+def check(
+    action: TicketAction,
+    facts: TicketFacts,
+    roles: frozenset[Role],
+    *,
+    target_given: bool = False,
+) -> Transition:
+    """The transition ``action`` would make, or the reason it may not happen (an exception)."""
+    rule = TRANSITIONS[action]
+    if facts.state not in _sources(action, facts):
+        raise InvalidTransition(action=action, state=facts.state)
+    if not roles & rule.roles:
+        raise NotAllowed(action=action, state=facts.state)
+    for req in sorted(rule.requires):
+        if not _holds(req, facts, target_given=target_given):
+            raise RequirementMissing(action=action, state=facts.state, requirement=req)
+    return rule
+
+
+def allowed_actions(facts: TicketFacts, roles: frozenset[Role]) -> list[TicketAction]:
+    """The buttons a card shows to someone holding ``roles``, in table order.
+
+    Requirements that the presser can still satisfy (evidence) do not hide a button; the click
+    is then refused with the reason, which tells the engineer what is missing.
+    """
+    out: list[TicketAction] = []
+    for action, rule in TRANSITIONS.items():
+        if action in NOT_A_BUTTON:
+            continue
+        if facts.state in _sources(action, facts) and roles & rule.roles:
+            if Requirement.HAS_ASSIGNEE in rule.requires and not facts.has_assignee:
+                continue
+            out.append(action)
+    return out
+
+
+STATE_LABELS: Mapping[TicketState, tuple[str, str]] = {
+    S.NEW: ("待受理", "New"),
+    S.ASSIGNED: ("已派单", "Assigned"),
+    S.ACCEPTED: ("已接单", "Accepted"),
+    S.EN_ROUTE: ("已出发", "On the way"),
+    S.ON_SITE: ("已到达", "On site"),
+    S.DIAGNOSING: ("诊断中", "Diagnosing"),
+    S.WAITING_PARTS: ("待备件", "Waiting for parts"),
+    S.THIRD_PARTY: ("需第三方检测", "Third-party check"),
+    S.REPAIRING: ("维修中", "Repairing"),
+    S.RESOLVED: ("已解决·待验收", "Resolved, awaiting confirmation"),
+    S.CLOSED: ("已关闭", "Closed"),
+    S.CANCELLED: ("已取消", "Cancelled"),
+}
+
+ACTION_LABELS: Mapping[TicketAction, tuple[str, str]] = {
+    A.ASSIGN: ("派单", "Assign"),
+    A.CLAIM: ("我来处理", "Claim"),
+    A.ACCEPT: ("接单", "Accept"),
+    A.REASSIGN: ("转派", "Reassign"),
+    A.DEPART: ("出发", "Depart"),
+    A.ARRIVE: ("到达", "Arrived"),
+    A.DIAGNOSE: ("开始诊断", "Diagnose"),
+    A.NEED_PARTS: ("待备件", "Need parts"),
+    A.PARTS_ARRIVED: ("备件已到", "Parts arrived"),
+    A.NEED_THIRD_PARTY: ("需第三方", "Need third party"),
+    A.THIRD_PARTY_DONE: ("检测结果已回", "Result back"),
+    A.REPAIR: ("开始维修", "Start repair"),
+    A.RESOLVE: ("已解决", "Resolved"),
+    A.CONFIRM: ("确认修好", "Confirm fixed"),
+    A.REJECT: ("没修好", "Not fixed"),
+    A.REOPEN: ("重新打开", "Reopen"),
+    A.CANCEL: ("取消工单", "Cancel ticket"),
+    A.AUTO_CLOSE: ("自动关闭", "Auto-close"),
+}
+
+
+def state_label(state: TicketState, locale: str) -> str:
+    zh, en = STATE_LABELS[state]
+    return zh if locale == "zh" else en
+
+
+def action_label(action: TicketAction, locale: str) -> str:
+    zh, en = ACTION_LABELS[action]
+    return zh if locale == "zh" else en

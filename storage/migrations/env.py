@@ -1,0 +1,53 @@
+"""Alembic environment: runs migrations on the async engine (aiosqlite or asyncpg)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from storage.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _online() -> None:
+    url = config.get_main_option("sqlalchemy.url")
+    assert url
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    async with engine.connect() as conn:
+        await conn.run_sync(_run)
+    await engine.dispose()
+
+
+def _offline() -> None:
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
+                      literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    _offline()
+else:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_online())
+    else:  # called from a thread while a loop runs elsewhere: give this thread its own loop
+        asyncio.new_event_loop().run_until_complete(_online())

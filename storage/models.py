@@ -1,0 +1,238 @@
+"""Tables. Times are stored in UTC; ``UTCDateTime`` gives back aware datetimes on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "Base",
+    "CardRef",
+    "Chat",
+    "Identity",
+    "InboundEvent",
+    "OutboxMessage",
+    "Person",
+    "Ticket",
+    "TicketEvent",
+    "WebchatFeed",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: Json}
+
+
+class Person(Base):
+    """Staff from the config, and every customer who ever wrote in."""
+
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # config id, or cust-<n>
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))  # customer | engineer | dispatcher | manager
+    skills: Mapped[list[str]] = mapped_column(Json, default=list)
+    max_open: Mapped[int] = mapped_column(Integer, default=5)
+    locale: Mapped[str | None] = mapped_column(String(5))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Identity(Base):
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class Chat(Base):
+    """Conversations: team groups from config and every chat a ticket came from."""
+
+    __tablename__ = "chats"
+    __table_args__ = (UniqueConstraint("platform", "chat_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    chat_id: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(10))  # direct | group
+    team_key: Mapped[str | None] = mapped_column(String(100))
+    title: Mapped[str | None] = mapped_column(String(200))
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str | None] = mapped_column(String(20), unique=True)  # GD-<id>
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(2), index=True)
+    category: Mapped[str] = mapped_column(String(30))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    device_code: Mapped[str | None] = mapped_column(String(100))
+    site: Mapped[str | None] = mapped_column(String(200))
+    alarm_code: Mapped[str | None] = mapped_column(String(50))
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    team_key: Mapped[str | None] = mapped_column(String(100))
+    origin_chat: Mapped[str] = mapped_column(String(330))  # platform:chat_id
+    source_event: Mapped[str | None] = mapped_column(String(330), unique=True)
+    diagnosis: Mapped[dict[str, Any] | None] = mapped_column()
+    root_cause: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    respond_due: Mapped[datetime | None] = mapped_column(index=True)
+    arrive_due: Mapped[datetime | None] = mapped_column(index=True)
+    resolve_due: Mapped[datetime | None] = mapped_column(index=True)
+    closed_at: Mapped[datetime | None] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class TicketEvent(Base):
+    """Append-only audit trail; each row carries the hash of the ticket's previous row."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (UniqueConstraint("ticket_id", "seq"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column()
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    actor: Mapped[str] = mapped_column(String(200))  # name at the time, or "system"
+    kind: Mapped[str] = mapped_column(String(30))  # created | transition | comment | …
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    via: Mapped[str] = mapped_column(String(10))  # button | voice | api | system | message
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class InboundEvent(Base):
+    """Every verified inbound event, stored before the platform is answered."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("platform", "event_id"),
+        Index("ix_inbound_events_status_id", "status", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))  # message | voice | action
+    payload: Mapped[dict[str, Any]] = mapped_column()  # the normalized event
+    raw: Mapped[str | None] = mapped_column(Text)  # what the platform sent, for the record
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column()
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    processed_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_state_due", "state", "next_attempt_at"),
+        Index("ix_outbox_destination_id", "destination", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    destination: Mapped[str] = mapped_column(String(330))  # platform:chat_id
+    op: Mapped[str] = mapped_column(String(10))  # send | update | notice
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    card_ref_id: Mapped[int | None] = mapped_column(ForeignKey("card_refs.id"))
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    platform_message_id: Mapped[str | None] = mapped_column(String(300))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class CardRef(Base):
+    """One platform message that shows a ticket's card (a ticket has one per chat it is in)."""
+
+    __tablename__ = "card_refs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    destination: Mapped[str] = mapped_column(String(330))
+    audience: Mapped[str] = mapped_column(String(20))  # customer | staff
+    locale: Mapped[str] = mapped_column(String(5))
+    platform_message_id: Mapped[str | None] = mapped_column(String(300))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # e.g. WeCom response_code
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebchatFeed(Base):
+    """The built-in web chat's message store: one row per message sent or card update."""
+
+    __tablename__ = "webchat_feed"
+    __table_args__ = (Index("ix_webchat_feed_conversation_id", "conversation", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation: Mapped[str] = mapped_column(String(300))
+    message_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(10))  # text | card | notice | user
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,343 @@
+"""Repository: people, tickets, the audit trail and card references.
+
+These functions (with ``storage.queues``) are the only place SQL lives. Each takes the caller's
+``AsyncSession``; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import CardRef, Chat, Identity, Person, Ticket, TicketEvent, utcnow
+
+GENESIS = "0" * 64
+
+
+# ------------------------------------------------------------------------------------ people
+
+
+@dataclass(frozen=True, slots=True)
+class StaffRecord:
+    key: str
+    name: str
+    role: str
+    identities: Sequence[str]  # platform:external_id
+    skills: Sequence[str] = ()
+    max_open: int = 5
+    locale: str | None = None
+
+
+async def sync_staff(session: AsyncSession, staff: Iterable[StaffRecord]) -> None:
+    """Make the people table match the configured staff (insert, update, deactivate)."""
+    wanted = {s.key: s for s in staff}
+    existing = {
+        p.key: p
+        for p in (await session.scalars(select(Person).where(Person.role != "customer"))).all()
+    }
+    for key, person in existing.items():
+        if key not in wanted:
+            person.active = False
+    for key, rec in wanted.items():
+        person = existing.get(key)
+        if person is None:
+            person = Person(key=key, name=rec.name, role=rec.role)
+            session.add(person)
+        person.name, person.role, person.active = rec.name, rec.role, True
+        person.skills, person.max_open, person.locale = list(rec.skills), rec.max_open, rec.locale
+        await session.flush()
+        for ref in rec.identities:
+            platform, _, external = ref.partition(":")
+            ident = await session.scalar(
+                select(Identity).where(Identity.platform == platform, Identity.external_id == external)
+            )
+            if ident is None:
+                session.add(Identity(person_id=person.id, platform=platform, external_id=external))
+            else:
+                ident.person_id = person.id
+
+
+async def identify(session: AsyncSession, platform: str, user_id: str, name: str) -> Person:
+    """The person behind a platform user; anyone unknown becomes a customer."""
+    person = await session.scalar(
+        select(Person)
+        .join(Identity, Identity.person_id == Person.id)
+        .where(Identity.platform == platform, Identity.external_id == user_id)
+    )
+    if person is not None:
+        return person
+    person = Person(key=f"cust-{platform}-{user_id}"[:200], name=name or user_id, role="customer")
+    session.add(person)
+    await session.flush()
+    session.add(
+        Identity(person_id=person.id, platform=platform, external_id=user_id, display_name=name)
+    )
+    await session.flush()
+    return person
+
+
+async def get_person(session: AsyncSession, person_id: int) -> Person | None:
+    return await session.get(Person, person_id)
+
+
+async def person_by_key(session: AsyncSession, key: str) -> Person | None:
+    return await session.scalar(select(Person).where(Person.key == key))
+
+
+async def people_by_keys(session: AsyncSession, keys: Iterable[str]) -> list[Person]:
+    keys = list(keys)
+    if not keys:
+        return []
+    return list((await session.scalars(select(Person).where(Person.key.in_(keys)))).all())
+
+
+async def identities_of(session: AsyncSession, person_id: int) -> list[Identity]:
+    rows = await session.scalars(
+        select(Identity).where(Identity.person_id == person_id).order_by(Identity.id)
+    )
+    return list(rows.all())
+
+
+async def ensure_chat(
+    session: AsyncSession, platform: str, chat_id: str, kind: str, team_key: str | None = None
+) -> None:
+    found = await session.scalar(
+        select(Chat.id).where(Chat.platform == platform, Chat.chat_id == chat_id)
+    )
+    if found is None:
+        session.add(Chat(platform=platform, chat_id=chat_id, kind=kind, team_key=team_key))
+        await session.flush()
+
+
+# ----------------------------------------------------------------------------------- tickets
+
+
+async def create_ticket(session: AsyncSession, **fields: Any) -> Ticket:
+    ticket = Ticket(**fields)
+    session.add(ticket)
+    await session.flush()
+    ticket.number = f"GD-{ticket.id}"
+    await session.flush()
+    return ticket
+
+
+async def get_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    return await session.get(Ticket, ticket_id, populate_existing=True)
+
+
+async def ticket_by_number(session: AsyncSession, number: str) -> Ticket | None:
+    return await session.scalar(select(Ticket).where(Ticket.number == number.upper()))
+
+
+async def ticket_by_source(session: AsyncSession, source_event: str) -> Ticket | None:
+    return await session.scalar(select(Ticket).where(Ticket.source_event == source_event))
+
+
+async def list_tickets(
+    session: AsyncSession,
+    *,
+    states: Sequence[str] = (),
+    priority: str | None = None,
+    assignee_id: int | None = None,
+    reporter_id: int | None = None,
+    origin_chat: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Ticket]:
+    q = select(Ticket).order_by(Ticket.id.desc()).limit(limit).offset(offset)
+    if states:
+        q = q.where(Ticket.state.in_(states))
+    if priority:
+        q = q.where(Ticket.priority == priority)
+    if assignee_id is not None:
+        q = q.where(Ticket.assignee_id == assignee_id)
+    if reporter_id is not None:
+        q = q.where(Ticket.reporter_id == reporter_id)
+    if origin_chat is not None:
+        q = q.where(Ticket.origin_chat == origin_chat)
+    return list((await session.scalars(q)).all())
+
+
+async def count_tickets(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count(Ticket.id))) or 0)
+
+
+async def transition(
+    session: AsyncSession,
+    ticket_id: int,
+    *,
+    expected_state: str,
+    expected_version: int,
+    new_state: str,
+    **changes: Any,
+) -> bool:
+    """Compare-and-set on (id, state, version): True when this caller won."""
+    result = await session.execute(
+        update(Ticket)
+        .where(
+            Ticket.id == ticket_id,
+            Ticket.state == expected_state,
+            Ticket.version == expected_version,
+        )
+        .values(state=new_state, version=expected_version + 1, updated_at=utcnow(), **changes)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def set_ticket_fields(session: AsyncSession, ticket_id: int, **changes: Any) -> None:
+    """Changes that are not a state transition (evidence, diagnosis): no version bump."""
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id)
+        .values(updated_at=utcnow(), **changes)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# ------------------------------------------------------------------------------- audit trail
+
+
+def _event_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    canonical = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def _hashed_fields(e: TicketEvent) -> dict[str, Any]:
+    return {
+        "ticket_id": e.ticket_id,
+        "seq": e.seq,
+        "at": e.at.isoformat(),
+        "actor_id": e.actor_id,
+        "actor": e.actor,
+        "kind": e.kind,
+        "from_state": e.from_state,
+        "to_state": e.to_state,
+        "via": e.via,
+        "data": e.data,
+    }
+
+
+async def append_event(
+    session: AsyncSession,
+    ticket_id: int,
+    *,
+    actor: str,
+    kind: str,
+    via: str,
+    actor_id: int | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> TicketEvent:
+    """Append to the ticket's hash chain. Concurrent appends collide on (ticket_id, seq)."""
+    last = (
+        await session.execute(
+            select(TicketEvent.seq, TicketEvent.hash)
+            .where(TicketEvent.ticket_id == ticket_id)
+            .order_by(TicketEvent.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    event = TicketEvent(
+        ticket_id=ticket_id,
+        seq=seq,
+        at=(at or utcnow()).astimezone(UTC),
+        actor_id=actor_id,
+        actor=actor,
+        kind=kind,
+        from_state=from_state,
+        to_state=to_state,
+        via=via,
+        data=data or {},
+        prev_hash=prev,
+        hash="",
+    )
+    event.hash = _event_hash(prev, _hashed_fields(event))
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def ticket_events(session: AsyncSession, ticket_id: int) -> list[TicketEvent]:
+    rows = await session.scalars(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.seq)
+    )
+    return list(rows.all())
+
+
+async def verify_audit(session: AsyncSession) -> tuple[int, list[str]]:
+    """Walk every ticket's chain; return (events checked, problems found)."""
+    problems: list[str] = []
+    checked = 0
+    prev_by_ticket: dict[int, tuple[int, str]] = {}
+    stream = await session.stream_scalars(
+        select(TicketEvent).order_by(TicketEvent.ticket_id, TicketEvent.seq)
+    )
+    async for e in stream:
+        checked += 1
+        seq, prev = prev_by_ticket.get(e.ticket_id, (0, GENESIS))
+        where = f"ticket {e.ticket_id} event #{e.seq}"
+        if e.seq != seq + 1:
+            problems.append(f"{where}: sequence gap (after #{seq})")
+        if e.prev_hash != prev:
+            problems.append(f"{where}: previous-hash link broken")
+        if _event_hash(e.prev_hash, _hashed_fields(e)) != e.hash:
+            problems.append(f"{where}: content does not match its hash (edited?)")
+        prev_by_ticket[e.ticket_id] = (e.seq, e.hash)
+    return checked, problems
+
+
+# -------------------------------------------------------------------------------- card refs
+
+
+async def add_card_ref(
+    session: AsyncSession, ticket_id: int, destination: str, audience: str, locale: str
+) -> CardRef:
+    ref = CardRef(ticket_id=ticket_id, destination=destination, audience=audience, locale=locale)
+    session.add(ref)
+    await session.flush()
+    return ref
+
+
+async def card_refs_for(session: AsyncSession, ticket_id: int) -> list[CardRef]:
+    rows = await session.scalars(
+        select(CardRef)
+        .where(CardRef.ticket_id == ticket_id, CardRef.stale.is_(False))
+        .order_by(CardRef.id)
+    )
+    return list(rows.all())
+
+
+async def get_card_ref(session: AsyncSession, card_ref_id: int) -> CardRef | None:
+    return await session.get(CardRef, card_ref_id)
+
+
+async def card_ref_by_message(
+    session: AsyncSession, destination: str, platform_message_id: str
+) -> CardRef | None:
+    return await session.scalar(
+        select(CardRef).where(
+            CardRef.destination == destination,
+            CardRef.platform_message_id == platform_message_id,
+        )
+    )
+
+
+async def set_card_message_id(
+    session: AsyncSession, card_ref_id: int, platform_message_id: str
+) -> None:
+    await session.execute(
+        update(CardRef)
+        .where(CardRef.id == card_ref_id)
+        .values(platform_message_id=platform_message_id)
+    )

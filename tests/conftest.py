@@ -1,0 +1,260 @@
+"""Shared fixtures: databases on both backends, settings, a running hub on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import text
+
+from bot.app import build_app
+from bot.config import Settings, load_settings
+from bot.hub import Hub
+from storage.db import Database, migrate_async
+
+POSTGRES_URL = os.environ.get("GONGDAN_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build their settings explicitly; none reads the developer's environment."""
+    for key in list(os.environ):
+        if key.startswith("GONGDAN_") and key != "GONGDAN_TEST_POSTGRES_URL":
+            monkeypatch.delenv(key)
+
+
+def _server_url(url: str, database: str) -> str:
+    head, _, _ = url.rpartition("/")
+    return f"{head}/{database}"
+
+
+_TEMPLATE: dict[str, str] = {}
+
+
+async def _postgres_template() -> str:
+    """A migrated template database, made once per run; each test copies it (fast)."""
+    assert POSTGRES_URL
+    if "name" not in _TEMPLATE:
+        base = POSTGRES_URL.rpartition("/")[2].split("?")[0]
+        name = f"{base}_tpl_{uuid.uuid4().hex[:6]}"
+        admin = Database(_server_url(POSTGRES_URL, "postgres"))
+        async with admin.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+        await migrate_async(_server_url(POSTGRES_URL, name))
+        _TEMPLATE["name"] = name
+    return _TEMPLATE["name"]
+
+
+async def _admin(sql: str) -> None:
+    assert POSTGRES_URL
+    admin = Database(_server_url(POSTGRES_URL, "postgres"))
+    async with admin.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(sql))
+    await admin.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_template() -> Any:
+    yield
+    if "name" in _TEMPLATE:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{_TEMPLATE["name"]}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated, empty database URL — SQLite always, PostgreSQL when configured."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        await migrate_async(url)
+        yield url
+        return
+    if not POSTGRES_URL:
+        if os.environ.get("GONGDAN_REQUIRE_POSTGRES"):
+            pytest.fail("GONGDAN_TEST_POSTGRES_URL is required in this run")
+        pytest.skip("GONGDAN_TEST_POSTGRES_URL not set")
+    template = await _postgres_template()
+    name = f"{template.rpartition('_tpl_')[0]}_{uuid.uuid4().hex[:10]}"
+    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield _server_url(POSTGRES_URL, name)
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+STAFF: dict[str, Any] = {
+    "people": [
+        {"id": "li", "name": "李工", "role": "engineer", "identities": ["web:li"],
+         "skills": ["注塑机", "equipment_failure"]},
+        {"id": "wang", "name": "王工", "role": "engineer", "identities": ["web:wang"],
+         "skills": ["network_it"]},
+        {"id": "zhao", "name": "赵经理", "role": "manager", "identities": ["web:zhao"]},
+        {"id": "sun", "name": "孙调度", "role": "dispatcher", "identities": ["web:sun"]},
+    ],
+    "teams": [
+        {"id": "maint", "name": "维修组", "members": ["li", "wang"], "lead": "zhao",
+         "chats": ["web:team"]},
+    ],
+}
+
+
+def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database": {"url": db_url},
+        "api": {"token": "test-token"},
+        "security": {"secret_key": "test-secret-key"},
+        "admin_chat": "web:admin",
+        **STAFF,
+    }
+    values.update(overrides)
+    return load_settings(None, **values)
+
+
+class RunningHub:
+    """The real aiohttp app serving on a loopback port, with an HTTP client."""
+
+    def __init__(self, hub: Hub, base: str, http: aiohttp.ClientSession) -> None:
+        self.hub = hub
+        self.base = base
+        self.http = http
+
+    async def post(self, path: str, body: Any, **kw: Any) -> tuple[int, Any]:
+        async with self.http.post(self.base + path, json=body, **kw) as r:
+            return r.status, await r.json()
+
+    async def api(self, path: str) -> Any:
+        async with self.http.get(
+            self.base + path, headers={"Authorization": "Bearer test-token"}
+        ) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+
+@pytest.fixture
+async def running(
+    tmp_path: Path, db_url: str
+) -> AsyncIterator[Callable[..., Awaitable[RunningHub]]]:
+    stack: list[tuple[web.AppRunner, aiohttp.ClientSession]] = []
+
+    async def start(**overrides: Any) -> RunningHub:
+        settings = make_settings(tmp_path, db_url, **overrides)
+        hub = Hub(settings)
+        app = build_app(settings, hub)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        http = aiohttp.ClientSession()
+        stack.append((runner, http))
+        return RunningHub(hub, f"http://127.0.0.1:{port}", http)
+
+    yield start
+    for runner, http in reversed(stack):
+        await http.close()
+        await runner.cleanup()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, what: str = "condition"
+) -> Any:
+    """Poll ``check`` until it returns something truthy (the work is asynchronous by design)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class Feed:
+    """Follows a web chat session's live stream (SSE), as the browser page does."""
+
+    def __init__(self, running: RunningHub, session: str) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._running = running
+        self._session = session
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Feed:
+        import json
+
+        ready = asyncio.Event()
+
+        async def follow() -> None:
+            url = f"{self._running.base}/webchat/api/stream"
+            async with self._running.http.get(url, params={"session": self._session}) as r:
+                assert r.status == 200
+                ready.set()
+                async for line in r.content:
+                    if line.startswith(b"data: "):
+                        self.events.append(json.loads(line[6:]))
+
+        self._task = asyncio.create_task(follow())
+        await ready.wait()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """Each message as the page shows it now (cards replaced by their newest version)."""
+        out: dict[str, dict[str, Any]] = {}
+        for e in self.events:
+            out[e["key"]] = e
+        return out
+
+    def texts(self) -> list[str]:
+        return [e["payload"]["text"] for e in self.events if e["kind"] in ("text", "notice")]
+
+    def cards(self, conversation: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e for e in self.latest().values()
+            if e["kind"] == "card" and (conversation is None or e["conversation"] == conversation)
+        ]
+
+    async def wait_text(self, needle: str) -> str:
+        async def found() -> str | None:
+            return next((t for t in self.texts() if needle in t), None)
+
+        return str(await eventually(found, what=f"a message containing {needle!r}"))
+
+    async def wait_card(self, conversation: str, predicate: Any) -> dict[str, Any]:
+        async def found() -> dict[str, Any] | None:
+            return next((c for c in self.cards(conversation) if predicate(c["payload"])), None)
+
+        result: dict[str, Any] = await eventually(found, what=f"a card in {conversation}")
+        return result
+
+
+def button(card: dict[str, Any], action: str) -> str:
+    for b in card["payload"]["buttons"]:
+        if b["action"] == action:
+            return str(b["token"])
+    raise AssertionError(f"no {action} button on {card['payload']['title']}")
