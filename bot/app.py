@@ -35,9 +35,13 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return web.json_response({"error": exc.reason}, status=exc.status, headers={
-            k: v for k, v in exc.headers.items() if k.lower() in ("www-authenticate", "allow")
-        })
+        return web.json_response(
+            {"error": exc.reason},
+            status=exc.status,
+            headers={
+                k: v for k, v in exc.headers.items() if k.lower() in ("www-authenticate", "allow")
+            },
+        )
     except json.JSONDecodeError:
         return _error(400, "body is not valid JSON")
     except Exception:

@@ -20,25 +20,33 @@ log = logging.getLogger("gongdan")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gongdan", description="Gongdan (工单): chat-ops for work orders")
-    p.add_argument("--config", type=Path, help="TOML file (default: $GONGDAN_CONFIG or ./gongdan.toml)")
+    p = argparse.ArgumentParser(
+        prog="gongdan", description="Gongdan (工单): chat-ops for work orders"
+    )
+    p.add_argument(
+        "--config", type=Path, help="TOML file (default: $GONGDAN_CONFIG or ./gongdan.toml)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the hub (migrates the database first)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     db = sub.add_parser("db", help="database tasks")
-    db.add_subparsers(dest="db_command", required=True).add_parser("upgrade", help="apply migrations")
+    db.add_subparsers(dest="db_command", required=True).add_parser(
+        "upgrade", help="apply migrations"
+    )
     audit = sub.add_parser("audit", help="audit trail tasks")
     audit.add_subparsers(dest="audit_command", required=True).add_parser(
         "verify", help="check every ticket's hash chain"
     )
     cls = sub.add_parser("classify", help="print the intake's reading of messages as JSON lines")
-    cls.add_argument("file", nargs="?", help="plain lines or JSONL with id and text (default: stdin)")
+    cls.add_argument(
+        "file", nargs="?", help="plain lines or JSONL with id and text (default: stdin)"
+    )
     return p
 
 
-def _messages(stream: TextIO) -> Iterator[tuple[object, str]]:
+def _messages(stream: TextIO) -> Iterator[tuple[str | int, str]]:
     for n, line in enumerate(stream, start=1):
         line = line.rstrip("\n")
         if not line.strip():
@@ -50,7 +58,8 @@ def _messages(stream: TextIO) -> Iterator[tuple[object, str]]:
                 raise SystemExit(f"gongdan classify: line {n}: not valid JSON: {exc}") from None
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                 raise SystemExit(f"gongdan classify: line {n}: expected an object with 'text'")
-            yield obj.get("id", n), obj["text"]
+            msg_id = obj.get("id", n)
+            yield (msg_id if isinstance(msg_id, str | int) else str(msg_id)), obj["text"]
         else:
             yield n, line
 
@@ -88,8 +97,9 @@ def _serve(settings: Settings) -> int:
     migrate(settings.database.url)
     app = build_app(settings)
     log.info("Gongdan serving on http://%s:%d", settings.server.host, settings.server.port)
-    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
-                access_log=None)
+    web.run_app(
+        app, host=settings.server.host, port=settings.server.port, print=None, access_log=None
+    )
     return 0
 
 
@@ -114,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server["port"] = args.port
             if server:
                 overrides["server"] = server
-        settings = load_settings(args.config, **overrides) if overrides else load_settings(args.config)
+        settings = (
+            load_settings(args.config, **overrides) if overrides else load_settings(args.config)
+        )
         if args.command == "serve":
             return _serve(settings)
         if args.command == "db":

@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic import model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -86,6 +93,14 @@ class OutboxSettings(_Section):
     max_delay: float = Field(300.0, gt=0)
     batch: int = Field(50, ge=1)
     send_timeout: float = Field(10.0, gt=0)
+
+
+class EngineSettings(_Section):
+    lease_seconds: float = Field(30.0, gt=0)
+    """How long a worker may hold an inbound event before another may take it over (a worker
+    that died mid-event is detected after this long)."""
+    max_attempts: int = Field(3, ge=1)
+    """Tries per inbound event on unexpected errors; then the sender gets an apology."""
 
 
 class PlatformSettings(_Section):
@@ -190,6 +205,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     webchat: WebchatSettings = WebchatSettings()
     outbox: OutboxSettings = OutboxSettings()
+    engine: EngineSettings = EngineSettings()
     slack: SlackSettings = SlackSettings()
     telegram: TelegramSettings = TelegramSettings()
     wecom: WecomSettings = WecomSettings()
@@ -218,7 +234,9 @@ class Settings(BaseSettings):
         for p in self.people:
             for ref in p.identities:
                 if ref in owners and owners[ref] != p.id:
-                    problems.append(f"people: identity {ref!r} belongs to {owners[ref]!r} and {p.id!r}")
+                    problems.append(
+                        f"people: identity {ref!r} belongs to {owners[ref]!r} and {p.id!r}"
+                    )
                 owners[ref] = p.id
         known = set(ids)
         for i, t in enumerate(self.teams):

@@ -165,8 +165,11 @@ class Engine:
         self, row: InboundEvent, event: Inbound, key: str, exc: Exception, *, retry: bool
     ) -> None:
         log.error(
-            "processing %s event %s failed (attempt %d)", row.platform, row.event_id,
-            row.attempts, exc_info=exc,
+            "processing %s event %s failed (attempt %d)",
+            row.platform,
+            row.event_id,
+            row.attempts,
+            exc_info=exc,
         )
         async with self.db.transaction() as s:
             if retry:

@@ -134,8 +134,8 @@ class Button:
     label: str
     token: str
     style: str = "default"  # primary | default | danger
-    confirm: str | None = None
-    action: str = ""  # the ticket action's name, for adapters that label buttons by id  # a confirm dialog's question, for destructive actions
+    confirm: str | None = None  # a confirm dialog's question, for destructive actions
+    action: str = ""  # the ticket action's name, for adapters that label buttons by id
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,12 +42,7 @@ def load_secret(settings: Settings) -> bytes:
 
 
 class Hub:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        inbound_lease: timedelta = timedelta(seconds=30),
-    ) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.database.url)
         self.metrics = Metrics()
@@ -57,12 +52,23 @@ class Hub:
         self.inbox = Inbox(self.db, on_stored=self._inbound_stored)
         self.adapters: dict[str, Adapter] = self._build_adapters()
         self.engine = Engine(
-            self.db, settings, self.codec, self.directory, self.metrics, self.adapters,
-            on_outbox=self._outbox_queued, lease=inbound_lease,
+            self.db,
+            settings,
+            self.codec,
+            self.directory,
+            self.metrics,
+            self.adapters,
+            on_outbox=self._outbox_queued,
+            lease=timedelta(seconds=settings.engine.lease_seconds),
+            max_attempts=settings.engine.max_attempts,
         )
         self.sender = OutboxSender(
-            self.db, self.adapters, settings.outbox, self.metrics,
-            admin_chat=settings.admin_chat, locale=settings.locale,
+            self.db,
+            self.adapters,
+            settings.outbox,
+            self.metrics,
+            admin_chat=settings.admin_chat,
+            locale=settings.locale,
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: list[asyncio.Task[None]] = []
@@ -74,12 +80,16 @@ class Hub:
         if self.settings.webchat.enabled:
             adapters["web"] = WebchatAdapter(self.inbox, self.db, self.settings, self.secret)
         missing = [
-            name for name in ("slack", "telegram", "wecom", "dingtalk")
+            name
+            for name in ("slack", "telegram", "wecom", "dingtalk")
             if getattr(self.settings, name).enabled
         ]
         if missing:
             raise ConfigError(
-                [f"{name}.enabled: the {name} adapter is not in this version yet" for name in missing]
+                [
+                    f"{name}.enabled: the {name} adapter is not in this version yet"
+                    for name in missing
+                ]
             )
         return adapters
 

@@ -10,6 +10,7 @@ transaction per request tops out near 600/s on the same machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -74,7 +75,11 @@ class Inbox:
             batch = [await self._queue.get()]
             while not self._queue.empty() and sum(len(p.rows) for p in batch) < _MAX_BATCH:
                 batch.append(self._queue.get_nowait())
-            await self._commit(batch)
+            try:
+                await self._commit(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
     async def _commit(self, batch: list[_Pending]) -> None:
         # The same event may arrive twice in one batch (a fast platform retry): store it once.
@@ -100,15 +105,14 @@ class Inbox:
         self._on_stored()
 
     async def close(self) -> None:
+        """Refuse new events, let the writer commit what it already accepted, stop it."""
         self.closed = True
         if self._writer is not None:
-            while not self._queue.empty():
-                await asyncio.sleep(0)  # let the writer drain what was accepted
+            if not self._writer.done():
+                await self._queue.join()
             self._writer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-            except asyncio.CancelledError:
-                pass
 
 
 def raw_json(body: object) -> str:

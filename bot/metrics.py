@@ -12,11 +12,15 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.inbound = Counter(
-            "gongdan_inbound_events", "Inbound events by platform and outcome",
-            ["platform", "outcome"], registry=r,
+            "gongdan_inbound_events",
+            "Inbound events by platform and outcome",
+            ["platform", "outcome"],
+            registry=r,
         )
         self.processed = Counter(
-            "gongdan_processed_events", "Inbound events processed by outcome", ["outcome"],
+            "gongdan_processed_events",
+            "Inbound events processed by outcome",
+            ["outcome"],
             registry=r,
         )
         self.transitions = Counter(
@@ -27,12 +31,16 @@ class Metrics:
             "gongdan_outbox_depth", "Outbox rows by state", ["state"], registry=r
         )
         self.send_seconds = Histogram(
-            "gongdan_outbox_send_seconds", "Time of one platform send call", ["platform"],
+            "gongdan_outbox_send_seconds",
+            "Time of one platform send call",
+            ["platform"],
             registry=r,
         )
         self.send_results = Counter(
-            "gongdan_outbox_sends", "Send attempts by platform and result",
-            ["platform", "result"], registry=r,
+            "gongdan_outbox_sends",
+            "Send attempts by platform and result",
+            ["platform", "result"],
+            registry=r,
         )
         self.dead_letters = Counter(
             "gongdan_dead_letters", "Outbound messages given up on", ["platform"], registry=r

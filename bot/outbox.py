@@ -178,7 +178,7 @@ class OutboxSender:
     def _backoff(self, attempts: int) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random."""
         ceiling = min(self.settings.max_delay, self.settings.base_delay * 2**attempts)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
     async def _retry(self, row: OutboxMessage, exc: Exception, *, delay: float) -> None:
         if row.attempts + 1 >= self.settings.max_attempts:
@@ -198,11 +198,16 @@ class OutboxSender:
             await queues.outbox_dead(s, row.id, error)
             if self.admin_chat and row.destination != self.admin_chat:
                 text = say(
-                    "dead_letter", self.locale, destination=row.destination,
-                    attempts=row.attempts + 1, error=error[:300],
+                    "dead_letter",
+                    self.locale,
+                    destination=row.destination,
+                    attempts=row.attempts + 1,
+                    error=error[:300],
                 )
                 await queues.enqueue(
-                    s, destination=self.admin_chat, op="send",
+                    s,
+                    destination=self.admin_chat,
+                    op="send",
                     payload=outbound_to_json(Text(text)),
                     idempotency_key=f"dead-letter:{row.id}",
                 )

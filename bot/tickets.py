@@ -48,7 +48,9 @@ class Category(StrEnum):
 
 
 #: Categories an engineer can usually fix without travelling (they may skip en_route/on_site).
-REMOTE_CATEGORIES = frozenset({Category.NETWORK_IT, Category.SOFTWARE_CONFIG, Category.CONSULTATION})
+REMOTE_CATEGORIES = frozenset(
+    {Category.NETWORK_IT, Category.SOFTWARE_CONFIG, Category.CONSULTATION}
+)
 
 
 class TicketState(StrEnum):
@@ -132,8 +134,17 @@ R = Role
 _STAFF_DISPATCH = frozenset({R.DISPATCHER, R.MANAGER})
 _WORK = frozenset({R.ASSIGNEE})
 _BEFORE_RESOLVED = frozenset(
-    {S.NEW, S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.DIAGNOSING, S.WAITING_PARTS,
-     S.THIRD_PARTY, S.REPAIRING}
+    {
+        S.NEW,
+        S.ASSIGNED,
+        S.ACCEPTED,
+        S.EN_ROUTE,
+        S.ON_SITE,
+        S.DIAGNOSING,
+        S.WAITING_PARTS,
+        S.THIRD_PARTY,
+        S.REPAIRING,
+    }
 )
 
 
@@ -146,39 +157,99 @@ def _t(
     **kw: object,
 ) -> tuple[TicketAction, Transition]:
     return action, Transition(
-        action, frozenset(source), target, frozenset(roles), frozenset(requires), **kw  # type: ignore[arg-type]
+        action,
+        frozenset(source),
+        target,
+        frozenset(roles),
+        frozenset(requires),
+        **kw,  # type: ignore[arg-type]
     )
 
 
 #: The lifecycle. (action) → from which states, to which state, who may fire it, what it needs.
 TRANSITIONS: Mapping[TicketAction, Transition] = dict(
     [
-        _t(A.ASSIGN, {S.NEW, S.ASSIGNED}, S.ASSIGNED, _STAFF_DISPATCH | {R.SYSTEM},
-           {Requirement.TARGET_ENGINEER}, style=ButtonStyle.PRIMARY),
-        _t(A.CLAIM, {S.NEW, S.ASSIGNED}, S.ACCEPTED, {R.ENGINEER}, style=ButtonStyle.PRIMARY,
-           milestone=True),
+        _t(
+            A.ASSIGN,
+            {S.NEW, S.ASSIGNED},
+            S.ASSIGNED,
+            _STAFF_DISPATCH | {R.SYSTEM},
+            {Requirement.TARGET_ENGINEER},
+            style=ButtonStyle.PRIMARY,
+        ),
+        _t(
+            A.CLAIM,
+            {S.NEW, S.ASSIGNED},
+            S.ACCEPTED,
+            {R.ENGINEER},
+            style=ButtonStyle.PRIMARY,
+            milestone=True,
+        ),
         _t(A.ACCEPT, {S.ASSIGNED}, S.ACCEPTED, _WORK, style=ButtonStyle.PRIMARY, milestone=True),
-        _t(A.REASSIGN, {S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE}, S.NEW,
-           _WORK | _STAFF_DISPATCH, confirm=True),
+        _t(
+            A.REASSIGN,
+            {S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE},
+            S.NEW,
+            _WORK | _STAFF_DISPATCH,
+            confirm=True,
+        ),
         _t(A.DEPART, {S.ACCEPTED}, S.EN_ROUTE, _WORK, style=ButtonStyle.PRIMARY, milestone=True),
         _t(A.ARRIVE, {S.EN_ROUTE}, S.ON_SITE, _WORK, style=ButtonStyle.PRIMARY, milestone=True),
         _t(A.DIAGNOSE, {S.ON_SITE}, S.DIAGNOSING, _WORK, style=ButtonStyle.PRIMARY),
         _t(A.NEED_PARTS, {S.DIAGNOSING, S.REPAIRING}, S.WAITING_PARTS, _WORK, milestone=True),
-        _t(A.PARTS_ARRIVED, {S.WAITING_PARTS}, S.REPAIRING, _WORK | _STAFF_DISPATCH,
-           style=ButtonStyle.PRIMARY),
+        _t(
+            A.PARTS_ARRIVED,
+            {S.WAITING_PARTS},
+            S.REPAIRING,
+            _WORK | _STAFF_DISPATCH,
+            style=ButtonStyle.PRIMARY,
+        ),
         _t(A.NEED_THIRD_PARTY, {S.DIAGNOSING}, S.THIRD_PARTY, _WORK, milestone=True),
         _t(A.THIRD_PARTY_DONE, {S.THIRD_PARTY}, S.DIAGNOSING, _WORK | _STAFF_DISPATCH),
         _t(A.REPAIR, {S.DIAGNOSING}, S.REPAIRING, _WORK, style=ButtonStyle.PRIMARY),
-        _t(A.RESOLVE, {S.DIAGNOSING, S.REPAIRING}, S.RESOLVED, _WORK, {Requirement.EVIDENCE},
-           style=ButtonStyle.PRIMARY, milestone=True),
-        _t(A.CONFIRM, {S.RESOLVED}, S.CLOSED, {R.CUSTOMER, R.MANAGER}, style=ButtonStyle.PRIMARY,
-           milestone=True),
-        _t(A.REJECT, {S.RESOLVED}, S.REPAIRING, {R.CUSTOMER}, style=ButtonStyle.DANGER,
-           confirm=True, milestone=True),
-        _t(A.REOPEN, {S.CLOSED}, S.ASSIGNED, {R.CUSTOMER, R.MANAGER, R.DISPATCHER},
-           {Requirement.HAS_ASSIGNEE}, milestone=True),
-        _t(A.CANCEL, _BEFORE_RESOLVED, S.CANCELLED, {R.CUSTOMER} | _STAFF_DISPATCH,
-           style=ButtonStyle.DANGER, confirm=True, milestone=True),
+        _t(
+            A.RESOLVE,
+            {S.DIAGNOSING, S.REPAIRING},
+            S.RESOLVED,
+            _WORK,
+            {Requirement.EVIDENCE},
+            style=ButtonStyle.PRIMARY,
+            milestone=True,
+        ),
+        _t(
+            A.CONFIRM,
+            {S.RESOLVED},
+            S.CLOSED,
+            {R.CUSTOMER, R.MANAGER},
+            style=ButtonStyle.PRIMARY,
+            milestone=True,
+        ),
+        _t(
+            A.REJECT,
+            {S.RESOLVED},
+            S.REPAIRING,
+            {R.CUSTOMER},
+            style=ButtonStyle.DANGER,
+            confirm=True,
+            milestone=True,
+        ),
+        _t(
+            A.REOPEN,
+            {S.CLOSED},
+            S.ASSIGNED,
+            {R.CUSTOMER, R.MANAGER, R.DISPATCHER},
+            {Requirement.HAS_ASSIGNEE},
+            milestone=True,
+        ),
+        _t(
+            A.CANCEL,
+            _BEFORE_RESOLVED,
+            S.CANCELLED,
+            {R.CUSTOMER} | _STAFF_DISPATCH,
+            style=ButtonStyle.DANGER,
+            confirm=True,
+            milestone=True,
+        ),
         _t(A.AUTO_CLOSE, {S.RESOLVED}, S.CLOSED, {R.SYSTEM}, milestone=True),
     ]
 )

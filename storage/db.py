@@ -60,7 +60,10 @@ class Database:
         self.read_engine: AsyncEngine = self.engine
         if self.is_sqlite:
             self.read_engine = create_async_engine(url, **kwargs)
-            for eng, begin in ((self.engine, _begin_immediate), (self.read_engine, _begin_deferred)):
+            for eng, begin in (
+                (self.engine, _begin_immediate),
+                (self.read_engine, _begin_deferred),
+            ):
                 event.listen(eng.sync_engine, "connect", _sqlite_pragmas)
                 event.listen(eng.sync_engine, "begin", begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

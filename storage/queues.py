@@ -21,7 +21,8 @@ from storage.models import InboundEvent, OutboxMessage, WebchatFeed, utcnow
 
 
 def _insert(bind: AsyncSession | AsyncConnection, model: Any) -> Any:
-    dialect = bind.bind.dialect.name if isinstance(bind, AsyncSession) else bind.dialect.name
+    conn = bind.get_bind() if isinstance(bind, AsyncSession) else bind
+    dialect = conn.dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 

@@ -46,9 +46,9 @@ async def sync_staff(session: AsyncSession, staff: Iterable[StaffRecord]) -> Non
         if key not in wanted:
             person.active = False
     for key, rec in wanted.items():
-        person = existing.get(key)
-        if person is None:
-            person = Person(key=key, name=rec.name, role=rec.role)
+        found = existing.get(key) or await session.scalar(select(Person).where(Person.key == key))
+        person = found or Person(key=key, name=rec.name, role=rec.role)
+        if found is None:
             session.add(person)
         person.name, person.role, person.active = rec.name, rec.role, True
         person.skills, person.max_open, person.locale = list(rec.skills), rec.max_open, rec.locale
@@ -56,7 +56,9 @@ async def sync_staff(session: AsyncSession, staff: Iterable[StaffRecord]) -> Non
         for ref in rec.identities:
             platform, _, external = ref.partition(":")
             ident = await session.scalar(
-                select(Identity).where(Identity.platform == platform, Identity.external_id == external)
+                select(Identity).where(
+                    Identity.platform == platform, Identity.external_id == external
+                )
             )
             if ident is None:
                 session.add(Identity(person_id=person.id, platform=platform, external_id=external))

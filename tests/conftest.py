@@ -106,16 +106,31 @@ def free_port() -> int:
 
 STAFF: dict[str, Any] = {
     "people": [
-        {"id": "li", "name": "李工", "role": "engineer", "identities": ["web:li"],
-         "skills": ["注塑机", "equipment_failure"]},
-        {"id": "wang", "name": "王工", "role": "engineer", "identities": ["web:wang"],
-         "skills": ["network_it"]},
+        {
+            "id": "li",
+            "name": "李工",
+            "role": "engineer",
+            "identities": ["web:li"],
+            "skills": ["注塑机", "equipment_failure"],
+        },
+        {
+            "id": "wang",
+            "name": "王工",
+            "role": "engineer",
+            "identities": ["web:wang"],
+            "skills": ["network_it"],
+        },
         {"id": "zhao", "name": "赵经理", "role": "manager", "identities": ["web:zhao"]},
         {"id": "sun", "name": "孙调度", "role": "dispatcher", "identities": ["web:sun"]},
     ],
     "teams": [
-        {"id": "maint", "name": "维修组", "members": ["li", "wang"], "lead": "zhao",
-         "chats": ["web:team"]},
+        {
+            "id": "maint",
+            "name": "维修组",
+            "members": ["li", "wang"],
+            "lead": "zhao",
+            "chats": ["web:team"],
+        },
     ],
 }
 
@@ -177,11 +192,11 @@ async def running(
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, what: str = "condition"
+    check: Callable[[], Awaitable[Any]], *, within: float = 15.0, what: str = "condition"
 ) -> Any:
     """Poll ``check`` until it returns something truthy (the work is asynchronous by design)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         value = await check()
         if value:
@@ -235,7 +250,8 @@ class Feed:
 
     def cards(self, conversation: str | None = None) -> list[dict[str, Any]]:
         return [
-            e for e in self.latest().values()
+            e
+            for e in self.latest().values()
             if e["kind"] == "card" and (conversation is None or e["conversation"] == conversation)
         ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -26,18 +27,22 @@ async def test_oversized_malformed_and_unknown_requests(running: Start) -> None:
     hub = await running()
     session = await _session(hub)
     url = hub.base + "/webchat/api/messages"
-    big = '{"session": "%s", "id": "abcdefgh1", "text": "%s"}' % (session, "x" * 1_100_000)
+    big = json.dumps({"session": session, "id": "abcdefgh1", "text": "x" * 1_100_000})
     async with hub.http.post(url, data=big, headers={"Content-Type": "application/json"}) as r:
         assert r.status == 413
-    async with hub.http.post(url, data="{not json", headers={"Content-Type": "application/json"}) as r:
+    async with hub.http.post(
+        url, data="{not json", headers={"Content-Type": "application/json"}
+    ) as r:
         assert r.status == 400 and "JSON" in (await r.json())["error"]
     async with hub.http.post(url, data="text=hi") as r:
         assert r.status == 400 and "application/json" in (await r.json())["error"]
-    status, body = await hub.post("/webchat/api/messages", {"session": session, "id": "short",
-                                                            "text": "停机"})
+    status, body = await hub.post(
+        "/webchat/api/messages", {"session": session, "id": "short", "text": "停机"}
+    )
     assert status == 400 and "'id'" in body["error"]
-    status, body = await hub.post("/webchat/api/messages", {"session": session,
-                                                            "id": "abcdefgh2", "text": ""})
+    status, body = await hub.post(
+        "/webchat/api/messages", {"session": session, "id": "abcdefgh2", "text": ""}
+    )
     assert status == 400 and "'text'" in body["error"]
     async with hub.http.get(hub.base + "/no/such/route") as r:
         assert r.status == 404 and "error" in await r.json()
@@ -53,8 +58,9 @@ async def test_forged_sessions_are_refused_and_nothing_is_stored(running: Start)
             "/webchat/api/messages", {"session": forged, "id": "abcdefgh1", "text": "停机"}
         )
         assert status == 401, answer
-    async with hub.http.get(hub.base + "/webchat/api/stream",
-                            params={"session": body + ".AAAA"}) as r:
+    async with hub.http.get(
+        hub.base + "/webchat/api/stream", params={"session": body + ".AAAA"}
+    ) as r:
         assert r.status == 401
     assert await _stored(hub) == {}
 
@@ -63,12 +69,14 @@ async def test_api_needs_its_token(running: Start) -> None:
     hub = await running()
     async with hub.http.get(hub.base + "/api/tickets") as r:
         assert r.status == 401
-    async with hub.http.get(hub.base + "/api/tickets",
-                            headers={"Authorization": "Bearer wrong"}) as r:
+    async with hub.http.get(
+        hub.base + "/api/tickets", headers={"Authorization": "Bearer wrong"}
+    ) as r:
         assert r.status == 401
     closed = await running(api={})
-    async with closed.http.get(closed.base + "/api/tickets",
-                               headers={"Authorization": "Bearer test-token"}) as r:
+    async with closed.http.get(
+        closed.base + "/api/tickets", headers={"Authorization": "Bearer test-token"}
+    ) as r:
         assert r.status == 503 and "token" in (await r.json())["error"]
 
 
@@ -77,7 +85,10 @@ def test_invalid_config_stops_with_one_message_and_exit_2(tmp_path: Path) -> Non
     bad.write_text('locale = "fr"\n[server]\nport = 0\nprot = 1\n[database]\nurl = "mysql://x"\n')
     proc = subprocess.run(
         [sys.executable, "-m", "bot.cli", "--config", str(bad), "serve"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert proc.returncode == 2
     for key in ("locale", "server.port", "server.prot: unknown key", "database.url"):

@@ -29,8 +29,11 @@ async def _queue(db: Database, chat: str, n: int, *, dest_platform: str = "fake"
     async with db.transaction() as s:
         for i in range(n):
             await queues.enqueue(
-                s, destination=f"{dest_platform}:{chat}", op="send",
-                payload=outbound_to_json(Text(f"{chat}-{i}")), idempotency_key=f"{chat}-{i}",
+                s,
+                destination=f"{dest_platform}:{chat}",
+                op="send",
+                payload=outbound_to_json(Text(f"{chat}-{i}")),
+                idempotency_key=f"{chat}-{i}",
             )
 
 
@@ -41,7 +44,7 @@ async def _drain(sender: OutboxSender, db: Database) -> None:
             counts = await queues.outbox_counts(s)
         return not counts.get("pending") and not counts.get("sending")
 
-    await eventually(done, timeout=60, what="the outbox to drain")
+    await eventually(done, within=60, what="the outbox to drain")
 
 
 async def test_429_then_500s_then_ok_delivers_each_once_in_order_within_limits(
@@ -80,8 +83,9 @@ async def test_a_refused_message_becomes_a_dead_letter_and_alerts_the_admin_chat
     api.scripts["C"] = [(400, {})]
     adapter = FakeAdapter(url)
     metrics = Metrics()
-    sender = OutboxSender(db, {"fake": adapter}, OutboxSettings(), metrics,
-                          admin_chat="fake:admin", locale="en")
+    sender = OutboxSender(
+        db, {"fake": adapter}, OutboxSettings(), metrics, admin_chat="fake:admin", locale="en"
+    )
     await _queue(db, "C", 2)
     await _drain(sender, db)
     await adapter.stop()
@@ -98,8 +102,12 @@ async def test_transient_failures_give_up_after_max_attempts(
     api, url = fake_api
     api.scripts["D"] = [(503, {})] * 10
     adapter = FakeAdapter(url)
-    sender = OutboxSender(db, {"fake": adapter}, OutboxSettings(base_delay=0.01, max_delay=0.02,
-                                                                 max_attempts=3), Metrics())
+    sender = OutboxSender(
+        db,
+        {"fake": adapter},
+        OutboxSettings(base_delay=0.01, max_delay=0.02, max_attempts=3),
+        Metrics(),
+    )
     await _queue(db, "D", 1)
     await _drain(sender, db)
     await adapter.stop()

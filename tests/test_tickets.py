@@ -23,8 +23,17 @@ from bot.tickets import (
 
 S, A, R = TicketState, TicketAction, Role
 C, E, AS, D, M, SYS = R.CUSTOMER, R.ENGINEER, R.ASSIGNEE, R.DISPATCHER, R.MANAGER, R.SYSTEM
-WORKING = [S.NEW, S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.DIAGNOSING, S.WAITING_PARTS,
-           S.THIRD_PARTY, S.REPAIRING]
+WORKING = [
+    S.NEW,
+    S.ASSIGNED,
+    S.ACCEPTED,
+    S.EN_ROUTE,
+    S.ON_SITE,
+    S.DIAGNOSING,
+    S.WAITING_PARTS,
+    S.THIRD_PARTY,
+    S.REPAIRING,
+]
 
 # (state, action) → (roles that may, state it leads to)
 EXPECTED: dict[tuple[TicketState, TicketAction], tuple[set[Role], TicketState]] = {
@@ -104,7 +113,10 @@ def test_reopen_needs_someone_to_reopen_to() -> None:
 def test_buttons_follow_the_rules() -> None:
     staff = frozenset({E, AS, D, M})
     assert allowed_actions(TicketFacts(state=S.ASSIGNED, has_assignee=True), staff) == [
-        A.CLAIM, A.ACCEPT, A.REASSIGN, A.CANCEL,
+        A.CLAIM,
+        A.ACCEPT,
+        A.REASSIGN,
+        A.CANCEL,
     ]
     assert allowed_actions(TicketFacts(state=S.RESOLVED), frozenset({C})) == [A.CONFIRM, A.REJECT]
     # A customer never sees engineers' buttons; nobody sees any on a cancelled ticket.

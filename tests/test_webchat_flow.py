@@ -28,8 +28,13 @@ async def staff(hub: RunningHub, person: str) -> str:
     return str(body["session"])
 
 
-async def press(hub: RunningHub, session: str, token: str, conversation: str | None = None,
-                note: str | None = None) -> None:
+async def press(
+    hub: RunningHub,
+    session: str,
+    token: str,
+    conversation: str | None = None,
+    note: str | None = None,
+) -> None:
     body: dict[str, Any] = {"session": session, "id": cid(), "token": token}
     if conversation:
         body["conversation"] = conversation
@@ -40,8 +45,9 @@ async def press(hub: RunningHub, session: str, token: str, conversation: str | N
 
 
 async def report(hub: RunningHub, session: str, text: str) -> None:
-    status, body = await hub.post("/webchat/api/messages", {"session": session, "id": cid(),
-                                                            "text": text})
+    status, body = await hub.post(
+        "/webchat/api/messages", {"session": session, "id": cid(), "text": text}
+    )
     assert (status, body["ok"]) == (202, True)
 
 
@@ -63,7 +69,10 @@ async def test_a_ticket_from_report_to_confirmation(running: Start) -> None:
         ticket = await one_ticket(hub)
         assert ticket["number"] in ack and "李工" in ack
         assert (ticket["priority"], ticket["state"], ticket["assignee"]["id"]) == (
-            "P1", "assigned", "li")
+            "P1",
+            "assigned",
+            "li",
+        )
         assert (ticket["device_code"], ticket["alarm_code"]) == ("3号注塑机", "E102")
 
         dm = await lfeed.wait_card("li", lambda p: p["title"].startswith(ticket["number"]))
@@ -73,8 +82,12 @@ async def test_a_ticket_from_report_to_confirmation(running: Start) -> None:
         # 接单 → 出发 → 到达 → 诊断 → 维修 → 已解决 (with a root cause) → 客户确认
         await press(hub, li, button(dm, "accept"), "li")
         await cfeed.wait_text("李工 已接单")
-        for action, state in [("depart", "en_route"), ("arrive", "on_site"),
-                              ("diagnose", "diagnosing"), ("repair", "repairing")]:
+        for action, state in [
+            ("depart", "en_route"),
+            ("arrive", "on_site"),
+            ("diagnose", "diagnosing"),
+            ("repair", "repairing"),
+        ]:
             card = await current_card(hub, lfeed, "li", ticket["id"])
             await press(hub, li, button(card, action), "li")
             await eventually(lambda s=state: _state_is(hub, ticket["id"], s), what=state)
@@ -89,18 +102,24 @@ async def test_a_ticket_from_report_to_confirmation(running: Start) -> None:
 
     final = await hub.api(f"/api/tickets/{ticket['number']}")
     assert final["state"] == "closed" and final["root_cause"] == "冷却风扇损坏，已更换"
-    transitions = [(e["from"], e["to"], e["via"]) for e in final["events"]
-                   if e["kind"] == "transition"]
+    transitions = [
+        (e["from"], e["to"], e["via"]) for e in final["events"] if e["kind"] == "transition"
+    ]
     assert transitions == [
-        ("new", "assigned", "system"), ("assigned", "accepted", "button"),
-        ("accepted", "en_route", "button"), ("en_route", "on_site", "button"),
-        ("on_site", "diagnosing", "button"), ("diagnosing", "repairing", "button"),
-        ("repairing", "resolved", "button"), ("resolved", "closed", "button"),
+        ("new", "assigned", "system"),
+        ("assigned", "accepted", "button"),
+        ("accepted", "en_route", "button"),
+        ("en_route", "on_site", "button"),
+        ("on_site", "diagnosing", "button"),
+        ("diagnosing", "repairing", "button"),
+        ("repairing", "resolved", "button"),
+        ("resolved", "closed", "button"),
     ]
 
 
-async def current_card(hub: RunningHub, feed: Feed, conversation: str,
-                       ticket_id: int) -> dict[str, Any]:
+async def current_card(
+    hub: RunningHub, feed: Feed, conversation: str, ticket_id: int
+) -> dict[str, Any]:
     """The card as the page shows it once it reflects the ticket's current version."""
     version = (await hub.api(f"/api/tickets/{ticket_id}"))["version"]
     return await feed.wait_card(conversation, lambda p: p["version"] == version)
@@ -138,7 +157,9 @@ async def test_forged_stale_repeated_and_unauthorised_presses_change_nothing(
 
     final = await hub.api(f"/api/tickets/{ticket['id']}")
     assert [e["to"] for e in final["events"] if e["kind"] == "transition"] == [
-        "assigned", "accepted"]
+        "assigned",
+        "accepted",
+    ]
 
 
 async def test_two_presses_racing_from_two_pages_one_wins(running: Start) -> None:
@@ -156,7 +177,8 @@ async def test_two_presses_racing_from_two_pages_one_wins(running: Start) -> Non
         )
         await eventually(lambda: _state_is(hub, ticket["id"], "accepted"), what="accepted")
         await eventually(
-            lambda: _has(lfeed, wfeed, "过期"), what="the loser is told the card is stale")
+            lambda: _has(lfeed, wfeed, "过期"), what="the loser is told the card is stale"
+        )
 
     final = await hub.api(f"/api/tickets/{ticket['id']}")
     winners = [e for e in final["events"] if e["to"] == "accepted"]

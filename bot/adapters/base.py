@@ -60,10 +60,10 @@ class Adapter(abc.ABC):
     def routes(self) -> Sequence[web.RouteDef]:
         """The aiohttp routes this adapter serves (webhooks, pages)."""
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 (optional hook)
         """Open connections (socket mode, polling); called once the app runs."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 (optional hook)
         """Close what ``start`` opened."""
 
     def limits(self, destination: Address) -> Sequence[RateLimit]:
@@ -89,6 +89,8 @@ class Adapter(abc.ABC):
     async def download(self, media_ref: str) -> bytes:
         raise NotImplementedError(f"{self.platform} has no media download")
 
-    async def record_inbound(self, session: AsyncSession, event: Inbound) -> None:
+    async def record_inbound(  # noqa: B027 (optional hook)
+        self, session: AsyncSession, event: Inbound
+    ) -> None:
         """Called in the processing transaction of each of this platform's events (a platform
         that keeps its own history, like the web chat, stores the user's message there)."""

@@ -89,12 +89,23 @@ async def apply_action(
     if note:
         data["note"] = note
     if "assignee_id" in changes:
-        assignee = await repo.get_person(ctx.session, changes["assignee_id"]) if changes["assignee_id"] else None
+        assignee = (
+            await repo.get_person(ctx.session, changes["assignee_id"])
+            if changes["assignee_id"]
+            else None
+        )
         data["assignee"] = assignee.key if assignee else None
     await repo.append_event(
-        ctx.session, ticket.id, actor=actor.name if actor else "system",
-        actor_id=actor.id if actor else None, kind="transition", via=via,
-        from_state=ticket.state, to_state=rule.target, data=data, at=ctx.now,
+        ctx.session,
+        ticket.id,
+        actor=actor.name if actor else "system",
+        actor_id=actor.id if actor else None,
+        kind="transition",
+        via=via,
+        from_state=ticket.state,
+        to_state=rule.target,
+        data=data,
+        at=ctx.now,
     )
     ctx.metrics.transitions.labels(action.value).inc()
     updated = await repo.get_ticket(ctx.session, ticket.id)
@@ -110,7 +121,9 @@ async def apply_action(
 async def _tell_customer(ctx: FlowContext, ticket: Ticket, state: TicketState) -> None:
     reporter = await repo.get_person(ctx.session, ticket.reporter_id)
     locale = (reporter.locale if reporter else None) or ctx.settings.locale
-    assignee = await repo.get_person(ctx.session, ticket.assignee_id) if ticket.assignee_id else None
+    assignee = (
+        await repo.get_person(ctx.session, ticket.assignee_id) if ticket.assignee_id else None
+    )
     text = say("milestone.prefix", locale, number=ticket.number) + say(
         f"milestone.{state.value}", locale, name=assignee.name if assignee else ""
     )

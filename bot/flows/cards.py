@@ -93,10 +93,15 @@ async def refresh(ctx: FlowContext, ticket: Ticket) -> None:
     for ref in await repo.card_refs_for(ctx.session, ticket.id):
         card = await build_card(ctx, ticket, ref.audience, ref.locale)
         await ctx.send(
-            Address.parse(ref.destination), card, ticket_id=ticket.id, card_ref_id=ref.id,
+            Address.parse(ref.destination),
+            card,
+            ticket_id=ticket.id,
+            card_ref_id=ref.id,
             op="update",
         )
 
 
 async def has_card_in(ctx: FlowContext, ticket: Ticket, destination: Address) -> bool:
-    return any(r.destination == destination.ref for r in await repo.card_refs_for(ctx.session, ticket.id))
+    return any(
+        r.destination == destination.ref for r in await repo.card_refs_for(ctx.session, ticket.id)
+    )

@@ -49,8 +49,13 @@ async def _customer_text(ctx: FlowContext, event: Message, text: str) -> None:
         if open_tickets:
             ticket = open_tickets[0]
             await repo.append_event(
-                ctx.session, ticket.id, actor=ctx.person.name, actor_id=ctx.person.id,
-                kind="comment", via="message", data={"text": text},
+                ctx.session,
+                ticket.id,
+                actor=ctx.person.name,
+                actor_id=ctx.person.id,
+                kind="comment",
+                via="message",
+                data={"text": text},
             )
             await ctx.reply(Text(say("comment.added", ctx.locale, number=ticket.number)))
         else:
@@ -80,13 +85,21 @@ async def _create(ctx: FlowContext, event: Message, text: str, reading: Reading)
         updated_at=ctx.now,
     )
     await repo.append_event(
-        ctx.session, ticket.id, actor=ctx.person.name, actor_id=ctx.person.id, kind="created",
-        via="message", to_state=TicketState.NEW, at=ctx.now,
+        ctx.session,
+        ticket.id,
+        actor=ctx.person.name,
+        actor_id=ctx.person.id,
+        kind="created",
+        via="message",
+        to_state=TicketState.NEW,
+        at=ctx.now,
         data={"text": text, "reading": reading.as_json(None)},
     )
     ctx.metrics.tickets_created.inc()
     ticket = await routing.route(ctx, ticket)
-    assignee = await repo.get_person(ctx.session, ticket.assignee_id) if ticket.assignee_id else None
+    assignee = (
+        await repo.get_person(ctx.session, ticket.assignee_id) if ticket.assignee_id else None
+    )
     team = ctx.directory.team_for(assignee.key if assignee else None)
     if team is not None:
         await repo.set_ticket_fields(ctx.session, ticket.id, team_key=team.id)
@@ -96,21 +109,29 @@ async def _create(ctx: FlowContext, event: Message, text: str, reading: Reading)
 
 async def _acknowledge(ctx: FlowContext, event: Message, ticket: Ticket, reading: Reading) -> None:
     locale = ctx.locale
-    assignee = await repo.get_person(ctx.session, ticket.assignee_id) if ticket.assignee_id else None
+    assignee = (
+        await repo.get_person(ctx.session, ticket.assignee_id) if ticket.assignee_id else None
+    )
     who = (
-        say("ack.assigned", locale, name=assignee.name) if assignee
+        say("ack.assigned", locale, name=assignee.name)
+        if assignee
         else say("ack.unassigned", locale)
     )
     ack = say("ack", locale, number=ticket.number, priority=ticket.priority, who=who)
     missing = [
         say(key, locale)
-        for key, value in (("missing.device", reading.device_code or reading.device),
-                           ("missing.location", reading.location))
+        for key, value in (
+            ("missing.device", reading.device_code or reading.device),
+            ("missing.location", reading.location),
+        )
         if not value
     ]
     if missing:
-        ack += "\n" + say("ask.missing", locale, missing="、".join(missing) if locale == "zh"
-                          else ", ".join(missing))
+        ack += "\n" + say(
+            "ask.missing",
+            locale,
+            missing="、".join(missing) if locale == "zh" else ", ".join(missing),
+        )
     await ctx.reply(Text(ack), ticket_id=ticket.id)
     await cards.publish(ctx, ticket, event.chat, "customer", locale)
     await publish_staff_cards(ctx, ticket)
@@ -149,11 +170,16 @@ async def _staff_text(ctx: FlowContext, text: str) -> None:
     note = _TICKET_REF.sub("", text, count=1).strip(" ：:,，")
     cause = _ROOT_CAUSE.match(note)
     if cause:
-        root_cause = note[cause.end():].strip()
+        root_cause = note[cause.end() :].strip()
         await repo.set_ticket_fields(ctx.session, ticket.id, root_cause=root_cause)
         await repo.append_event(
-            ctx.session, ticket.id, actor=ctx.person.name, actor_id=ctx.person.id,
-            kind="evidence", via="message", data={"root_cause": root_cause},
+            ctx.session,
+            ticket.id,
+            actor=ctx.person.name,
+            actor_id=ctx.person.id,
+            kind="evidence",
+            via="message",
+            data={"root_cause": root_cause},
         )
         refreshed = await repo.get_ticket(ctx.session, ticket.id)
         assert refreshed is not None
@@ -161,7 +187,12 @@ async def _staff_text(ctx: FlowContext, text: str) -> None:
         await ctx.reply(Text(say("staff.evidence", locale, number=ticket.number)))
         return
     await repo.append_event(
-        ctx.session, ticket.id, actor=ctx.person.name, actor_id=ctx.person.id,
-        kind="comment", via="message", data={"text": note},
+        ctx.session,
+        ticket.id,
+        actor=ctx.person.name,
+        actor_id=ctx.person.id,
+        kind="comment",
+        via="message",
+        data={"text": note},
     )
     await ctx.reply(Text(say("staff.noted", locale, number=ticket.number)))

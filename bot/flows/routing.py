@@ -51,8 +51,13 @@ async def route(ctx: FlowContext, ticket: Ticket) -> Ticket:
     if ok:
         assignee = await repo.get_person(ctx.session, person_id)
         await repo.append_event(
-            ctx.session, ticket.id, actor="system", kind="transition", via="system",
-            from_state=TicketState.NEW, to_state=TicketState.ASSIGNED,
+            ctx.session,
+            ticket.id,
+            actor="system",
+            kind="transition",
+            via="system",
+            from_state=TicketState.NEW,
+            to_state=TicketState.ASSIGNED,
             data={"action": "assign", "assignee": assignee.key if assignee else None},
         )
     refreshed = await repo.get_ticket(ctx.session, ticket.id)

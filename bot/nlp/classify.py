@@ -30,8 +30,9 @@ Priority (most severe positive term wins, then urgency):
 * Urgency (紧急 马上 急 尽快, urgent asap immediately) raises one level, never above P0; calm
   words (不急 有空 慢慢来, not urgent, no rush) and negated urgency lower one, never below P3.
 
-Category: ``safety`` whenever a positive safety term is present. Otherwise a pure question
-(question words or "?" with something named, and no symptom) is ``consultation``. Otherwise
+Category: ``safety`` whenever a positive safety term is present. Otherwise a pure question is
+``consultation``: no symptom, and a question word (请问 怎么 多久 how what), or a "?" after
+something named without a request word (a polite "能不能派人来看看3号机？" is a request). Otherwise
 the category with the most weight wins, earliest mention on a tie: every device or topic
 named weighs 2 (注塑机/CNC → equipment_failure; 交换机 服务器 打印机 网络 wifi VPN email →
 network_it; 系统 软件 参数 账号 密码 MES ERP login → software_config; 空调 灯 门 电梯 水管
@@ -40,8 +41,9 @@ facility) or 2 for IT symptoms, whose words name their field (断网 → network
 software). Nothing weighed: ``other``, or ``equipment_failure`` when there is a device code,
 an alarm code or a stopped line ("3号机停了", "E102", "3号线停了").
 
-``is_fault_report`` is True for anything to ticket: a positive symptom, a service request
-(保养 维修 派人 安装 重置, repair, install …) or a question. It is False for empty text,
+``is_fault_report`` is True for anything to ticket: a positive symptom (an alarm code alone
+counts as P2), a service request (保养 维修 派人 安装 重置, repair, install …) or a question
+as above. It is False for empty text,
 greetings, thanks and acknowledgements (你好 谢谢 收到 好的 ok), and for text that names no
 problem at all ("3号注塑机", "没有漏油"); such readings are always P3 / ``other``.
 
@@ -61,9 +63,16 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
 
-from bot.nlp.text import cn_number, is_word, normalize, token_spans
+from bot.nlp.text import (
+    cn_number,
+    detect_language,
+    headline,
+    is_word,
+    normalize,
+    token_spans,
+    word_pattern,
+)
 from bot.tickets import Category, Priority
 
 __all__ = ["Reading", "classify"]
@@ -77,7 +86,6 @@ _NEGATABLE = _SYMPTOMS | {"urgent", "calm", "request", "question", "scope"}
 _FLAGS = {"part", "generic", "minor", "air"}
 _IT = {Category.NETWORK_IT, Category.SOFTWARE_CONFIG}
 _PRIORITIES = (Priority.P0, Priority.P1, Priority.P2, Priority.P3)
-_Trie: TypeAlias = "dict[str, _Trie]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,38 +149,12 @@ def _load_lexicon(path: Path) -> dict[str, _Term]:
     return terms
 
 
-def _trie_pattern(words: list[str]) -> str:
-    """One regex for all words; at any position the longest word wins."""
-    trie: _Trie = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def emit(node: _Trie, last: str) -> str:
-        alts = []
-        for ch, child in sorted(node.items()):
-            if ch:
-                head = r"(?<![a-z0-9])" if not last and _latin(ch) else ""
-                alts.append(head + re.escape(ch) + emit(child, ch))
-        if "" in node:
-            alts.append(r"(?![a-z0-9])" if _latin(last) else "")
-        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-
-    return emit(trie, "")
-
-
-def _latin(ch: str) -> bool:
-    return ch.isascii() and ch.isalnum()
-
-
 def _words(spaced: str) -> set[str]:
     return set(spaced.split())
 
 
 _TERMS = _load_lexicon(LEXICON)
-_MATCHER = re.compile(_trie_pattern(list(_TERMS)), re.IGNORECASE)
+_MATCHER = re.compile(word_pattern(list(_TERMS)), re.IGNORECASE)
 
 _NEGATORS = frozenset(
     _words("没 没有 无 未 不 不是 并非 非 别 并没有 并没 并不 并无 毫无 暂无 尚未 从未 从没 从来没")
@@ -189,8 +171,8 @@ _WINDOW = 3
 _NUM = r"(?:\d{1,4}|[零〇一二两三四五六七八九十百]{1,4})"
 _DEVICES = [key for key, t in _TERMS.items() if t.kind == "device"]
 _ZH_TYPES = [k for k in _DEVICES if not k.isascii()] + ["cnc", "plc", "agv", "ups", "机台"]
-_TYPE = "(?:" + _trie_pattern(_ZH_TYPES) + "|机(?![房场构关会器])|炉)"
-_EN_TYPE = _trie_pattern([k for k in _DEVICES if k.isascii()])
+_TYPE = "(?:" + word_pattern(_ZH_TYPES) + "|机(?![房场构关会器])|炉)"
+_EN_TYPE = word_pattern([k for k in _DEVICES if k.isascii()])
 _CODE_RES = (
     (re.compile(rf"(?<![A-Za-z0-9])(?P<num>{_NUM})\s*(?P<sep>号|#)\s*(?P<type>{_TYPE})", re.I),
      "numbered"),
@@ -227,26 +209,11 @@ _BARE_PLACE_RE = re.compile(
     r"|\b(?:workshop|warehouse|server room|office)\b", re.I
 )  # fmt: skip
 _PLACE_GAP = re.compile(r"[\s,，]{0,2}")
-_OPENER = re.compile(
-    r"^(?:(?:@\S+|你好|您好|你们好|大家好|在吗|在不在|师傅|老师|hi|hello|hey|dear \w+)"
-    r"(?![A-Za-z0-9])[\s,，.。!！~～:：]*)+", re.I
-)  # fmt: skip
-_CLOSER = re.compile(
-    r"[\s,，.。!！~～]*(?:谢谢|多谢|麻烦了|辛苦了|thanks|thank you)(?:师傅|老师|你|您)?"
-    r"[\s.。!！~～]*$",
-    re.I,
-)
-_PARTICLES = frozenset(_words("啊 呀 吧 呢 啦 哦 哈 嘛 哟 呐"))
-_ENDERS = frozenset(_words(", . ; ! ， 。 ； ！ ~ ～"))
-_REPEATS = re.compile(r"([!！?？。.~～,，])\1+")
-_TITLE_MAX = 40
-_TRIM = " 。.!！~～,，;；:："
 
 
 def classify(text: str) -> Reading:
     """Read one chat message: fault or not, priority, category and what it is about."""
     norm = normalize(text)
-    language = _language(norm)
     spans = token_spans(norm)
     hits = _hits(norm, spans)
     pos = [h for h in hits if not h.negated]
@@ -254,6 +221,8 @@ def classify(text: str) -> Reading:
     subjects = [h.term for h in hits if h.term.kind in ("device", "topic")]
     location, line_place = _location(norm)
     device_code, code_type = _device_code(norm)
+    if code_type is not None and "generic" not in code_type.flags:
+        subjects.insert(0, code_type)  # 3号注塑机 → 注塑机; but 5号机台液压站 → 液压站
     alarm_code = _alarm(norm)
     air = any("air" in t.flags for t in subjects)
 
@@ -304,10 +273,10 @@ def classify(text: str) -> Reading:
         category=category,
         device_code=device_code,
         location=location,
-        device=code_type or _device(subjects),
+        device=_device(subjects),
         alarm_code=alarm_code,
-        title=_title(norm, spans),
-        language=language,
+        title=headline(norm, spans),
+        language=detect_language(norm),
     )
 
 
@@ -348,10 +317,9 @@ def _weigh(hits: list[_Hit], air: bool) -> Category | None:
         kind, hint = h.term.kind, h.term.hint
         if kind == "gas" and air:
             hint = Category.EQUIPMENT_FAILURE
-        if kind in ("device", "topic"):
-            weight = 2
-        else:  # IT symptoms (断网, 登录不了) name their field; 停机 or 漏水 could be anything
-            weight = 0 if h.negated else 2 if hint in _IT else 1
+        # IT symptoms (断网, 登录不了) name their field; 停机 or 漏水 could be anything
+        symptom = 0 if h.negated else 2 if hint in _IT else 1
+        weight = 2 if kind in ("device", "topic") else symptom
         if hint is not None and weight:
             entry = score.setdefault(hint, [0, -h.start])
             entry[0] += weight
@@ -364,9 +332,9 @@ def _device(subjects: list[_Term]) -> str | None:
     return ranked[0].display if ranked else None  # sorted() is stable: earliest of a rank
 
 
-def _device_code(norm: str) -> tuple[str | None, str | None]:
+def _device_code(norm: str) -> tuple[str | None, _Term | None]:
     """(the first numbered machine or asset tag, its machine type when the lexicon knows it)."""
-    found: list[tuple[int, str, str | None]] = []
+    found: list[tuple[int, str, _Term | None]] = []
     for rx, mode in _CODE_RES:
         for m in rx.finditer(norm):
             if mode == "numbered":
@@ -382,10 +350,12 @@ def _device_code(norm: str) -> tuple[str | None, str | None]:
                     code = code.upper()
                 kind = re.split(r"[-_\s#\d]", code, maxsplit=1)[0]
             term = _TERMS.get(kind.lower())
-            device = term.display if term and term.kind == "device" else None
-            found.append((m.start(), code, device))
+            found.append((m.start(), code, term if term and term.kind == "device" else None))
             break
-    return min(found)[1:] if found else (None, None)
+    if not found:
+        return None, None
+    _, code, term = min(found, key=lambda f: f[0])
+    return code, term
 
 
 def _alarm(norm: str) -> str | None:
@@ -414,32 +384,3 @@ def _location(norm: str) -> tuple[str | None, bool]:
         if p.end() <= end
     )
     return text, is_line
-
-
-def _title(norm: str, spans: list[tuple[str, int, int]]) -> str:
-    drop: set[int] = set()  # offsets of characters to leave out
-    for k, (tok, s, e) in enumerate(spans):
-        at_end = k + 1 == len(spans) or spans[k + 1][0] in _ENDERS
-        prev = spans[k - 1][0] if k else ""
-        after_word = tok == "了" and len(prev) >= 2 and is_word(prev)
-        if at_end and (tok in _PARTICLES or after_word):
-            drop.update(range(s, e))  # 停机了， → 停机，  (but 停了/坏了 keep their 了)
-    text = "".join(ch for n, ch in enumerate(norm) if n not in drop) if drop else norm
-    text = _CLOSER.sub("", _OPENER.sub("", text))
-    text = _REPEATS.sub(r"\1", text).strip(_TRIM)
-    if not any(ch.isalnum() for ch in text):
-        return ""
-    if len(text) <= _TITLE_MAX:
-        return text
-    clause = max(text.rfind(p, 0, _TITLE_MAX + 1) for p in "，,。；;！!？?")
-    if clause >= 12:  # whole clauses only
-        return text[:clause].rstrip(_TRIM)
-    word = text.rfind(" ", 0, _TITLE_MAX)
-    cut = word if word >= 12 else _TITLE_MAX - 1
-    return text[:cut].rstrip(_TRIM) + "…"
-
-
-def _language(norm: str) -> str:
-    han = sum(1 for ch in norm if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff")
-    words = len(re.findall(r"[A-Za-z]{2,}", norm))
-    return "en" if words > han else "zh"

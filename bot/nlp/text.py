@@ -1,4 +1,5 @@
-"""Text primitives for the intake: normalisation, Chinese numerals and jieba tokens.
+"""Text primitives for the intake: normalisation, Chinese numerals, jieba tokens, a fast
+longest-word regex (``word_pattern``), ticket titles (``headline``) and ``detect_language``.
 
 jieba is imported and its prefix dictionary built once, lazily, behind a lock, on a private
 ``jieba.Tokenizer`` (never the module-global one) that also loads the domain dictionary in
@@ -21,21 +22,25 @@ import tempfile
 import threading
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 __all__ = [
     "DOMAIN_DICT",
     "cn_number",
+    "detect_language",
+    "headline",
     "is_word",
     "normalize",
     "token_spans",
     "tokens",
     "warm_up",
+    "word_pattern",
 ]
 
 #: The jieba user dictionary with equipment, fault and place words.
 DOMAIN_DICT = Path(__file__).with_name("data") / "domain_dict.txt"
 
+_Trie: TypeAlias = "dict[str, _Trie]"
 _lock = threading.Lock()
 _tokenizer: Any = None  # jieba.Tokenizer once loaded
 
@@ -44,6 +49,20 @@ _KEEP = "，！？：；（）"
 _PROTECT = str.maketrans({c: chr(0xE000 + i) for i, c in enumerate(_KEEP)})
 _RESTORE = str.maketrans({chr(0xE000 + i): c for i, c in enumerate(_KEEP)} | {"’": "'", "‘": "'"})
 _SPACES = re.compile(r"\s+")
+_OPENER = re.compile(
+    r"^(?:(?:@\S+|你好|您好|你们好|大家好|在吗|在不在|师傅|老师|hi|hello|hey|dear \w+)"
+    r"(?![A-Za-z0-9])[\s,，.。!！~～:：]*)+", re.I
+)  # fmt: skip
+_CLOSER = re.compile(
+    r"[\s,，.。!！~～]*(?:谢谢|多谢|麻烦了|辛苦了|thanks|thank you)(?:师傅|老师|你|您)?"
+    r"[\s.。!！~～]*$",
+    re.I,
+)
+_PARTICLES = frozenset("啊呀吧呢啦哦哈嘛哟呐")
+_ENDERS = frozenset(",.;!，。；！~～")
+_REPEATS = re.compile(r"([!！?？。.~～,，])\1+")
+_TITLE_MAX = 40
+_TRIM = " 。.!！~～,，;；:："
 
 _RUN = re.compile(
     r"(?P<han>[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)"
@@ -147,3 +166,66 @@ def is_word(word: str) -> bool:
 def warm_up() -> None:
     """Build jieba's dictionary now (thread-safe, idempotent) instead of on the first message."""
     list(_load().tokenize("3号注塑机停机了", HMM=False))
+
+
+def word_pattern(words: list[str]) -> str:
+    """One regex source matching any of ``words`` (lower-case; compile with re.IGNORECASE).
+
+    Built as a trie, so it stays fast with a thousand words; at a position the longest word
+    wins; a word starting (ending) with a Latin letter or digit must not be preceded
+    (followed) by one, so ``down`` does not match in ``download``."""
+    trie: _Trie = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: _Trie, last: str) -> str:
+        alts = []
+        for ch, child in sorted(node.items()):
+            if ch:
+                head = r"(?<![a-z0-9])" if not last and _latin(ch) else ""
+                alts.append(head + re.escape(ch) + emit(child, ch))
+        if "" in node:
+            alts.append(r"(?![a-z0-9])" if _latin(last) else "")
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return emit(trie, "")
+
+
+def _latin(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def headline(text: str, spans: list[tuple[str, int, int]]) -> str:
+    """A ticket title from normalised ``text`` and its ``token_spans``: no greeting, @mention,
+    thanks or trailing particle (停机了， → 停机，), at most 40 characters."""
+    drop: set[int] = set()  # offsets of characters to leave out
+    for k, (tok, s, e) in enumerate(spans):
+        at_end = k + 1 == len(spans) or spans[k + 1][0] in _ENDERS
+        prev = spans[k - 1][0] if k else ""
+        after_word = tok == "了" and len(prev) >= 2 and is_word(prev)
+        if at_end and (tok in _PARTICLES or after_word):
+            drop.update(range(s, e))  # 停机了， → 停机，  (but 停了/坏了 keep their 了)
+    if drop:
+        text = "".join(ch for n, ch in enumerate(text) if n not in drop)
+    text = _CLOSER.sub("", _OPENER.sub("", text))
+    text = _REPEATS.sub(r"\1", text).strip(_TRIM)
+    if not any(ch.isalnum() for ch in text):
+        return ""
+    if len(text) <= _TITLE_MAX:
+        return text
+    clause = max(text.rfind(p, 0, _TITLE_MAX + 1) for p in "，,。；;！!？?")
+    if clause >= 12:  # whole clauses only
+        return text[:clause].rstrip(_TRIM)
+    word = text.rfind(" ", 0, _TITLE_MAX)
+    cut = word if word >= 12 else _TITLE_MAX - 1
+    return text[:cut].rstrip(_TRIM) + "…"
+
+
+def detect_language(text: str) -> str:
+    """Return "zh" when Han characters are at least as many as English words, else "en"."""
+    han = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff")
+    words = len(re.findall(r"[A-Za-z]{2,}", text))
+    return "en" if words > han else "zh"

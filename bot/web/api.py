@@ -25,8 +25,9 @@ def _check_token(request: web.Request) -> None:
     given = request.headers.get("Authorization", "")
     expected = f"Bearer {token.get_secret_value()}"
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise web.HTTPUnauthorized(reason="missing or wrong bearer token",
-                                   headers={"WWW-Authenticate": "Bearer"})
+        raise web.HTTPUnauthorized(
+            reason="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
 
 
 async def _ticket_json(hub: Hub, s: Any, t: Ticket, *, events: bool) -> dict[str, Any]:
@@ -65,8 +66,14 @@ async def _ticket_json(hub: Hub, s: Any, t: Ticket, *, events: bool) -> dict[str
     if events:
         out["events"] = [
             {
-                "seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "kind": e.kind,
-                "from": e.from_state, "to": e.to_state, "via": e.via, "data": e.data,
+                "seq": e.seq,
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "kind": e.kind,
+                "from": e.from_state,
+                "to": e.to_state,
+                "via": e.via,
+                "data": e.data,
                 "hash": e.hash,
             }
             for e in await repo.ticket_events(s, t.id)
@@ -95,8 +102,12 @@ async def list_tickets(request: web.Request) -> web.Response:
                 return web.json_response({"tickets": []})
             assignee_id = person.id
         tickets = await repo.list_tickets(
-            s, states=states, priority=q.get("priority"), assignee_id=assignee_id,
-            limit=limit, offset=offset,
+            s,
+            states=states,
+            priority=q.get("priority"),
+            assignee_id=assignee_id,
+            limit=limit,
+            offset=offset,
         )
         items = [await _ticket_json(hub, s, t, events=False) for t in tickets]
     return web.json_response({"tickets": items})
@@ -108,7 +119,9 @@ async def get_ticket(request: web.Request) -> web.Response:
     ref = request.match_info["ref"]
     async with hub.db.read() as s:
         ticket = (
-            await repo.get_ticket(s, int(ref)) if ref.isdigit() else await repo.ticket_by_number(s, ref)
+            await repo.get_ticket(s, int(ref))
+            if ref.isdigit()
+            else await repo.ticket_by_number(s, ref)
         )
         if ticket is None:
             raise web.HTTPNotFound(reason=say("error.unknown_ticket", hub.settings.locale))
@@ -131,8 +144,12 @@ async def metrics(request: web.Request) -> web.Response:
         counts = await queues.outbox_counts(s)
     for state in ("pending", "sending", "sent", "dead", "superseded"):
         hub.metrics.outbox_depth.labels(state).set(counts.get(state, 0))
-    return web.Response(body=hub.metrics.render(), content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return web.Response(
+        body=hub.metrics.render(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 def routes() -> list[web.RouteDef]:

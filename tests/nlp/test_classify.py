@@ -31,6 +31,7 @@ def _warm() -> None:
 REPORTS = [
     # P0: safety
     ("配电柜冒烟了，有焦味！", P0, SAFETY),
+    ("配电房有烧焦味，没看到明火", P0, SAFETY),
     ("3号车间有人触电受伤了", P0, SAFETY),
     ("仓库叉车漏电", P0, SAFETY),
     ("天然气管道漏气，快来人", P0, SAFETY),
@@ -64,6 +65,8 @@ REPORTS = [
     ("B栋3楼厕所漏水", P2, FACILITY),
     ("屋顶漏水，滴到地上了", P2, FACILITY),
     ("交换机掉线", P2, NET),
+    ("今天早上开始网络特别慢，ERP打开要一分钟", P2, NET),
+    ("包装线传送带跑偏，不影响生产", P2, EQUIP),
     ("打印机打不出来", P2, NET),
     ("电脑死机了", P2, NET),
     ("ERP系统登录不了，提示密码错误", P2, SOFT),
@@ -190,6 +193,8 @@ def test_urgency_moves_priority_one_level(text: str, priority: Priority) -> None
         ("The robot arm in Cell 4 stopped, ALM-21", None, "Cell 4", "robot arm", "ALM-21"),
         ("Compressor 2 on Line 2 is leaking", "Compressor 2", "Line 2", "compressor", None),
         ("Machine 3 in Building 5 shows error 404", "Machine 3", "Building 5", "machine", "404"),
+        ("@李工 5号机台液压站油温过高报警", "5号机台", None, "液压站", None),
+        ("注塑二车间的4#注塑机一直报警，屏幕显示E205", "4#注塑机", "二车间", "注塑机", "E205"),
     ],
 )
 def test_extracts_device_location_and_alarm(

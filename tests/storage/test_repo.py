@@ -16,9 +16,15 @@ async def _customer_ticket(db: Database, **fields: object) -> int:
     async with db.transaction() as s:
         person = await repo.identify(s, "web", "c-1", "张三")
         ticket = await repo.create_ticket(
-            s, title="注塑机停机", description="3号注塑机停机", priority="P1",
-            category="equipment_failure", state="new", reporter_id=person.id,
-            origin_chat="web:c-1", **fields,
+            s,
+            title="注塑机停机",
+            description="3号注塑机停机",
+            priority="P1",
+            category="equipment_failure",
+            state="new",
+            reporter_id=person.id,
+            origin_chat="web:c-1",
+            **fields,
         )
         return ticket.id
 
@@ -72,10 +78,24 @@ async def test_transition_is_compare_and_set(db: Database) -> None:
 async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
     ticket_id = await _customer_ticket(db)
     async with db.transaction() as s:
-        await repo.append_event(s, ticket_id, actor="张三", kind="created", via="message",
-                                to_state="new", data={"text": "停机"})
-        await repo.append_event(s, ticket_id, actor="李工", kind="transition", via="button",
-                                from_state="new", to_state="accepted")
+        await repo.append_event(
+            s,
+            ticket_id,
+            actor="张三",
+            kind="created",
+            via="message",
+            to_state="new",
+            data={"text": "停机"},
+        )
+        await repo.append_event(
+            s,
+            ticket_id,
+            actor="李工",
+            kind="transition",
+            via="button",
+            from_state="new",
+            to_state="accepted",
+        )
     async with db.read() as s:
         checked, problems = await repo.verify_audit(s)
     assert (checked, problems) == (2, [])
@@ -102,28 +122,34 @@ async def test_inbound_claim_is_leased_and_expired_claims_return(db: Database) -
     async with db.engine.begin() as conn:
         await queues.insert_inbound(conn, [InboundRow("web", "a", "message", {}, None, now)])
     async with db.transaction() as s:
-        (first,) = await queues.claim_inbound(s, limit=10, lease=timedelta(seconds=-1),
-                                              max_attempts=3)
+        (first,) = await queues.claim_inbound(
+            s, limit=10, lease=timedelta(seconds=-1), max_attempts=3
+        )
     async with db.transaction() as s:  # the first claimer "died": its lease is already over
-        (again,) = await queues.claim_inbound(s, limit=10, lease=timedelta(minutes=1),
-                                              max_attempts=3)
+        (again,) = await queues.claim_inbound(
+            s, limit=10, lease=timedelta(minutes=1), max_attempts=3
+        )
     assert again.id == first.id and again.attempts == 2
     async with db.transaction() as s:
         assert not await queues.finish_inbound(s, first, "done")  # stale claim loses
         assert await queues.finish_inbound(s, again, "done")
     async with db.transaction() as s:
-        assert await queues.claim_inbound(s, limit=10, lease=timedelta(minutes=1),
-                                          max_attempts=3) == []
+        assert (
+            await queues.claim_inbound(s, limit=10, lease=timedelta(minutes=1), max_attempts=3)
+            == []
+        )
 
 
 async def test_outbox_keeps_order_per_destination_and_dedupes(db: Database) -> None:
     async with db.transaction() as s:
         for i in range(3):
             for dest in ("web:a", "web:b"):
-                assert await queues.enqueue(s, destination=dest, op="send", payload={"n": i},
-                                            idempotency_key=f"{dest}-{i}")
-        assert not await queues.enqueue(s, destination="web:a", op="send", payload={"n": 9},
-                                        idempotency_key="web:a-0")
+                assert await queues.enqueue(
+                    s, destination=dest, op="send", payload={"n": i}, idempotency_key=f"{dest}-{i}"
+                )
+        assert not await queues.enqueue(
+            s, destination="web:a", op="send", payload={"n": 9}, idempotency_key="web:a-0"
+        )
     async with db.transaction() as s:
         heads = await queues.claim_outbox(s, limit=10, lease=timedelta(minutes=1))
     assert sorted((r.destination, r.payload["n"]) for r in heads) == [("web:a", 0), ("web:b", 0)]
@@ -141,8 +167,14 @@ async def test_only_the_newest_pending_card_update_is_sent(db: Database) -> None
     async with db.transaction() as s:
         ref = await repo.add_card_ref(s, ticket_id, "web:team", "staff", "zh")
         for v in (2, 3, 4):
-            await queues.enqueue(s, destination="web:team", op="update", payload={"v": v},
-                                 idempotency_key=f"u{v}", card_ref_id=ref.id)
+            await queues.enqueue(
+                s,
+                destination="web:team",
+                op="update",
+                payload={"v": v},
+                idempotency_key=f"u{v}",
+                card_ref_id=ref.id,
+            )
     async with db.read() as s:
         rows = await queues.outbox_rows(s, destination="web:team", states=["pending"])
     assert [r.payload["v"] for r in rows] == [4]

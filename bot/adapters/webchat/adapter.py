@@ -85,17 +85,27 @@ class WebchatAdapter(Adapter):
         kind, payload = render(message)
         async with self.db.transaction() as s:
             await queues.feed_append(
-                s, conversation=dest.chat_id, message_key=message_key, kind=kind,
-                payload=payload, idempotency_key=key,
+                s,
+                conversation=dest.chat_id,
+                message_key=message_key,
+                kind=kind,
+                payload=payload,
+                idempotency_key=key,
             )
         self._notify()
 
     async def record_inbound(self, session: AsyncSession, event: Inbound) -> None:
         if isinstance(event, Message):
             await queues.feed_append(
-                session, conversation=event.chat.chat_id, message_key=event.event_id[-64:],
-                kind="user", payload={"text": event.text, "name": event.sender.name,
-                                      "user_id": event.sender.user_id},
+                session,
+                conversation=event.chat.chat_id,
+                message_key=event.event_id[-64:],
+                kind="user",
+                payload={
+                    "text": event.text,
+                    "name": event.sender.name,
+                    "user_id": event.sender.user_id,
+                },
                 idempotency_key=f"user:{event.event_id}",
             )
             self._notify()
@@ -172,8 +182,11 @@ class WebchatAdapter(Adapter):
         name = next(p.name for p in self.settings.people if p.id == person)
         token = self.signer.sign(Session("staff", web_id, name))
         return web.json_response(
-            {"session": token, "conversation": web_id, "conversations": self._conversations(
-                Session("staff", web_id, name))}
+            {
+                "session": token,
+                "conversation": web_id,
+                "conversations": self._conversations(Session("staff", web_id, name)),
+            }
         )
 
     def _conversations(self, session: Session) -> list[str]:
@@ -186,8 +199,10 @@ class WebchatAdapter(Adapter):
         for team in self.settings.teams:
             if person is not None and (person.id in team.members or team.lead == person.id):
                 convs += [c.partition(":")[2] for c in team.chats if c.startswith("web:")]
-        if self.settings.admin_chat and self.settings.admin_chat.startswith("web:") and (
-            person is not None and person.role == "manager"
+        if (
+            self.settings.admin_chat
+            and self.settings.admin_chat.startswith("web:")
+            and (person is not None and person.role == "manager")
         ):
             convs.append(self.settings.admin_chat.partition(":")[2])
         return convs
@@ -216,8 +231,11 @@ class WebchatAdapter(Adapter):
         except ValueError:
             raise BadRequest("'after' must be a number") from None
         resp = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                     "X-Accel-Buffering": "no"}
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
         )
         await resp.prepare(request)
         wake = asyncio.Event()
@@ -233,13 +251,19 @@ class WebchatAdapter(Adapter):
                 for row in rows:
                     last = row.id
                     if row.kind == "notice" and row.payload.get("user_id") not in (
-                        None, session.user_id
+                        None,
+                        session.user_id,
                     ):
                         continue
                     data = json.dumps(
-                        {"id": row.id, "key": row.message_key, "kind": row.kind,
-                         "conversation": row.conversation, "payload": row.payload,
-                         "at": row.created_at.isoformat()},
+                        {
+                            "id": row.id,
+                            "key": row.message_key,
+                            "kind": row.kind,
+                            "conversation": row.conversation,
+                            "payload": row.payload,
+                            "at": row.created_at.isoformat(),
+                        },
                         ensure_ascii=False,
                     )
                     await resp.write(f"id: {row.id}\ndata: {data}\n\n".encode())
@@ -257,7 +281,8 @@ class WebchatAdapter(Adapter):
             pass
         finally:
             self._listeners.discard(wake)
-            self._streams.discard(me)  # type: ignore[arg-type]
+            if me is not None:
+                self._streams.discard(me)
         return resp
 
 

@@ -40,7 +40,8 @@ class SessionSigner:
     def sign(self, session: Session) -> str:
         body = json.dumps(
             {"k": session.kind, "u": session.user_id, "n": session.name},
-            ensure_ascii=False, separators=(",", ":"),
+            ensure_ascii=False,
+            separators=(",", ":"),
         ).encode()
         mac = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
         enc = base64.urlsafe_b64encode

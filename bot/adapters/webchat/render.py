@@ -21,8 +21,13 @@ def render(message: Text | Card | Notice) -> tuple[str, dict[str, Any]]:
                 "text": message.text,
                 "footer": message.footer,
                 "buttons": [
-                    {"label": b.label, "token": b.token, "style": b.style, "confirm": b.confirm,
-                     "action": b.action}
+                    {
+                        "label": b.label,
+                        "token": b.token,
+                        "style": b.style,
+                        "confirm": b.confirm,
+                        "action": b.action,
+                    }
                     for b in message.buttons
                 ],
             }

@@ -1,0 +1,101 @@
+"""The `gongdan` command: classify, db upgrade, audit verify."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.cli import classify_command, main
+
+
+def test_classify_reads_plain_lines_and_jsonl() -> None:
+    src = io.StringIO(
+        '3号注塑机停机了，报警E102\n{"id": "m-7", "text": "车间冒烟了，有焦味"}\n\n谢谢\n'
+    )
+    out = io.StringIO()
+    assert classify_command(src, out) == 0
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["id"] for r in rows] == [1, "m-7", 4]
+    assert rows[0]["is_fault_report"] and rows[0]["priority"] == "P1"
+    assert rows[0]["device_code"] == "3号注塑机"
+    assert rows[1]["priority"] == "P0" and rows[1]["category"] == "safety"
+    assert rows[2]["is_fault_report"] is False
+    for r in rows:
+        assert {"id", "is_fault_report", "priority", "category", "device_code", "location"} <= set(
+            r
+        )
+
+
+def test_classify_command_line_from_stdin() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "classify"],
+        input="空压机漏油\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["priority"] == "P2"
+
+
+def test_db_upgrade_then_audit_verify(tmp_path: Path, capsys: object) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'g.db'}"
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(f'[database]\nurl = "{url}"\n')
+    assert main(["--config", str(cfg), "db", "upgrade"]) == 0
+    assert main(["--config", str(cfg), "audit", "verify"]) == 0
+
+
+async def test_audit_verify_names_a_tampered_event(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from storage import repo
+    from storage.db import Database, migrate_async
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'g.db'}"
+    await migrate_async(url)
+    db = Database(url)
+    async with db.transaction() as s:
+        person = await repo.identify(s, "web", "c-1", "张三")
+        t = await repo.create_ticket(
+            s,
+            title="停机",
+            description="停机",
+            priority="P1",
+            category="other",
+            state="new",
+            reporter_id=person.id,
+            origin_chat="web:c-1",
+        )
+        await repo.append_event(s, t.id, actor="张三", kind="created", via="message")
+        await repo.append_event(
+            s,
+            t.id,
+            actor="李工",
+            kind="transition",
+            via="button",
+            from_state="new",
+            to_state="accepted",
+        )
+    await db.dispose()
+    with sqlite3.connect(tmp_path / "g.db") as conn:
+        conn.execute("UPDATE ticket_events SET to_state = 'closed' WHERE seq = 2")
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(f'[database]\nurl = "{url}"\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "--config",
+        str(cfg),
+        "audit",
+        "verify",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 1
+    assert b"TAMPERED: ticket 1 event #2" in out and b"2 audit events checked, 1 problems" in out
