@@ -100,6 +100,9 @@ class Hub:
         self.sender.wake.set()
 
     async def start(self) -> None:
+        from bot.nlp.text import warm_up
+
+        await asyncio.to_thread(warm_up)  # jieba loads its dictionary once, off the event loop
         async with self.db.transaction() as s:
             await repo.sync_staff(s, self.directory.staff_records())
         for adapter in self.adapters.values():
