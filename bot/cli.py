@@ -109,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # a line per scheduler tick drowns what matters
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if args.command == "classify":
         if args.file:
             with open(args.file, encoding="utf-8") as f:

@@ -110,16 +110,47 @@ class PlatformSettings(_Section):
 
 class SlackSettings(PlatformSettings):
     api_base_url: str = "https://slack.com/api/"
+    """Web API base (a proxy or a test double may stand in)."""
     bot_token: SecretStr | None = None
+    """xoxb- token (scopes: chat:write, im:write, channels:history, groups:history,
+    im:history, app_mentions:read, files:read, users:read)."""
     signing_secret: SecretStr | None = None
+    """Verifies Events API and interactivity requests (v0 HMAC, 5-minute window)."""
     app_token: SecretStr | None = None
+    """xapp- token: when set, Socket Mode is used instead of the HTTP endpoint."""
+    max_download_bytes: int = Field(20_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SlackSettings:
+        if self.enabled and self.bot_token is None:
+            raise ValueError("bot_token is required when slack is enabled")
+        if self.enabled and self.app_token is None and self.signing_secret is None:
+            raise ValueError("signing_secret is required unless app_token (Socket Mode) is set")
+        return self
 
 
 class TelegramSettings(PlatformSettings):
     api_base_url: str = "https://api.telegram.org"
+    """Bot API base; methods go to ``{api_base_url}/bot<token>/…``, files to ``/file/bot…``."""
     bot_token: SecretStr | None = None
     webhook_secret: SecretStr | None = None
+    """Checked against ``X-Telegram-Bot-Api-Secret-Token`` (1–256 of A–Z a–z 0–9 _ -)."""
     mode: Literal["webhook", "polling"] = "webhook"
+    """``polling`` for sites with no public URL (getUpdates; no webhook)."""
+    set_webhook: bool = True
+    """In webhook mode, call setWebhook on start-up when ``public_url`` is https."""
+    max_download_bytes: int = Field(20_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> TelegramSettings:
+        if self.enabled and self.bot_token is None:
+            raise ValueError("bot_token is required when telegram is enabled")
+        if self.enabled and self.mode == "webhook" and self.webhook_secret is None:
+            raise ValueError("webhook_secret is required in webhook mode")
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else None
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ValueError("webhook_secret must be 1–256 characters of A–Z a–z 0–9 _ -")
+        return self
 
 
 class WecomSettings(PlatformSettings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import secrets
@@ -113,8 +114,12 @@ class Hub:
         ]
         # The scheduler is the heartbeat: it retries what is due even when nothing new arrives
         # (events whose worker died, outbox rows waiting out a backoff or a rate limit).
-        self.scheduler.add_job(self.sender.wake.set, "interval", seconds=1, id="outbox-tick")
-        self.scheduler.add_job(self.engine.wake.set, "interval", seconds=5, id="inbound-tick")
+        self.scheduler.add_job(
+            self.sender.wake.set, "interval", seconds=1, id="outbox-tick", name="outbox tick"
+        )
+        self.scheduler.add_job(
+            self.engine.wake.set, "interval", seconds=5, id="inbound-tick", name="inbound tick"
+        )
         self.scheduler.start()
         self.engine.wake.set()
         self.sender.wake.set()
