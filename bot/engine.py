@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.adapters.base import Adapter
 from bot.adapters.codec import TokenCodec
@@ -93,8 +94,8 @@ class Engine:
                 return total
             for row in claimed:
                 await self.process(row)
+                self.on_outbox()  # replies go out while the rest of the batch is processed
             total += len(claimed)
-            self.on_outbox()
 
     async def process(self, row: InboundEvent) -> None:
         event = inbound_from_json(row.payload)
@@ -110,7 +111,11 @@ class Engine:
             async with self.db.transaction() as s:
                 ctx = self._context(s, event, key + ":refused")
                 ctx.person = await repo.identify(
-                    s, event.platform, event.sender.user_id, event.sender.name
+                    s,
+                    event.platform,
+                    event.sender.user_id,
+                    event.sender.name,
+                    event.sender.locale,
                 )
                 await self._answer(ctx, event, refusal.reason(ctx.locale))
                 await self._record(s, event)
@@ -125,9 +130,9 @@ class Engine:
         except Exception as exc:
             await self._failed(row, event, key, exc, retry=False)
 
-    def _context(self, session: object, event: Inbound, key: str) -> FlowContext:
+    def _context(self, session: AsyncSession, event: Inbound, key: str) -> FlowContext:
         return FlowContext(
-            session=session,  # type: ignore[arg-type]
+            session=session,
             settings=self.settings,
             codec=self.codec,
             directory=self.directory,
@@ -140,7 +145,11 @@ class Engine:
 
     async def _dispatch(self, ctx: FlowContext, event: Inbound) -> None:
         ctx.person = await repo.identify(
-            ctx.session, event.platform, event.sender.user_id, event.sender.name
+            ctx.session,
+            event.platform,
+            event.sender.user_id,
+            event.sender.name,
+            event.sender.locale,
         )
         match event:
             case Message():
@@ -150,10 +159,10 @@ class Engine:
             case Voice():
                 await ctx.reply(Text(say("voice.later", ctx.locale)))
 
-    async def _record(self, session: object, event: Inbound) -> None:
+    async def _record(self, session: AsyncSession, event: Inbound) -> None:
         adapter = self.adapters.get(event.platform)
         if adapter is not None:
-            await adapter.record_inbound(session, event)  # type: ignore[arg-type]
+            await adapter.record_inbound(session, event)
 
     async def _answer(self, ctx: FlowContext, event: Inbound, text: str) -> None:
         if isinstance(event, Action):

@@ -58,6 +58,7 @@ class Sender:
     platform: str
     user_id: str
     name: str = ""
+    locale: str | None = None  # the platform's language hint ("zh-CN", "en"), if it gives one
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,8 +66,18 @@ async def sync_staff(session: AsyncSession, staff: Iterable[StaffRecord]) -> Non
                 ident.person_id = person.id
 
 
-async def identify(session: AsyncSession, platform: str, user_id: str, name: str) -> Person:
-    """The person behind a platform user; anyone unknown becomes a customer."""
+def _locale(hint: str | None) -> str | None:
+    if not hint:
+        return None
+    hint = hint.lower()
+    return "zh" if hint.startswith("zh") else "en" if hint.startswith("en") else None
+
+
+async def identify(
+    session: AsyncSession, platform: str, user_id: str, name: str, locale: str | None = None
+) -> Person:
+    """The person behind a platform user; anyone unknown becomes a customer (speaking the
+    language their platform reports, when it is one we have texts in)."""
     person = await session.scalar(
         select(Person)
         .join(Identity, Identity.person_id == Person.id)
@@ -75,7 +85,12 @@ async def identify(session: AsyncSession, platform: str, user_id: str, name: str
     )
     if person is not None:
         return person
-    person = Person(key=f"cust-{platform}-{user_id}"[:200], name=name or user_id, role="customer")
+    person = Person(
+        key=f"cust-{platform}-{user_id}"[:200],
+        name=name or user_id,
+        role="customer",
+        locale=_locale(locale),
+    )
     session.add(person)
     await session.flush()
     session.add(

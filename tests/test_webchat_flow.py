@@ -209,3 +209,43 @@ async def test_small_talk_gets_a_prompt_not_a_ticket(running: Start) -> None:
         await report(hub, cust, "你好")
         await feed.wait_text("请描述")
     assert (await hub.api("/api/tickets"))["tickets"] == []
+
+
+async def test_staff_notes_and_group_small_talk(running: Start) -> None:
+    hub = await running()
+    cust, li = await customer(hub), await staff(hub, "li")
+    async with Feed(hub, li) as lfeed:
+        await report(hub, cust, "3号注塑机停机了")
+        ticket = await one_ticket(hub)
+
+        async def say(text: str, conversation: str) -> None:
+            status, _ = await hub.post(
+                "/webchat/api/messages",
+                {"session": li, "id": cid(), "text": text, "conversation": conversation},
+            )
+            assert status == 202
+
+        await say("大家好，今天谁值班？", "team")  # colleagues talking: not for the bot
+        await say(f"{ticket['number']} 原因：冷却风扇损坏", "team")
+        await lfeed.wait_text("原因说明")
+        await say("你好", "li")  # in a direct chat the bot answers with help
+        help_text = await lfeed.wait_text("工单号开头")
+        assert ticket["number"] in help_text
+
+    final = await hub.api(f"/api/tickets/{ticket['id']}")
+    assert final["root_cause"] == "冷却风扇损坏"
+    assert [e["kind"] for e in final["events"]].count("evidence") == 1
+    bot_replies_in_team = [
+        e for e in lfeed.events if e["conversation"] == "team" and e["kind"] == "text"
+    ]
+    assert len(bot_replies_in_team) == 1  # only the note was answered
+
+
+async def test_english_page_gets_english_replies(running: Start) -> None:
+    hub = await running()
+    status, body = await hub.post("/chat/api/session", {"name": "Alice", "locale": "en"})
+    assert status == 200
+    async with Feed(hub, body["session"]) as feed:
+        await report(hub, body["session"], "Press 3 stopped with alarm E102 in workshop 2")
+        ack = await feed.wait_text("ticket GD-")
+    assert "We have your report" in ack

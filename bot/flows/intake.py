@@ -29,16 +29,21 @@ async def handle_message(ctx: FlowContext, event: Message) -> None:
     text = event.text.strip()
     if not text:
         return
+    # In a group, people talk to each other: only fault reports and messages addressed to the
+    # bot are for us; small talk there gets no answer.
+    addressed = event.chat_type == "direct" or event.mentions_bot
     if ctx.person.role == "customer":
-        await _customer_text(ctx, event, text)
-    else:
+        await _customer_text(ctx, event, text, addressed=addressed)
+    elif addressed or _TICKET_REF.search(text):
         await _staff_text(ctx, text)
 
 
-async def _customer_text(ctx: FlowContext, event: Message, text: str) -> None:
+async def _customer_text(ctx: FlowContext, event: Message, text: str, *, addressed: bool) -> None:
     assert ctx.person is not None
     reading = classify(text)
     if not reading.is_fault_report:
+        if not addressed:
+            return
         open_tickets = await repo.list_tickets(
             ctx.session,
             states=[s.value for s in OPEN_STATES],

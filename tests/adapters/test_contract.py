@@ -110,20 +110,28 @@ async def test_rendered_buttons_come_back_as_the_same_action(
 ) -> None:
     driver, hub = setup
     codec = hub.hub.codec
-    tokens = [codec.encode(ActionToken(7, a, 3)) for a in (TicketAction.ACCEPT,
-                                                          TicketAction.CANCEL)]
-    card = Card(ticket_id=7, version=3, title="GD-7 · P1 · 注塑机停机",
-                fields=(("状态", "已派单"),),
-                buttons=(Button("接单", tokens[0], "primary", action="accept"),
-                         Button("取消工单", tokens[1], "danger", "确定要取消工单吗？",
-                                action="cancel")))
+    tokens = [
+        codec.encode(ActionToken(7, a, 3)) for a in (TicketAction.ACCEPT, TicketAction.CANCEL)
+    ]
+    card = Card(
+        ticket_id=7,
+        version=3,
+        title="GD-7 · P1 · 注塑机停机",
+        fields=(("状态", "已派单"),),
+        buttons=(
+            Button("接单", tokens[0], "primary", action="accept"),
+            Button("取消工单", tokens[1], "danger", "确定要取消工单吗？", action="cancel"),
+        ),
+    )
     rendered = driver.render(card)
     for i, token in enumerate(tokens):
         assert await _send(hub, driver.click(rendered, i)) < 300
         event = (await _stored(hub))[-1]
         assert event.kind == "action" and event.payload["token"] == token
-        assert codec.decode(event.payload["token"]).action == [TicketAction.ACCEPT,
-                                                               TicketAction.CANCEL][i]
+        assert (
+            codec.decode(event.payload["token"]).action
+            == [TicketAction.ACCEPT, TicketAction.CANCEL][i]
+        )
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -136,4 +144,3 @@ async def test_media_download_works_against_the_fake_api(
     except NotImplementedError:
         pytest.skip(f"{driver.platform} carries no media")
     assert await hub.hub.adapters[driver.platform].download(ref) == expected
-

@@ -35,24 +35,36 @@ class WebchatDriver:
         return Request(path, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
     def samples(self) -> list[Sample]:
-        who = {"platform": "web", "user_id": self.conversation, "name": "张三"}
+        who = {"platform": "web", "user_id": self.conversation, "name": "张三", "locale": None}
         chat = {"platform": "web", "chat_id": self.conversation}
         return [
             Sample(
                 "text",
-                self._post("/webchat/api/messages",
-                           {"session": self.session, "id": "msg-0001", "text": "空压机漏油"}),
-                [{"kind": "message", "event_id": f"{self.conversation}:msg-0001", "chat": chat,
-                  "sender": who, "chat_type": "direct", "text": "空压机漏油",
-                  "mentions_bot": False}],
+                self._post(
+                    "/webchat/api/messages",
+                    {"session": self.session, "id": "msg-0001", "text": "空压机漏油"},
+                ),
+                [
+                    {
+                        "kind": "message",
+                        "event_id": f"{self.conversation}:msg-0001",
+                        "chat": chat,
+                        "sender": who,
+                        "chat_type": "direct",
+                        "text": "空压机漏油",
+                        "mentions_bot": False,
+                    }
+                ],
             ),
         ]
 
     def forged(self) -> list[Request]:
         body, mac = self.session.split(".")
         return [
-            self._post("/webchat/api/messages",
-                       {"session": body + "." + mac[::-1], "id": "msg-0002", "text": "x"}),
+            self._post(
+                "/webchat/api/messages",
+                {"session": body + "." + mac[::-1], "id": "msg-0002", "text": "x"},
+            ),
             self._post("/webchat/api/messages", {"id": "msg-0003", "text": "x"}),
         ]
 
@@ -64,8 +76,10 @@ class WebchatDriver:
 
     def click(self, rendered: Any, button: int) -> Request:
         token = rendered["buttons"][button]["token"]
-        return self._post("/webchat/api/actions",
-                          {"session": self.session, "id": f"click-{button:04d}", "token": token})
+        return self._post(
+            "/webchat/api/actions",
+            {"session": self.session, "id": f"click-{button:04d}", "token": token},
+        )
 
     async def media(self) -> tuple[str, bytes]:
         raise NotImplementedError  # the web chat has no voice notes yet

@@ -153,7 +153,8 @@ class WebchatAdapter(Adapter):
         if not isinstance(name, str) or not name.strip() or len(name) > 50:
             raise BadRequest("'name' must be 1–50 characters")
         conv = "c-" + secrets.token_urlsafe(12)
-        token = self.signer.sign(Session("customer", conv, name.strip()))
+        locale = body.get("locale") if body.get("locale") in ("zh", "en") else None
+        token = self.signer.sign(Session("customer", conv, name.strip(), locale))
         return web.json_response({"session": token, "conversation": conv})
 
     def _staff_identity(self, person_key: str) -> str | None:

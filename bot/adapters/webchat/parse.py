@@ -31,6 +31,7 @@ class Session:
     kind: Literal["customer", "staff"]
     user_id: str  # customer: its conversation id; staff: their web identity
     name: str
+    locale: str | None = None  # the page's language when the session began
 
 
 class SessionSigner:
@@ -39,7 +40,7 @@ class SessionSigner:
 
     def sign(self, session: Session) -> str:
         body = json.dumps(
-            {"k": session.kind, "u": session.user_id, "n": session.name},
+            {"k": session.kind, "u": session.user_id, "n": session.name, "l": session.locale},
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode()
@@ -60,7 +61,7 @@ class SessionSigner:
         if not hmac.compare_digest(mac, good):
             raise SignatureInvalid("session signature does not match")
         d = json.loads(body)
-        return Session(kind=d["k"], user_id=d["u"], name=d["n"])
+        return Session(kind=d["k"], user_id=d["u"], name=d["n"], locale=d.get("l"))
 
 
 def _field(body: dict[str, Any], name: str, *, max_len: int, required: bool = True) -> str:
@@ -98,7 +99,7 @@ def parse_message(
     return Message(
         event_id=f"{session.user_id}:{cid}",
         chat=Address(PLATFORM, conv),
-        sender=Sender(PLATFORM, session.user_id, session.name),
+        sender=Sender(PLATFORM, session.user_id, session.name, session.locale),
         chat_type="direct" if conv == session.user_id else "group",
         received_at=now,
         text=_field(body, "text", max_len=MAX_TEXT),
@@ -114,7 +115,7 @@ def parse_action(
     return Action(
         event_id=f"{session.user_id}:{cid}",
         chat=Address(PLATFORM, conv),
-        sender=Sender(PLATFORM, session.user_id, session.name),
+        sender=Sender(PLATFORM, session.user_id, session.name, session.locale),
         chat_type="direct" if conv == session.user_id else "group",
         received_at=now,
         token=_field(body, "token", max_len=64),
