@@ -23,14 +23,29 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _platform_of(path: str) -> str | None:
+    parts = path.strip("/").split("/")
+    if parts[0] == "webhooks" and len(parts) > 1:
+        return parts[1]
+    return "web" if parts[0] == "webchat" else None
+
+
+def _count_refusal(request: web.Request, outcome: str) -> None:
+    platform = _platform_of(request.path)
+    if platform is not None:
+        request.app[HUB].metrics.inbound.labels(platform, outcome).inc()
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes a JSON answer with a clear reason; nothing leaks a traceback."""
     try:
         return await handler(request)
     except SignatureInvalid as exc:
+        _count_refusal(request, "unauthorized")
         return _error(401, f"unauthorized: {exc}")
     except BadRequest as exc:
+        _count_refusal(request, "bad_request")
         return _error(400, str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:

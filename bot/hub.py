@@ -50,7 +50,7 @@ class Hub:
         self.secret = load_secret(settings)
         self.codec = TokenCodec(self.secret)
         self.directory = Directory(settings)
-        self.inbox = Inbox(self.db, on_stored=self._inbound_stored)
+        self.inbox = Inbox(self.db, on_stored=self._inbound_stored, metrics=self.metrics)
         self.adapters: dict[str, Adapter] = self._build_adapters()
         self.engine = Engine(
             self.db,

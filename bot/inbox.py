@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.events import Inbound, inbound_kind, inbound_to_json
+from bot.metrics import Metrics
 from storage.db import Database
 from storage.queues import InboundRow, insert_inbound
 
@@ -39,9 +40,15 @@ class _Pending:
 
 
 class Inbox:
-    def __init__(self, db: Database, on_stored: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        on_stored: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._db = db
         self._on_stored = on_stored
+        self._metrics = metrics
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
@@ -68,7 +75,11 @@ class Inbox:
         pending = _Pending(rows, asyncio.get_running_loop().create_future())
         await self._queue.put(pending)
         new = await pending.done
-        return [Accepted(r.event_id, (r.platform, r.event_id) in new) for r in rows]
+        accepted = [Accepted(r.event_id, (r.platform, r.event_id) in new) for r in rows]
+        if self._metrics is not None:
+            for r, a in zip(rows, accepted, strict=True):
+                self._metrics.inbound.labels(r.platform, "stored" if a.new else "duplicate").inc()
+        return accepted
 
     async def _write_loop(self) -> None:
         while True:

@@ -94,3 +94,18 @@ def test_invalid_config_stops_with_one_message_and_exit_2(tmp_path: Path) -> Non
     for key in ("locale", "server.port", "server.prot: unknown key", "database.url"):
         assert key in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+async def test_metrics_count_what_came_in_and_what_was_refused(running: Start) -> None:
+    hub = await running()
+    session = await _session(hub)
+    body = {"session": session, "id": "abcdefgh9", "text": "空压机漏油"}
+    await hub.post("/webchat/api/messages", body)
+    await hub.post("/webchat/api/messages", body)
+    await hub.post("/webchat/api/messages", {**body, "session": "forged.x"})
+    async with hub.http.get(hub.base + "/metrics") as r:
+        text = await r.text()
+    assert 'gongdan_inbound_events_total{outcome="stored",platform="web"} 1.0' in text
+    assert 'gongdan_inbound_events_total{outcome="duplicate",platform="web"} 1.0' in text
+    assert 'gongdan_inbound_events_total{outcome="unauthorized",platform="web"} 1.0' in text
+    assert "gongdan_outbox_depth" in text
