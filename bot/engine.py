@@ -70,9 +70,15 @@ class Engine:
         self.max_attempts = max_attempts
         self.batch = batch
         self.wake = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the current step, then leave ``run_forever`` (never cut a transaction)."""
+        self._stopping = True
+        self.wake.set()
 
     async def run_forever(self) -> None:
-        while True:
+        while not self._stopping:
             self.wake.clear()
             try:
                 handled = await self.pump()
@@ -93,6 +99,8 @@ class Engine:
             if not claimed:
                 return total
             for row in claimed:
+                if self._stopping:  # the rest stays claimed; the lease hands it on
+                    return total
                 await self.process(row)
                 self.on_outbox()  # replies go out while the rest of the batch is processed
             total += len(claimed)

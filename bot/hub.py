@@ -80,11 +80,11 @@ class Hub:
         adapters: dict[str, Adapter] = {}
         if self.settings.webchat.enabled:
             adapters["web"] = WebchatAdapter(self.inbox, self.db, self.settings, self.secret)
-        missing = [
-            name
-            for name in ("slack", "telegram", "wecom", "dingtalk")
-            if getattr(self.settings, name).enabled
-        ]
+        for name in ("slack", "telegram"):
+            if getattr(self.settings, name).enabled:
+                package = importlib.import_module(f"bot.adapters.{name}")
+                adapters[name] = package.create(self.inbox, self.settings)
+        missing = [name for name in ("wecom", "dingtalk") if getattr(self.settings, name).enabled]
         if missing:
             raise ConfigError(
                 [
@@ -128,9 +128,13 @@ class Hub:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.inbox.close()
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.engine.stop()
+        self.sender.stop()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=10)
+            for t in late:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         for adapter in self.adapters.values():
             await adapter.stop()
         await self.db.dispose()

@@ -94,9 +94,15 @@ class OutboxSender:
         self.lease = lease
         self.governor = governor or Governor()
         self.wake = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the current step, then leave ``run_forever`` (never cut a transaction)."""
+        self._stopping = True
+        self.wake.set()
 
     async def run_forever(self) -> None:
-        while True:
+        while not self._stopping:
             self.wake.clear()
             try:
                 sent = await self.tick()

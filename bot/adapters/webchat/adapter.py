@@ -57,11 +57,16 @@ class WebchatAdapter(Adapter):
         self.signer = SessionSigner(secret)
         self._listeners: set[asyncio.Event] = set()
         self._streams: set[asyncio.Task[Any]] = set()
+        self._closing = False
 
     async def stop(self) -> None:
         """End open live streams (the server waits for open handlers when it shuts down)."""
-        for task in list(self._streams):
-            task.cancel()
+        self._closing = True
+        self._notify()
+        if self._streams:
+            _, late = await asyncio.wait(self._streams, timeout=5)
+            for task in late:
+                task.cancel()
 
     # ------------------------------------------------------------------ contract: outbound
 
@@ -246,7 +251,7 @@ class WebchatAdapter(Adapter):
             self._streams.add(me)
         idle = 0.0
         try:
-            while True:
+            while not self._closing:
                 async with self.db.read() as s:
                     rows = await queues.feed_since(s, convs, last)
                 for row in rows:
