@@ -103,6 +103,12 @@ class EngineSettings(_Section):
     """Tries per inbound event on unexpected errors; then the sender gets an apology."""
 
 
+class TicketSettings(_Section):
+    auto_close_hours: float = Field(72.0, ge=0)
+    """A resolved ticket the customer neither confirms nor rejects closes by itself after this
+    long (0: never)."""
+
+
 class PlatformSettings(_Section):
     enabled: bool = False
     api_base_url: str = ""
@@ -237,6 +243,7 @@ class Settings(BaseSettings):
     webchat: WebchatSettings = WebchatSettings()
     outbox: OutboxSettings = OutboxSettings()
     engine: EngineSettings = EngineSettings()
+    tickets: TicketSettings = TicketSettings()
     slack: SlackSettings = SlackSettings()
     telegram: TelegramSettings = TelegramSettings()
     wecom: WecomSettings = WecomSettings()

@@ -110,14 +110,14 @@ class Engine:
         key = f"{row.platform}:{row.event_id}"
         try:
             async with self.db.transaction() as s:
-                await self._dispatch(self._context(s, event, key), event)
+                await self._dispatch(self.context(s, key, event), event)
                 await self._record(s, event)
                 if not await queues.finish_inbound(s, row, "done"):
                     raise _LeaseLost()
             self.metrics.processed.labels("done").inc()
         except FlowError as refusal:
             async with self.db.transaction() as s:
-                ctx = self._context(s, event, key + ":refused")
+                ctx = self.context(s, key + ":refused", event)
                 ctx.person = await repo.identify(
                     s,
                     event.platform,
@@ -138,7 +138,8 @@ class Engine:
         except Exception as exc:
             await self._failed(row, event, key, exc, retry=False)
 
-    def _context(self, session: AsyncSession, event: Inbound, key: str) -> FlowContext:
+    def context(self, session: AsyncSession, key: str, event: Inbound | None = None) -> FlowContext:
+        """A flow context for one unit of work (an event, or a job of the hub's own)."""
         return FlowContext(
             session=session,
             settings=self.settings,
@@ -193,7 +194,7 @@ class Engine:
                 await queues.release_inbound(s, row.id, error=repr(exc))
                 self.metrics.processed.labels("retry").inc()
                 return
-            ctx = self._context(s, event, key + ":failed")
+            ctx = self.context(s, key + ":failed", event)
             await self._answer(ctx, event, say("error.internal", self.settings.locale))
             if not await queues.finish_inbound(s, row, "failed", error=repr(exc)):
                 raise _LeaseLost() from exc

@@ -7,7 +7,7 @@ import importlib
 import logging
 import os
 import secrets
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.directory import Directory
 from bot.engine import Engine
 from bot.errors import ConfigError
+from bot.flows.housekeeping import auto_close
 from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
@@ -94,6 +95,14 @@ class Hub:
             )
         return adapters
 
+    async def _auto_close(self) -> None:
+        after = timedelta(hours=self.settings.tickets.auto_close_hours)
+        try:
+            if await auto_close(self.db, self.engine.context, after):
+                self.sender.wake.set()
+        except Exception:  # a scheduled job must log and try again next time, not die
+            log.exception("auto-close job failed")
+
     def _inbound_stored(self) -> None:
         self.engine.wake.set()
 
@@ -120,6 +129,17 @@ class Hub:
         self.scheduler.add_job(
             self.engine.wake.set, "interval", seconds=5, id="inbound-tick", name="inbound tick"
         )
+        if self.settings.tickets.auto_close_hours > 0:
+            self.scheduler.add_job(
+                self._auto_close,
+                "interval",
+                minutes=5,
+                id="auto-close",
+                name="auto-close",
+                next_run_time=datetime.now(UTC),
+                max_instances=1,
+                coalesce=True,
+            )
         self.scheduler.start()
         self.engine.wake.set()
         self.sender.wake.set()

@@ -182,6 +182,16 @@ async def list_tickets(
     return list((await session.scalars(q)).all())
 
 
+async def resolved_before(session: AsyncSession, cutoff: datetime, limit: int) -> list[Ticket]:
+    rows = await session.scalars(
+        select(Ticket)
+        .where(Ticket.state == "resolved", Ticket.updated_at < cutoff)
+        .order_by(Ticket.updated_at)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
 async def count_tickets(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count(Ticket.id))) or 0)
 
