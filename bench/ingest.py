@@ -120,6 +120,22 @@ def serve_bare(port: int) -> None:
     web.run_app(app, host=LOOPBACK, port=port, print=None, access_log=None)
 
 
+NO_ENGINE_FLAG = "--serve-without-engine"
+
+
+def serve_without_engine(cli_args: Sequence[str]) -> int:
+    """Diagnosis: ``gongdan serve`` with the engine's loop replaced by an idle wait, so the answer
+    path (verify, parse, group commit) is measured alone, without processing competing for the
+    event loop and SQLite's write lock. Nothing in ``bot/`` is changed; only this process."""
+    from bot import cli, engine
+
+    async def idle(self: engine.Engine) -> None:
+        await asyncio.Event().wait()
+
+    engine.Engine.run_forever = idle  # type: ignore[method-assign]
+    return cli.main(cli_args)
+
+
 # --------------------------------------------------------------------------- targets
 
 
@@ -128,6 +144,7 @@ class Target:
     name: str  # bare | gongdan-sqlite | gongdan-postgres
     kind: Literal["bare", "sqlite", "postgres"]
     database_url: str | None = None  # postgres: scratch databases are created next to this one
+    engine: bool = True  # False (diagnosis only): events are stored but never processed
 
     @property
     def is_bare(self) -> bool:
@@ -231,6 +248,21 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+async def wait_quiet(threshold_pct: float, max_wait_s: float) -> float:
+    """Wait until the rest of the machine is nearly idle (a shared machine: other programs'
+    bursts would be measured as our latency). Returns the last busy figure seen (% of one CPU)."""
+    deadline = time.monotonic() + max_wait_s
+    quiet_for = 0
+    busy = float("nan")
+    while True:
+        before = machine_busy_seconds()
+        await asyncio.sleep(0.5)
+        busy = 100.0 * (machine_busy_seconds() - before) / 0.5
+        quiet_for = quiet_for + 1 if busy <= threshold_pct else 0
+        if quiet_for >= 4 or time.monotonic() > deadline:
+            return busy
+
+
 def _write_config(path: Path, port: int, database_url: str, workdir: Path) -> None:
     path.write_text(
         f"""locale = "zh"
@@ -290,7 +322,11 @@ async def running_server(
             url = f"sqlite+aiosqlite:///{db_path}"
         config = workdir / "gongdan.toml"
         _write_config(config, port, url, workdir)
-        cmd = [*py, "-m", "bot.cli", "--config", str(config), "serve", "--port", str(port)]
+        cli = ["--config", str(config), "serve", "--port", str(port)]
+        if target.engine:
+            cmd = [*py, "-m", "bot.cli", *cli]
+        else:
+            cmd = [*py, str(SELF), NO_ENGINE_FLAG, *cli]
     if cpu is not None and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(cpu), *cmd]
     log_path = workdir / f"{target.name}-{port}.log"
@@ -302,7 +338,9 @@ async def running_server(
     try:
         base = f"http://{LOOPBACK}:{port}"
         await _wait_healthy(base, proc, log_path)
-        if db_path is not None:
+        if not target.engine:
+            pass  # nothing becomes a ticket: no processing figures
+        elif db_path is not None:
             counter = SqliteCounter(db_path)
         elif scratch_db is not None:
             assert target.database_url is not None
@@ -311,7 +349,7 @@ async def running_server(
     finally:
         if counter is not None:
             await counter.close()
-        await _stop(proc)
+        await _stop(proc, 20.0 if profile is None else 120.0)
         if scratch_db is not None:
             assert target.database_url is not None
             await _pg_admin(
@@ -338,12 +376,13 @@ async def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log_path: Path
     raise RuntimeError(f"server at {base} not healthy after 60 s (log: {log_path})")
 
 
-async def _stop(proc: subprocess.Popen[bytes]) -> None:
+async def _stop(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)  # run_app shuts down cleanly (and cProfile writes out)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            await asyncio.to_thread(proc.wait, 20.0)
+            await asyncio.to_thread(proc.wait, grace_s)
     if proc.poll() is None:
+        print(f"  (server did not stop within {grace_s:.0f} s of SIGINT; killed)", flush=True)
         proc.kill()
         await asyncio.to_thread(proc.wait, 10.0)
 
@@ -367,7 +406,7 @@ class Result:
     p999_ms: float = float("nan")
     max_ms: float = float("nan")
     max_send_lag_ms: float = 0.0  # how late the client itself fired (client saturation check)
-    server_cpu_pct: float = float("nan")  # during the send window; 100 = one core
+    server_cpu_pct: float = float("nan")  # while sending and answering; 100 = one core
     client_cpu_pct: float = float("nan")
     other_cpu_pct: float = float("nan")  # the rest of the machine (noise from other programs)
     tickets_during_per_s: float | None = None  # tickets created during the send window
@@ -514,16 +553,20 @@ async def measure(
         gc.freeze()
         gc.disable()
         cpu0, client0, all0 = server.cpu_seconds(), time.process_time(), machine_busy_seconds()
+        wall0 = time.monotonic()
         try:
             fired = await open_loop(http, url, bodies, float(rate), wait_s=30.0)
         finally:
             gc.enable()
             gc.unfreeze()
-        window = max(fired.send_end - fired.t0, 1e-9)
+        # CPU figures cover sending and waiting for the last answer.
         srv, cli = server.cpu_seconds() - cpu0, time.process_time() - client0
-        res.server_cpu_pct = 100.0 * srv / window
-        res.client_cpu_pct = 100.0 * cli / window
-        res.other_cpu_pct = 100.0 * (machine_busy_seconds() - all0 - srv - cli) / window
+        other = machine_busy_seconds() - all0 - srv - cli
+        wall = max(time.monotonic() - wall0, 1e-9)
+        res.server_cpu_pct = 100.0 * srv / wall
+        res.client_cpu_pct = 100.0 * cli / wall
+        res.other_cpu_pct = 100.0 * other / wall
+        window = max(fired.send_end - fired.t0, 1e-9)
 
         lat = sorted(fired.latencies)
         res.ok = len(lat)
@@ -691,7 +734,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--targets",
         default="bare,sqlite",
-        help="comma separated: bare, sqlite, postgres (postgres needs --database-url)",
+        help="comma separated: bare, sqlite, postgres (needs --database-url); for diagnosis "
+        "also sqlite-noengine, postgres-noengine (events stored, never processed)",
     )
     p.add_argument(
         "--database-url",
@@ -701,6 +745,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--drain-timeout", type=float, default=300.0, help="longest wait for all tickets (s)"
     )
+    p.add_argument(
+        "--quiet-pct",
+        type=float,
+        default=15.0,
+        help="before each run wait until the machine is at most this busy (%% of one CPU, "
+        "0 = do not wait)",
+    )
+    p.add_argument("--quiet-wait", type=float, default=120.0, help="longest such wait (s)")
     p.add_argument("--no-pin", action="store_true", help="do not pin client and server to a CPU")
     p.add_argument("--profile", type=Path, help="run Gongdan under cProfile; .prof files here")
     p.add_argument("--json", type=Path, help="write every result (and the machine) here")
@@ -711,7 +763,7 @@ def _parser() -> argparse.ArgumentParser:
 async def run(args: argparse.Namespace) -> list[Result]:
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if args.database_url and "postgres" not in names:
+    if args.database_url and not any(n.startswith("postgres") for n in names):
         names.append("postgres")
     targets: list[Target] = []
     for name in names:
@@ -719,11 +771,20 @@ async def run(args: argparse.Namespace) -> list[Result]:
             targets.append(Target("bare", "bare"))
         elif name == "sqlite":
             targets.append(Target("gongdan-sqlite", "sqlite"))
+        elif name == "sqlite-noengine":
+            targets.append(Target("gongdan-sqlite-noengine", "sqlite", engine=False))
         elif name == "postgres":
             if not args.database_url:
                 raise SystemExit("bench: the postgres target needs --database-url")
             _check_loopback(args.database_url)
             targets.append(Target("gongdan-postgres", "postgres", args.database_url))
+        elif name == "postgres-noengine":
+            if not args.database_url:
+                raise SystemExit("bench: the postgres target needs --database-url")
+            _check_loopback(args.database_url)
+            targets.append(
+                Target("gongdan-pg-noengine", "postgres", args.database_url, engine=False)
+            )
         else:
             raise SystemExit(f"bench: unknown target {name!r}")
 
@@ -745,6 +806,10 @@ async def run(args: argparse.Namespace) -> list[Result]:
         rows: list[list[str]] = []
         for rate in rates:
             for n in range(1, args.runs + 1):
+                if args.quiet_pct > 0:
+                    busy = await wait_quiet(args.quiet_pct, args.quiet_wait)
+                    if busy > args.quiet_pct:
+                        print(f"  (machine still busy: {busy:.0f}% of a CPU; measuring anyway)")
                 with tempfile.TemporaryDirectory(prefix="gongdan-bench-") as tmp:
                     profile = None
                     if args.profile is not None and not target.is_bare:
@@ -778,6 +843,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == NO_ENGINE_FLAG:
+        return serve_without_engine(argv[1:])
     args = _parser().parse_args(argv)
     if args.serve_bare is not None:
         serve_bare(args.serve_bare)

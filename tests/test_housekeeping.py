@@ -36,6 +36,7 @@ async def _resolved_ticket(hub: RunningHub, conversation: str, hours_ago: float)
 async def test_unanswered_resolved_tickets_close_once(running: Start) -> None:
     hub = await running(tickets={"auto_close_hours": 0})  # the job is run by hand here
     status, body = await hub.post("/chat/api/session", {"name": "张三"})
+    assert status == 200
     conversation = body["conversation"]
     old = await _resolved_ticket(hub, conversation, hours_ago=80)
     recent = await _resolved_ticket(hub, conversation, hours_ago=1)
