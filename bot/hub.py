@@ -74,6 +74,8 @@ class Hub:
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: list[asyncio.Task[None]] = []
+        self._jobs = asyncio.Lock()  # held while a scheduled job runs; stop() waits for it
+        self._stopping = False
 
     def _build_adapters(self) -> dict[str, Adapter]:
         from bot.adapters.webchat.adapter import WebchatAdapter
@@ -97,11 +99,14 @@ class Hub:
 
     async def _auto_close(self) -> None:
         after = timedelta(hours=self.settings.tickets.auto_close_hours)
-        try:
-            if await auto_close(self.db, self.engine.context, after):
-                self.sender.wake.set()
-        except Exception:  # a scheduled job must log and try again next time, not die
-            log.exception("auto-close job failed")
+        async with self._jobs:
+            if self._stopping:
+                return
+            try:
+                if await auto_close(self.db, self.engine.context, after):
+                    self.sender.wake.set()
+            except Exception:  # a scheduled job must log and try again next time, not die
+                log.exception("auto-close job failed")
 
     def _inbound_stored(self) -> None:
         self.engine.wake.set()
@@ -145,8 +150,11 @@ class Hub:
         self.sender.wake.set()
 
     async def stop(self) -> None:
+        self._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        async with self._jobs:  # let a running job finish before the database goes away
+            pass
         await self.inbox.close()
         self.engine.stop()
         self.sender.stop()

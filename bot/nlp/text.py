@@ -111,7 +111,8 @@ def _load() -> Any:
             tokenizer.tmp_dir = _cache_dir()
             tokenizer.cache_file = "gongdan-jieba.cache"
             tokenizer.initialize()
-            tokenizer.load_userdict(str(DOMAIN_DICT))
+            with DOMAIN_DICT.open("rb") as f:  # given a path, jieba never closes the file
+                tokenizer.load_userdict(f)
             _tokenizer = tokenizer
     return _tokenizer
 

@@ -26,9 +26,11 @@ class WebchatDriver:
         pass
 
     async def prepare(self, base_url: str) -> None:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(base_url + "/chat/api/session", json={"name": "张三"}) as r:
-                body = await r.json()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(base_url + "/chat/api/session", json={"name": "张三"}) as r,
+        ):
+            body = await r.json()
         self.session, self.conversation = body["session"], body["conversation"]
 
     def _post(self, path: str, body: dict[str, Any]) -> Request:
