@@ -126,7 +126,7 @@ class OutboxSender:
         if adapter is None:
             await self._dead(row, f"no adapter for platform {dest.platform!r} is enabled")
             return
-        limits = adapter.limits(dest)
+        limits = adapter.notice_limits(dest) if row.op == "notice" else adapter.limits(dest)
         wait = self.governor.reserve(limits)
         if wait > 0:
             async with self.db.transaction() as s:

@@ -28,8 +28,10 @@ BACKENDS = ["sqlite", "postgres"]
 def _no_stray_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests build their settings explicitly; none reads the developer's environment."""
     for key in list(os.environ):
-        if key.startswith("GONGDAN_") and key != "GONGDAN_TEST_POSTGRES_URL" and not (
-            key.startswith("GONGDAN_REQUIRE_")
+        if (
+            key.startswith("GONGDAN_")
+            and key != "GONGDAN_TEST_POSTGRES_URL"
+            and not (key.startswith("GONGDAN_REQUIRE_"))
         ):
             monkeypatch.delenv(key)
 

@@ -70,6 +70,10 @@ class Adapter(abc.ABC):
         """Rate limits that apply to sending to ``destination``."""
         return ()
 
+    def notice_limits(self, destination: Address) -> Sequence[RateLimit]:
+        """Rate limits for a ``Notice`` (a toast may not count as a chat message)."""
+        return self.limits(destination)
+
     def direct_address(self, user_id: str) -> Address:
         """Where a direct message to ``user_id`` goes."""
         return Address(self.platform, user_id)

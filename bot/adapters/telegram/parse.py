@@ -1,0 +1,206 @@
+"""Telegram updates (``telegram.Update``, built by PTB) → neutral events.
+
+One builder per update type in ``_BUILDERS``; every other type (edited messages, channel posts,
+polls, member changes…) is no event and a debug line. Within a message: text (commands
+included) becomes a ``Message``, a voice note, an audio file or an audio document a ``Voice``;
+messages from bots and service messages (joins, pins, photos without text…) are nothing.
+
+The event id is the ``update_id``: Telegram resends an update it could not deliver with the same
+id, so a retry is a duplicate the inbox drops.
+
+A press of an inline button becomes an ``Action`` whose ``reply_ctx`` carries the callback query
+id (the flows' answer becomes the toast), except the first press of a button that needs
+confirming (and its ✖), which only changes the keyboard: a ``ConfirmStep``, never stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from telegram import CallbackQuery as TgCallbackQuery
+from telegram import Chat, InlineKeyboardMarkup, Update
+from telegram import Message as TgMessage
+from telegram.constants import ChatType as TgChatType
+from telegram.constants import MessageEntityType
+
+from bot.adapters.telegram.render import CONFIRM, DISARM
+from bot.events import Action, Address, ChatType, Inbound, Message, Sender, Voice
+
+__all__ = ["PLATFORM", "BotIdentity", "ConfirmStep", "Parsed", "bot_id_of", "parse_update"]
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who the bot is, for telling whether a message is addressed to it."""
+
+    id: int | None
+    username: str | None = None  # known once getMe answered
+
+
+def bot_id_of(token: str) -> int | None:
+    """A bot token starts with the bot's user id (``123456:ABC…``)."""
+    head = token.partition(":")[0]
+    return int(head) if head.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmStep:
+    """A press that arms (``CONFIRM + token``) or disarms (``DISARM + token``) a confirm row."""
+
+    callback_query_id: str
+    chat_id: int
+    message_id: int
+    data: str
+    keyboard: InlineKeyboardMarkup | None
+
+
+Parsed = Inbound | ConfirmStep | None
+_Builder = Callable[[Update, BotIdentity, datetime], Parsed]
+
+
+def parse_update(update: Update, me: BotIdentity, now: datetime) -> Parsed:
+    for kind, build in _BUILDERS.items():
+        if getattr(update, kind) is not None:
+            return build(update, me, now)
+    kinds = sorted(k for k in update.to_dict() if k != "update_id")
+    log.debug("telegram update %s of type %s ignored", update.update_id, kinds or "(empty)")
+    return None
+
+
+def _chat_type(chat: Chat) -> ChatType | None:
+    if chat.type == TgChatType.PRIVATE:
+        return "direct"
+    if chat.type in (TgChatType.GROUP, TgChatType.SUPERGROUP):
+        return "group"
+    return None  # channels: not a place people report faults to a bot
+
+
+def _from_message(update: Update, me: BotIdentity, now: datetime) -> Parsed:
+    msg = update.message
+    assert msg is not None
+    user, chat_type = msg.from_user, _chat_type(msg.chat)
+    if user is None or user.is_bot or chat_type is None:
+        log.debug("telegram update %s: not from a person in a chat; ignored", update.update_id)
+        return None
+    event_id, chat = str(update.update_id), Address(PLATFORM, str(msg.chat.id))
+    sender = Sender(PLATFORM, str(user.id), user.full_name, user.language_code)
+    if msg.text is not None:
+        text, mentioned = _addressed_text(msg, me)
+        return Message(event_id, chat, sender, chat_type, now, text=text, mentions_bot=mentioned)
+    media = _audio(msg)
+    if media is not None:
+        file_id, mime, duration = media
+        return Voice(
+            event_id,
+            chat,
+            sender,
+            chat_type,
+            now,
+            media_ref=file_id,
+            mime_hint=mime,
+            duration_s=duration,
+        )
+    log.debug("telegram update %s: a message with no text or audio; ignored", update.update_id)
+    return None
+
+
+def _audio(msg: TgMessage) -> tuple[str, str, float | None] | None:
+    """(file id, mime type, seconds) of a voice note, an audio file or an audio document."""
+    if msg.voice is not None:
+        raw = msg.voice.to_dict()  # to_dict: duration in seconds, whatever PTB's time settings
+        return msg.voice.file_id, msg.voice.mime_type or "audio/ogg", _seconds(raw)
+    if msg.audio is not None:
+        raw = msg.audio.to_dict()
+        return msg.audio.file_id, msg.audio.mime_type or "", _seconds(raw)
+    doc = msg.document
+    if doc is not None and (doc.mime_type or "").startswith("audio/"):
+        return doc.file_id, doc.mime_type or "", None
+    return None
+
+
+def _seconds(raw: dict[str, object]) -> float | None:
+    value = raw.get("duration")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _addressed_text(msg: TgMessage, me: BotIdentity) -> tuple[str, bool]:
+    """The text without the bot's @mention, and whether the message is addressed to the bot:
+    it mentions the bot, starts with a command for it, or replies to one of its messages."""
+    text = msg.text or ""
+    name = (me.username or "").lower()
+    cuts: list[tuple[int, int, str]] = []  # (utf-16 offset, length, replacement)
+    mentioned = False
+    for entity in msg.entities:
+        value = msg.parse_entity(entity)
+        if entity.type == MessageEntityType.MENTION and name and value[1:].lower() == name:
+            mentioned = True
+            cuts.append((entity.offset, entity.length, ""))
+        elif entity.type == MessageEntityType.TEXT_MENTION:
+            if entity.user is not None and me.id is not None and entity.user.id == me.id:
+                mentioned = True
+                cuts.append((entity.offset, entity.length, ""))
+        elif entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
+            command, _, target = value.partition("@")
+            if not target or (name and target.lower() == name):
+                mentioned = True  # /start, /new@our_bot — not /new@another_bot
+                cuts.append((entity.offset, entity.length, command))
+    reply = msg.reply_to_message
+    if reply is not None and reply.from_user is not None and me.id is not None:
+        mentioned = mentioned or reply.from_user.id == me.id
+    return _SPACES.sub(" ", _cut(text, cuts)).strip(), mentioned
+
+
+def _cut(text: str, cuts: list[tuple[int, int, str]]) -> str:
+    """Replace spans given in UTF-16 code units (how Telegram counts entity offsets)."""
+    if not cuts:
+        return text
+    units = text.encode("utf-16-le")
+    out, pos = b"", 0
+    for offset, length, replacement in sorted(cuts):
+        out += units[pos : offset * 2] + replacement.encode("utf-16-le")
+        pos = (offset + length) * 2
+    return (out + units[pos:]).decode("utf-16-le")
+
+
+def _from_callback(update: Update, me: BotIdentity, now: datetime) -> Parsed:
+    query: TgCallbackQuery | None = update.callback_query
+    assert query is not None
+    card, data = query.message, query.data
+    chat_type = _chat_type(card.chat) if card is not None else None
+    if card is None or data is None or chat_type is None or query.from_user.is_bot:
+        log.debug("telegram update %s: a press not on one of our cards", update.update_id)
+        return None
+    if data.startswith((CONFIRM, DISARM)):
+        return ConfirmStep(
+            callback_query_id=query.id,
+            chat_id=card.chat.id,
+            message_id=card.message_id,
+            data=data,
+            keyboard=card.reply_markup if isinstance(card, TgMessage) else None,
+        )
+    user = query.from_user
+    return Action(
+        event_id=str(update.update_id),
+        chat=Address(PLATFORM, str(card.chat.id)),
+        sender=Sender(PLATFORM, str(user.id), user.full_name, user.language_code),
+        chat_type=chat_type,
+        received_at=now,
+        token=data,
+        card_message_id=str(card.message_id),
+        reply_ctx={"callback_query_id": query.id},
+    )
+
+
+_BUILDERS: dict[str, _Builder] = {
+    "message": _from_message,
+    "callback_query": _from_callback,
+}
