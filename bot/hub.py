@@ -17,7 +17,6 @@ from bot.adapters.codec import TokenCodec
 from bot.config import Settings
 from bot.directory import Directory
 from bot.engine import Engine
-from bot.errors import ConfigError
 from bot.flows.housekeeping import auto_close
 from bot.inbox import Inbox
 from bot.metrics import Metrics
@@ -83,18 +82,13 @@ class Hub:
         adapters: dict[str, Adapter] = {}
         if self.settings.webchat.enabled:
             adapters["web"] = WebchatAdapter(self.inbox, self.db, self.settings, self.secret)
-        for name in ("slack", "telegram"):
+        for name in ("slack", "telegram", "wecom", "dingtalk"):
             if getattr(self.settings, name).enabled:
                 package = importlib.import_module(f"bot.adapters.{name}")
-                adapters[name] = package.create(self.inbox, self.settings)
-        missing = [name for name in ("wecom", "dingtalk") if getattr(self.settings, name).enabled]
-        if missing:
-            raise ConfigError(
-                [
-                    f"{name}.enabled: the {name} adapter is not in this version yet"
-                    for name in missing
-                ]
-            )
+                made = package.create(self.inbox, self.settings)
+                # A package may serve several surfaces (WeCom: app, AI bot, group robots),
+                # each its own platform name in addresses.
+                adapters.update(made if isinstance(made, dict) else {name: made})
         return adapters
 
     async def _auto_close(self) -> None:

@@ -152,7 +152,7 @@ async def publish_staff_cards(ctx: FlowContext, ticket: Ticket) -> None:
             if dm is not None:
                 destinations.append((dm, assignee.locale or ctx.settings.locale))
     for chat in ctx.directory.team_chats(ticket.team_key):
-        if chat.platform in ctx.platforms or chat.platform == "wecom-robot":
+        if chat.platform in ctx.platforms:
             destinations.append((chat, ctx.settings.locale))
     for dest, locale in destinations:
         if not await cards.has_card_in(ctx, ticket, dest):
