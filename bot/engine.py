@@ -24,11 +24,12 @@ from bot.adapters.base import Adapter
 from bot.adapters.codec import TokenCodec
 from bot.config import Settings
 from bot.directory import Directory
-from bot.errors import FlowError
+from bot.errors import AdapterError, FlowError, MediaTooLarge
 from bot.events import Action, Inbound, Message, Text, Voice, inbound_from_json
 from bot.flows import FlowContext
 from bot.flows.actions import handle_action
 from bot.flows.intake import handle_message
+from bot.flows.voice import Audio, handle_voice
 from bot.metrics import Metrics
 from bot.texts import say
 from storage import queues, repo
@@ -70,6 +71,7 @@ class Engine:
         self.max_attempts = max_attempts
         self.batch = batch
         self.wake = asyncio.Event()
+        self.download_timeout = 60.0
         self._stopping = False
 
     def stop(self) -> None:
@@ -108,9 +110,11 @@ class Engine:
     async def process(self, row: InboundEvent) -> None:
         event = inbound_from_json(row.payload)
         key = f"{row.platform}:{row.event_id}"
+        # Network I/O (a voice note's audio) happens before the transaction, never inside it.
+        audio = await self._fetch_audio(event) if isinstance(event, Voice) else None
         try:
             async with self.db.transaction() as s:
-                await self._dispatch(self.context(s, key, event), event)
+                await self._dispatch(self.context(s, key, event), event, audio)
                 await self._record(s, event)
                 if not await queues.finish_inbound(s, row, "done"):
                     raise _LeaseLost()
@@ -152,7 +156,22 @@ class Engine:
             event=event,
         )
 
-    async def _dispatch(self, ctx: FlowContext, event: Inbound) -> None:
+    async def _fetch_audio(self, event: Voice) -> Audio:
+        adapter = self.adapters.get(event.platform)
+        if adapter is None or not event.media_ref:
+            return Audio(None, "unavailable")
+        try:
+            async with asyncio.timeout(self.download_timeout):
+                return Audio(await adapter.download(event.media_ref))
+        except MediaTooLarge:
+            return Audio(None, "too_large")
+        except (AdapterError, TimeoutError, NotImplementedError) as exc:
+            log.warning(
+                "could not download %s voice note %s: %r", event.platform, event.event_id, exc
+            )
+            return Audio(None, "unavailable")
+
+    async def _dispatch(self, ctx: FlowContext, event: Inbound, audio: Audio | None) -> None:
         ctx.person = await repo.identify(
             ctx.session,
             event.platform,
@@ -166,7 +185,7 @@ class Engine:
             case Action():
                 await handle_action(ctx, event)
             case Voice():
-                await ctx.reply(Text(say("voice.later", ctx.locale)))
+                await handle_voice(ctx, event, audio or Audio(None, "unavailable"))
 
     async def _record(self, session: AsyncSession, event: Inbound) -> None:
         adapter = self.adapters.get(event.platform)

@@ -36,9 +36,20 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     ),
     "staff.open": ("您的进行中工单：{numbers}。", "Your open tickets: {numbers}."),
     "staff.none": ("您目前没有进行中的工单。", "You have no open tickets."),
+    "voice.received": ("已收到语音（{size} KB）。", "Voice note received ({size} KB)."),
+    "voice.recorded": ("已记录到工单 {number}。", "Recorded on ticket {number}."),
+    "voice.platform_transcript": ("平台转写：{text}", "Platform transcript: {text}"),
     "voice.later": (
-        "已收到语音。语音诊断功能即将上线，请暂时用文字说明。",
-        "Voice note received. Voice diagnosis is coming soon; please type the details for now.",
+        "语音自动诊断即将上线，请暂时用文字补充要点。",
+        "Automatic voice diagnosis is coming soon; please type the key points for now.",
+    ),
+    "voice.too_large": (
+        "语音太长或文件太大，请分成几段、每段两分钟以内再发。",
+        "That voice note is too long or too large; please send it in parts of under two minutes.",
+    ),
+    "voice.unavailable": (
+        "暂时取不到这段语音，请稍后重发，或用文字说明。",
+        "We could not fetch that voice note; please send it again later, or type it.",
     ),
     "done": ("已执行：{action}（{number}）", "Done: {action} ({number})"),
     "error.internal": (
