@@ -15,7 +15,9 @@
         ├── NotAllowed              the presser may not do this
         ├── RequirementMissing      e.g. resolve without evidence
         ├── TokenInvalid            a forged or malformed button token
-        └── UnknownTicket           the ticket does not exist
+        ├── UnknownTicket           the ticket does not exist
+        └── AudioRejected(reason)   a voice note we will not transcribe (too long, too large,
+                                    not audio); the reason is told to the sender
 
 Adapters map foreign exceptions into this tree with ``raise … from exc``; the engine's one error
 boundary turns a ``FlowError`` into a kind reply and logs anything else.
@@ -149,3 +151,32 @@ class TokenInvalid(FlowError):
 class UnknownTicket(FlowError):
     zh = "找不到该工单。"
     en = "That ticket does not exist."
+
+
+class AudioRejected(FlowError):
+    """``reason``: "too_long" | "too_large" | "not_audio" | "busy"."""
+
+    _TEXTS = {
+        "too_long": (
+            "语音太长，请分成几段、每段 {limit} 秒以内再发。",
+            "That voice note is too long; please send parts under {limit} seconds.",
+        ),
+        "too_large": (
+            "语音文件太大（超过 {limit} MB），请分段录制。",
+            "That voice file is too large (over {limit} MB); please record it in parts.",
+        ),
+        "not_audio": (
+            "无法识别这段音频的格式，请直接用聊天软件录音发送。",
+            "We could not read that audio format; please record it in the chat app.",
+        ),
+        "busy": ("语音转写排队中，请稍候。", "Transcriptions are queued; please wait a moment."),
+    }
+
+    def __init__(self, reason: str, limit: float | int | None = None) -> None:
+        self.kind = reason
+        self.limit = limit
+        super().__init__(f"audio rejected: {reason}")
+
+    def reason(self, locale: str) -> str:
+        zh, en = self._TEXTS[self.kind]
+        return (zh if locale == "zh" else en).format(limit=self.limit)
