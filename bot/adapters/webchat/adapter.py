@@ -126,6 +126,7 @@ class WebchatAdapter(Adapter):
             web.get("/chat", self._page("chat.html")),
             web.get("/console", self._page("console.html")),
             web.get("/webchat/static/webchat.js", self._static("webchat.js")),
+            web.get("/webchat/static/webchat.css", self._static("webchat.css")),
             web.post("/chat/api/session", self._customer_session),
             web.post("/console/api/session", self._staff_session),
             web.get("/console/api/people", self._people),
@@ -144,11 +145,10 @@ class WebchatAdapter(Adapter):
         return handler
 
     def _static(self, name: str) -> Any:
+        kind = "text/css" if name.endswith(".css") else "application/javascript"
+
         async def handler(request: web.Request) -> web.Response:
-            return web.Response(
-                text=(_PAGES / name).read_text(encoding="utf-8"),
-                content_type="application/javascript",
-            )
+            return web.Response(text=(_PAGES / name).read_text(encoding="utf-8"), content_type=kind)
 
         return handler
 
