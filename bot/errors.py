@@ -14,6 +14,7 @@
         ├── StaleTransition         the card was out of date (someone else acted first)
         ├── NotAllowed              the presser may not do this
         ├── RequirementMissing      e.g. resolve without evidence
+        ├── NoteAlreadyDecided      a voice diagnosis confirmed or discarded already
         ├── TokenInvalid            a forged or malformed button token
         ├── UnknownTicket           the ticket does not exist
         └── AudioRejected(reason)   a voice note we will not transcribe (too long, too large,
@@ -25,10 +26,10 @@ boundary turns a ``FlowError`` into a kind reply and logs anything else.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from bot.tickets import Requirement, TicketAction, TicketState
+    from bot.tickets import NoteAction, Requirement, TicketAction, TicketState
 
 
 class GongdanError(Exception):
@@ -65,8 +66,14 @@ class TransientSendError(AdapterError):
 
 
 class RateLimited(TransientSendError):
-    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
+    """``key``: the one rate-limit key the platform complained about (e.g. one conversation);
+    None means every limit that applies to the destination."""
+
+    def __init__(
+        self, retry_after: float, message: str = "rate limited", *, key: str | None = None
+    ) -> None:
         self.retry_after = retry_after
+        self.key = key
         super().__init__(f"{message} (retry after {retry_after:g}s)")
 
 
@@ -85,7 +92,7 @@ class FlowError(GongdanError):
 
 
 class _TicketRuleError(FlowError):
-    def __init__(self, *, action: TicketAction, state: TicketState) -> None:
+    def __init__(self, *, action: TicketAction | NoteAction, state: TicketState) -> None:
         self.action = action
         self.state = state
         super().__init__(f"{action} not possible in state {state}")
@@ -114,7 +121,7 @@ class NotAllowed(_TicketRuleError):
 
 class RequirementMissing(_TicketRuleError):
     def __init__(
-        self, *, action: TicketAction, state: TicketState, requirement: Requirement
+        self, *, action: TicketAction | NoteAction, state: TicketState, requirement: Requirement
     ) -> None:
         super().__init__(action=action, state=state)
         self.requirement = requirement
@@ -138,6 +145,13 @@ class RequirementMissing(_TicketRuleError):
         return zh if locale == "zh" else en
 
 
+class NoteAlreadyDecided(FlowError):
+    """A second press on a voice-diagnosis card that was confirmed or discarded already."""
+
+    zh = "这条语音诊断已经处理过了。"
+    en = "This voice diagnosis was already confirmed or discarded."
+
+
 class StaleTransition(FlowError):
     zh = "卡片已过期：工单已被其他人更新，请查看最新卡片。"
     en = "This card is out of date: someone else updated the ticket first. See the latest card."
@@ -154,9 +168,9 @@ class UnknownTicket(FlowError):
 
 
 class AudioRejected(FlowError):
-    """``reason``: "too_long" | "too_large" | "not_audio" | "busy"."""
+    """``reason``: "too_long" | "too_large" | "not_audio" | "busy" | "unavailable"."""
 
-    _TEXTS = {
+    _TEXTS: ClassVar[dict[str, tuple[str, str]]] = {
         "too_long": (
             "语音太长，请分成几段、每段 {limit} 秒以内再发。",
             "That voice note is too long; please send parts under {limit} seconds.",
@@ -169,7 +183,14 @@ class AudioRejected(FlowError):
             "无法识别这段音频的格式，请直接用聊天软件录音发送。",
             "We could not read that audio format; please record it in the chat app.",
         ),
-        "busy": ("语音转写排队中，请稍候。", "Transcriptions are queued; please wait a moment."),
+        "busy": (
+            "语音转写正忙，请过一两分钟再发。",
+            "The transcriber is busy; please send the voice note again in a minute or two.",
+        ),
+        "unavailable": (
+            "暂时取不到这段语音，请稍后重发，或用文字说明。",
+            "We could not fetch that voice note; please send it again later, or type it.",
+        ),
     }
 
     def __init__(self, reason: str, limit: float | int | None = None) -> None:

@@ -140,7 +140,8 @@ class OutboxSender:
                 message_id = await self._call(adapter, dest, row)
         except RateLimited as exc:
             self.metrics.send_results.labels(dest.platform, "rate_limited").inc()
-            self.governor.hold(limits, exc.retry_after)
+            held = [lim for lim in limits if exc.key is None or lim.key == exc.key] or limits
+            self.governor.hold(held, exc.retry_after)
             await self._retry(row, exc, delay=exc.retry_after + random.uniform(0, 0.2))
         except PlatformApiError as exc:
             self.metrics.send_results.labels(dest.platform, "rejected").inc()

@@ -17,6 +17,7 @@ __all__ = [
     "TRANSITIONS",
     "ButtonStyle",
     "Category",
+    "NoteAction",
     "Priority",
     "Requirement",
     "Role",
@@ -90,6 +91,13 @@ class TicketAction(StrEnum):
     REOPEN = "reopen"
     CANCEL = "cancel"
     AUTO_CLOSE = "auto_close"
+
+
+class NoteAction(StrEnum):
+    """Buttons on a voice-diagnosis card: they decide about the note, not the ticket's state."""
+
+    CONFIRM_DIAGNOSIS = "confirm_diagnosis"
+    DISCARD_DIAGNOSIS = "discard_diagnosis"
 
 
 class Role(StrEnum):
@@ -345,7 +353,7 @@ STATE_LABELS: Mapping[TicketState, tuple[str, str]] = {
     S.CANCELLED: ("已取消", "Cancelled"),
 }
 
-ACTION_LABELS: Mapping[TicketAction, tuple[str, str]] = {
+ACTION_LABELS: Mapping[TicketAction | NoteAction, tuple[str, str]] = {
     A.ASSIGN: ("派单", "Assign"),
     A.CLAIM: ("我来处理", "Claim"),
     A.ACCEPT: ("接单", "Accept"),
@@ -364,6 +372,8 @@ ACTION_LABELS: Mapping[TicketAction, tuple[str, str]] = {
     A.REOPEN: ("重新打开", "Reopen"),
     A.CANCEL: ("取消工单", "Cancel ticket"),
     A.AUTO_CLOSE: ("自动关闭", "Auto-close"),
+    NoteAction.CONFIRM_DIAGNOSIS: ("确认", "Confirm"),
+    NoteAction.DISCARD_DIAGNOSIS: ("重录", "Record again"),
 }
 
 
@@ -372,6 +382,6 @@ def state_label(state: TicketState, locale: str) -> str:
     return zh if locale == "zh" else en
 
 
-def action_label(action: TicketAction, locale: str) -> str:
+def action_label(action: TicketAction | NoteAction, locale: str) -> str:
     zh, en = ACTION_LABELS[action]
     return zh if locale == "zh" else en

@@ -6,13 +6,13 @@ import pytest
 
 from bot.adapters.codec import ActionToken, TokenCodec
 from bot.errors import TokenInvalid
-from bot.tickets import TicketAction
+from bot.tickets import NoteAction, TicketAction
 
 codec = TokenCodec(b"secret-one")
 
 
-@pytest.mark.parametrize("action", list(TicketAction))
-def test_every_action_round_trips_within_telegram_limit(action: TicketAction) -> None:
+@pytest.mark.parametrize("action", [*TicketAction, *NoteAction])
+def test_every_action_round_trips_within_telegram_limit(action: TicketAction | NoteAction) -> None:
     token = ActionToken(ticket_id=2**40, action=action, version=10**6, arg=2**31)
     text = codec.encode(token)
     assert len(text.encode()) <= 64

@@ -20,7 +20,7 @@ import hmac
 from dataclasses import dataclass
 
 from bot.errors import TokenInvalid
-from bot.tickets import TicketAction
+from bot.tickets import NoteAction, TicketAction
 
 __all__ = ["ActionToken", "TokenCodec"]
 
@@ -28,7 +28,7 @@ _MAGIC = b"g1"
 _MAC_LEN = 10
 MAX_TOKEN_BYTES = 64
 
-_CODES: dict[TicketAction, int] = {
+_CODES: dict[TicketAction | NoteAction, int] = {
     TicketAction.ASSIGN: 1,
     TicketAction.CLAIM: 2,
     TicketAction.ACCEPT: 3,
@@ -47,6 +47,8 @@ _CODES: dict[TicketAction, int] = {
     TicketAction.REOPEN: 16,
     TicketAction.CANCEL: 17,
     TicketAction.AUTO_CLOSE: 18,
+    NoteAction.CONFIRM_DIAGNOSIS: 32,
+    NoteAction.DISCARD_DIAGNOSIS: 33,
 }
 _ACTIONS = {code: action for action, code in _CODES.items()}
 
@@ -54,9 +56,9 @@ _ACTIONS = {code: action for action, code in _CODES.items()}
 @dataclass(frozen=True, slots=True)
 class ActionToken:
     ticket_id: int
-    action: TicketAction
+    action: TicketAction | NoteAction
     version: int
-    arg: int | None = None  # e.g. the person id an ASSIGN button gives the ticket to
+    arg: int | None = None  # ASSIGN: the person to assign; otherwise a voice note to confirm
 
 
 def _varint(n: int) -> bytes:

@@ -33,6 +33,18 @@ def _drivers() -> dict[str, type[Any]]:
         found["telegram"] = TelegramDriver
     except ImportError:  # pragma: no cover
         pass
+    try:
+        from tests.adapters.dingtalk_driver import DingtalkDriver
+
+        found["dingtalk"] = DingtalkDriver
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from tests.adapters.wecom_driver import WecomDriver
+
+        found["wecom"] = WecomDriver
+    except ImportError:  # pragma: no cover
+        pass
     return found
 
 
