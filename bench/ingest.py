@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import hashlib
 import json
 import os
 import platform
@@ -238,6 +239,14 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def code_digest() -> str:
+    """A short hash of the hub's sources (``bot/``, ``storage/``): which code a run measured."""
+    h = hashlib.sha256()
+    for path in sorted([*REPO.glob("bot/**/*.py"), *REPO.glob("storage/**/*.py")]):
+        h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all CPUs of the machine have spent busy so far (``/proc/stat``)."""
     try:
@@ -396,6 +405,7 @@ class Result:
     rate: int
     run: int
     seconds: float
+    code: str = ""  # code_digest() when the server started (the hub is being worked on)
     sent: int = 0
     ok: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -760,6 +770,48 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+async def one_run(
+    args: argparse.Namespace, target: Target, rate: int, n: int, server_cpu: int | None
+) -> Result | None:
+    """One measured run on a fresh server; a server that fails to start is tried again (the hub
+    may be mid-edit), then the run is skipped."""
+    for attempt in range(1, 4):
+        if args.quiet_pct > 0:
+            busy = await wait_quiet(args.quiet_pct, args.quiet_wait)
+            if busy > args.quiet_pct:
+                print(f"  (machine still busy: {busy:.0f}% of a CPU; measuring anyway)")
+        with tempfile.TemporaryDirectory(prefix="gongdan-bench-") as tmp:
+            profile = None
+            if args.profile is not None and not target.is_bare:
+                profile = (args.profile / f"{target.name}-{rate}-{n}.prof").resolve()
+            digest = code_digest()
+            try:
+                async with running_server(
+                    target, Path(tmp), cpu=server_cpu, profile=profile
+                ) as server:
+                    r = await measure(
+                        server, rate, args.seconds, args.sessions, n, args.drain_timeout
+                    )
+            except (RuntimeError, OSError, aiohttp.ClientError) as exc:
+                print(f"  {target.name} @ {rate}/s run {n}, attempt {attempt} failed: {exc}")
+                await asyncio.sleep(15.0)
+                continue
+        r.code = digest
+        return r
+    print(f"  {target.name} @ {rate}/s run {n}: skipped")
+    return None
+
+
+def write_json(args: argparse.Namespace, results: Sequence[Result]) -> None:
+    out = {
+        "machine": machine(),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "results": [asdict(r) for r in results],
+        "medians": [asdict(m) for m in medians(results)],
+    }
+    args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+
+
 async def run(args: argparse.Namespace) -> list[Result]:
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -806,29 +858,20 @@ async def run(args: argparse.Namespace) -> list[Result]:
         rows: list[list[str]] = []
         for rate in rates:
             for n in range(1, args.runs + 1):
-                if args.quiet_pct > 0:
-                    busy = await wait_quiet(args.quiet_pct, args.quiet_wait)
-                    if busy > args.quiet_pct:
-                        print(f"  (machine still busy: {busy:.0f}% of a CPU; measuring anyway)")
-                with tempfile.TemporaryDirectory(prefix="gongdan-bench-") as tmp:
-                    profile = None
-                    if args.profile is not None and not target.is_bare:
-                        profile = (args.profile / f"{target.name}-{rate}-{n}.prof").resolve()
-                    async with running_server(
-                        target, Path(tmp), cpu=server_cpu, profile=profile
-                    ) as server:
-                        r = await measure(
-                            server, rate, args.seconds, args.sessions, n, args.drain_timeout
-                        )
+                r = await one_run(args, target, rate, n, server_cpu)
+                if r is None:
+                    continue
                 results.append(r)
                 rows.append(_row(r, str(n)))
                 print(
                     f"  {target.name} @ {rate}/s run {n}: {r.ok}/{r.sent} ok, "
                     f"p99 {_fmt(r.p99_ms, 2)} ms, errors {r.errors or 0}, "
                     f"send lag max {_fmt(r.max_send_lag_ms, 1)} ms, "
-                    f"client cpu {_fmt(r.client_cpu_pct, 0)}%",
+                    f"client cpu {_fmt(r.client_cpu_pct, 0)}%, code {r.code}",
                     flush=True,
                 )
+                if args.json is not None:  # after every run: a failure later keeps these
+                    write_json(args, results)
         print_table(rows, f"{target.name}: every run")
     if args.runs > 1:
         print_table([_row(m, "med") for m in medians(results)], "medians over runs")
@@ -852,13 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     results = asyncio.run(run(args))
     if args.json is not None:
-        out = {
-            "machine": machine(),
-            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "results": [asdict(r) for r in results],
-            "medians": [asdict(m) for m in medians(results)],
-        }
-        args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+        write_json(args, results)
     return 0
 
 

@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_subparsers(dest="audit_command", required=True).add_parser(
         "verify", help="check every ticket's hash chain"
     )
+    tr = sub.add_parser("transcribe", help="transcribe voice notes and read their diagnosis")
+    tr.add_argument("files", nargs="+", type=Path, help="audio files (AMR, Ogg, WebM, M4A, MP3, …)")
+    tr.add_argument("--json", action="store_true", help="one JSON object per line")
+    tr.add_argument("--language", choices=["zh", "en"], help="skip language detection")
     cls = sub.add_parser("classify", help="print the intake's reading of messages as JSON lines")
     cls.add_argument(
         "file", nargs="?", help="plain lines or JSONL with id and text (default: stdin)"
@@ -70,6 +74,38 @@ def classify_command(stream: TextIO, out: TextIO) -> int:
     for msg_id, text in _messages(stream):
         out.write(json.dumps(classify(text).as_json(msg_id), ensure_ascii=False) + "\n")
     return 0
+
+
+async def _transcribe(
+    settings: Settings, files: list[Path], as_json: bool, language: str | None
+) -> int:
+    from bot.hearing import Ears
+    from bot.nlp.asr import build_transcriber
+
+    ears = Ears({}, build_transcriber(settings.asr))
+    failed = 0
+    for path in files:
+        heard = await ears.understand(path.read_bytes(), language)
+        if heard.problem is not None:
+            failed += 1
+            print(f"{path}: {heard.problem.reason(settings.locale)}", file=sys.stderr)
+            continue
+        row = {
+            "file": str(path),
+            "transcript": heard.transcript,
+            "language": heard.language,
+            "duration_s": heard.duration_s,
+            **(heard.diagnosis or {}),
+        }
+        if as_json:
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+        else:
+            print(f"== {path} ({heard.duration_s or 0:.1f} s, {heard.language})")
+            print(heard.transcript)
+            for key, value in (heard.diagnosis or {}).items():
+                if value:
+                    print(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
+    return 1 if failed else 0
 
 
 async def _audit_verify(settings: Settings) -> int:
@@ -139,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "audit":
             return asyncio.run(_audit_verify(settings))
+        if args.command == "transcribe":
+            return asyncio.run(_transcribe(settings, args.files, args.json, args.language))
     except ConfigError as exc:
         print(f"gongdan: {exc}", file=sys.stderr)
         return 2

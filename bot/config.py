@@ -41,7 +41,7 @@ __all__ = ["PLATFORMS", "Person", "Settings", "Team", "load_settings"]
 #: Platforms a person identity or a chat may name.
 PLATFORMS = ("web", "slack", "telegram", "wecom", "dingtalk")
 #: Chat kinds: a platform, or a send-only channel such as a WeCom group robot.
-CHAT_KINDS = (*PLATFORMS, "wecom-robot")
+CHAT_KINDS = (*PLATFORMS, "wecom-robot", "wecom-aibot")
 _REF = re.compile(r"^(?P<kind>[a-z-]+):(?P<id>.+)$")
 
 

@@ -24,21 +24,29 @@ from bot.adapters.base import Adapter
 from bot.adapters.codec import TokenCodec
 from bot.config import Settings
 from bot.directory import Directory
-from bot.errors import AdapterError, FlowError, MediaTooLarge
+from bot.errors import FlowError
 from bot.events import Action, Inbound, Message, Text, Voice, inbound_from_json
 from bot.flows import FlowContext
 from bot.flows.actions import handle_action
 from bot.flows.intake import handle_message
-from bot.flows.voice import Audio, handle_voice
+from bot.flows.voice import Heard, acknowledge, handle_voice
+from bot.hearing import Ears
 from bot.metrics import Metrics
 from bot.texts import say
 from storage import queues, repo
 from storage.db import Database
-from storage.models import InboundEvent, utcnow
+from storage.models import InboundEvent, Person, utcnow
 
 __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
+
+
+async def _identify(session: AsyncSession, event: Inbound) -> Person:
+    """The person behind an event. Identities are keyed by the *sender's* platform, which can
+    differ from the chat's surface (a WeCom AI-bot group speaks for WeCom members)."""
+    s = event.sender
+    return await repo.identify(session, s.platform, s.user_id, s.name, s.locale)
 
 
 class _LeaseLost(Exception):
@@ -55,6 +63,7 @@ class Engine:
         metrics: Metrics,
         adapters: Mapping[str, Adapter],
         on_outbox: Callable[[], None] = lambda: None,
+        ears: Ears | None = None,
         *,
         lease: timedelta = timedelta(seconds=30),
         max_attempts: int = 3,
@@ -67,17 +76,27 @@ class Engine:
         self.metrics = metrics
         self.adapters = adapters
         self.on_outbox = on_outbox
+        self.ears = ears or Ears(adapters, None)
         self.lease = lease
         self.max_attempts = max_attempts
         self.batch = batch
         self.wake = asyncio.Event()
-        self.download_timeout = 60.0
         self._stopping = False
+        self._voice: set[asyncio.Task[None]] = set()
 
     def stop(self) -> None:
         """Finish the current step, then leave ``run_forever`` (never cut a transaction)."""
         self._stopping = True
         self.wake.set()
+
+    async def drain(self, grace: float) -> None:
+        """Wait for voice notes being heard; cancel what is still running after ``grace`` s
+        (its claim lapses and another worker, or the next start, hears it again)."""
+        if self._voice:
+            _, late = await asyncio.wait(self._voice, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def run_forever(self) -> None:
         while not self._stopping:
@@ -103,6 +122,11 @@ class Engine:
             for row in claimed:
                 if self._stopping:  # the rest stays claimed; the lease hands it on
                     return total
+                if row.kind == "voice":  # seconds of transcription must not hold up others
+                    task = asyncio.create_task(self.process(row), name=f"voice-{row.id}")
+                    self._voice.add(task)
+                    task.add_done_callback(self._voice.discard)
+                    continue
                 await self.process(row)
                 self.on_outbox()  # replies go out while the rest of the batch is processed
             total += len(claimed)
@@ -110,11 +134,15 @@ class Engine:
     async def process(self, row: InboundEvent) -> None:
         event = inbound_from_json(row.payload)
         key = f"{row.platform}:{row.event_id}"
-        # Network I/O (a voice note's audio) happens before the transaction, never inside it.
-        audio = await self._fetch_audio(event) if isinstance(event, Voice) else None
+        heard = None
+        if isinstance(event, Voice):
+            # The slow part (download, transcription) runs outside any transaction, after an
+            # immediate "transcribing…" and while our claim on the event is kept alive.
+            await self._acknowledge_voice(key, event)
+            heard = await self._hear(row, event)
         try:
             async with self.db.transaction() as s:
-                await self._dispatch(self.context(s, key, event), event, audio)
+                await self._dispatch(self.context(s, key, event), event, heard)
                 await self._record(s, event)
                 if not await queues.finish_inbound(s, row, "done"):
                     raise _LeaseLost()
@@ -122,13 +150,7 @@ class Engine:
         except FlowError as refusal:
             async with self.db.transaction() as s:
                 ctx = self.context(s, key + ":refused", event)
-                ctx.person = await repo.identify(
-                    s,
-                    event.platform,
-                    event.sender.user_id,
-                    event.sender.name,
-                    event.sender.locale,
-                )
+                ctx.person = await _identify(s, event)
                 await self._answer(ctx, event, refusal.reason(ctx.locale))
                 await self._record(s, event)
                 if not await queues.finish_inbound(s, row, "done", error=f"refused: {refusal!r}"):
@@ -156,36 +178,31 @@ class Engine:
             event=event,
         )
 
-    async def _fetch_audio(self, event: Voice) -> Audio:
-        adapter = self.adapters.get(event.platform)
-        if adapter is None or not event.media_ref:
-            return Audio(None, "unavailable")
-        try:
-            async with asyncio.timeout(self.download_timeout):
-                return Audio(await adapter.download(event.media_ref))
-        except MediaTooLarge:
-            return Audio(None, "too_large")
-        except (AdapterError, TimeoutError, NotImplementedError) as exc:
-            log.warning(
-                "could not download %s voice note %s: %r", event.platform, event.event_id, exc
-            )
-            return Audio(None, "unavailable")
+    async def _acknowledge_voice(self, key: str, event: Voice) -> None:
+        async with self.db.transaction() as s:
+            ctx = self.context(s, key + ":ack", event)
+            ctx.person = await _identify(s, event)
+            await acknowledge(ctx)  # keyed: a retried event does not say it twice
+        self.on_outbox()
 
-    async def _dispatch(self, ctx: FlowContext, event: Inbound, audio: Audio | None) -> None:
-        ctx.person = await repo.identify(
-            ctx.session,
-            event.platform,
-            event.sender.user_id,
-            event.sender.name,
-            event.sender.locale,
-        )
+    async def _hear(self, row: InboundEvent, event: Voice) -> Heard:
+        hearing = asyncio.create_task(self.ears.hear(event))
+        while True:
+            done, _ = await asyncio.wait({hearing}, timeout=self.lease.total_seconds() / 3)
+            if done:
+                return hearing.result()
+            async with self.db.transaction() as s:  # still working on it: keep the claim
+                await queues.extend_claim(s, row, utcnow() + self.lease)
+
+    async def _dispatch(self, ctx: FlowContext, event: Inbound, heard: Heard | None) -> None:
+        ctx.person = await _identify(ctx.session, event)
         match event:
             case Message():
                 await handle_message(ctx, event)
             case Action():
                 await handle_action(ctx, event)
             case Voice():
-                await handle_voice(ctx, event, audio or Audio(None, "unavailable"))
+                await handle_voice(ctx, event, heard or Heard())
 
     async def _record(self, session: AsyncSession, event: Inbound) -> None:
         adapter = self.adapters.get(event.platform)

@@ -157,6 +157,7 @@ class Hub:
             for t in late:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.engine.drain(grace=10)
         for adapter in self.adapters.values():
             await adapter.stop()
         await self.db.dispose()

@@ -171,7 +171,11 @@ class OutboxSender:
             async with self.db.read() as s:
                 ref = await repo.get_card_ref(s, row.card_ref_id) if row.card_ref_id else None
             if ref is not None and ref.platform_message_id:
-                await adapter.update(dest, ref.platform_message_id, message)
+                moved = await adapter.update(dest, ref.platform_message_id, message)
+                if moved is not None and moved.platform_message_id:
+                    async with self.db.transaction() as s:
+                        await repo.set_card_message_id(s, ref.id, moved.platform_message_id)
+                    return moved.platform_message_id
                 return ref.platform_message_id
             # The first copy never arrived (dead letter): post the card instead, once.
             sent = await adapter.send(dest, message, key=key)

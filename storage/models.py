@@ -33,6 +33,7 @@ __all__ = [
     "Person",
     "Ticket",
     "TicketEvent",
+    "VoiceNote",
     "WebchatFeed",
 ]
 
@@ -222,6 +223,25 @@ class CardRef(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # e.g. WeCom response_code
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VoiceNote(Base):
+    """A transcribed voice note and the diagnosis read from it, until its author confirms it."""
+
+    __tablename__ = "voice_notes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_event: Mapped[str] = mapped_column(String(330), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    chat: Mapped[str] = mapped_column(String(330))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    transcript: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    duration_s: Mapped[float | None] = mapped_column()
+    platform_transcript: Mapped[str | None] = mapped_column(Text)
+    diagnosis: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(12), default="draft")  # draft|confirmed|discarded
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column()
 
 
 class WebchatFeed(Base):

@@ -107,6 +107,20 @@ async def finish_inbound(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+async def extend_claim(session: AsyncSession, row: InboundEvent, until: datetime) -> bool:
+    """Keep a claim alive during long work (a voice note); False if it was lost already."""
+    result = await session.execute(
+        update(InboundEvent)
+        .where(
+            InboundEvent.id == row.id,
+            InboundEvent.status == "processing",
+            InboundEvent.attempts == row.attempts,
+        )
+        .values(claimed_until=until)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 async def release_inbound(session: AsyncSession, event_id: int, error: str) -> None:
     """Give a claimed event back for a later attempt (it failed in a way worth retrying)."""
     await session.execute(

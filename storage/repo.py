@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import CardRef, Chat, Identity, Person, Ticket, TicketEvent, utcnow
+from storage.models import CardRef, Chat, Identity, Person, Ticket, TicketEvent, VoiceNote, utcnow
 
 GENESIS = "0" * 64
 
@@ -368,3 +368,34 @@ async def set_card_message_id(
         .where(CardRef.id == card_ref_id)
         .values(platform_message_id=platform_message_id)
     )
+
+
+# ------------------------------------------------------------------------------- voice notes
+
+
+async def add_voice_note(session: AsyncSession, **fields: Any) -> VoiceNote:
+    note = VoiceNote(**fields)
+    session.add(note)
+    await session.flush()
+    return note
+
+
+async def get_voice_note(session: AsyncSession, note_id: int) -> VoiceNote | None:
+    return await session.get(VoiceNote, note_id, populate_existing=True)
+
+
+async def voice_note_by_source(session: AsyncSession, source_event: str) -> VoiceNote | None:
+    return await session.scalar(select(VoiceNote).where(VoiceNote.source_event == source_event))
+
+
+async def decide_voice_note(
+    session: AsyncSession, note_id: int, status: str, ticket_id: int | None
+) -> bool:
+    """Draft → confirmed/discarded, once (False: it was already decided)."""
+    result = await session.execute(
+        update(VoiceNote)
+        .where(VoiceNote.id == note_id, VoiceNote.status == "draft")
+        .values(status=status, ticket_id=ticket_id, decided_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -83,8 +83,11 @@ class Adapter(abc.ABC):
         """Deliver a message; ``key`` is unique per outbox row (for platforms that dedupe)."""
 
     @abc.abstractmethod
-    async def update(self, destination: Address, platform_message_id: str, card: Card) -> None:
-        """Replace a card already sent."""
+    async def update(
+        self, destination: Address, platform_message_id: str, card: Card
+    ) -> Sent | None:
+        """Replace a card already sent. Return ``Sent`` when the card had to be posted anew
+        (e.g. WeCom once its update codes are spent): it lives at that message id now."""
 
     async def notify(self, destination: Address, notice: Notice, *, key: str) -> None:
         """Answer one presser privately; platforms without a private channel post text."""

@@ -11,10 +11,18 @@ from typing import Any
 
 from bot.errors import StaleTransition, UnknownTicket
 from bot.events import Action, Address, Text
-from bot.flows import FlowContext, cards
+from bot.flows import FlowContext, cards, voice
 from bot.flows.intake import publish_staff_cards
 from bot.texts import say
-from bot.tickets import Requirement, Role, TicketAction, TicketState, action_label, check
+from bot.tickets import (
+    NoteAction,
+    Requirement,
+    Role,
+    TicketAction,
+    TicketState,
+    action_label,
+    check,
+)
 from storage import repo
 from storage.models import Person, Ticket
 
@@ -38,10 +46,18 @@ async def handle_action(ctx: FlowContext, event: Action) -> None:
     ticket = await repo.get_ticket(ctx.session, token.ticket_id)
     if ticket is None:
         raise UnknownTicket()
+    if isinstance(token.action, NoteAction):
+        # About a voice note, not the ticket's state: the note's own status guards repeats.
+        await voice.decide(ctx, ticket, token.action, token.arg or 0)
+        return
     if token.version != ticket.version:
         raise StaleTransition()
+    target = token.arg if token.action == TicketAction.ASSIGN else None
+    if token.arg is not None and target is None:
+        # A diagnosis card's suggested transition: confirm the note, then move on.
+        ticket = await voice.confirm_note(ctx, ticket, token.arg, ctx.person)
     await apply_action(
-        ctx, ticket, token.action, ctx.person, via="button", note=event.note, target=token.arg
+        ctx, ticket, token.action, ctx.person, via="button", note=event.note, target=target
     )
     label = action_label(token.action, ctx.locale)
     await ctx.notify_presser(say("done", ctx.locale, action=label, number=ticket.number))

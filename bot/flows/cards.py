@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.adapters.codec import ActionToken
 from bot.events import Address, Button, Card
 from bot.flows import FlowContext
@@ -38,6 +40,12 @@ def facts_of(ticket: Ticket) -> TicketFacts:
 
 
 async def build_card(ctx: FlowContext, ticket: Ticket, audience: str, locale: str) -> Card:
+    """The card ``audience`` sees: the ticket card (customer/staff), or a voice-diagnosis card
+    (``voice:<note id>``) that lives beside it."""
+    if audience.startswith("voice:"):
+        from bot.flows.voice import voice_card_for
+
+        return await voice_card_for(ctx, ticket, int(audience.partition(":")[2]), locale)
     reporter = await repo.get_person(ctx.session, ticket.reporter_id)
     assignee = (
         await repo.get_person(ctx.session, ticket.assignee_id) if ticket.assignee_id else None
@@ -52,6 +60,7 @@ async def build_card(ctx: FlowContext, ticket: Ticket, audience: str, locale: st
         ("field.alarm", ticket.alarm_code),
         ("field.reporter", reporter.name if reporter else None),
         ("field.root_cause", ticket.root_cause),
+        ("field.diagnosis", _diagnosis_line(ticket.diagnosis)),
     ]
     fields += [(say(k, locale), v) for k, v in optional if v]
     fields.append((say("field.created", locale), local_time(ticket.created_at, ctx.settings.tz)))
@@ -75,8 +84,16 @@ async def build_card(ctx: FlowContext, ticket: Ticket, audience: str, locale: st
         fields=tuple(fields),
         text=ticket.description if ticket.description != ticket.title else "",
         buttons=tuple(buttons),
-        footer=local_time(ticket.updated_at, ctx.settings.tz),
+        footer=say("card.updated", locale, at=local_time(ticket.updated_at, ctx.settings.tz)),
     )
+
+
+def _diagnosis_line(diagnosis: dict[str, Any] | None) -> str | None:
+    if not diagnosis:
+        return None
+    parts = "、".join(f"{p['name']}×{p['qty']}" for p in diagnosis.get("parts_needed", []))
+    bits = [diagnosis.get("symptom"), diagnosis.get("suspected_cause"), parts or None]
+    return " / ".join(str(b) for b in bits if b) or str(diagnosis.get("transcript", ""))[:80]
 
 
 async def publish(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from bot.events import Address, Message, Text
+from bot.events import Address, Message, Text, Voice
 from bot.flows import FlowContext, cards, routing
 from bot.nlp.classify import Reading, classify
 from bot.texts import say
@@ -18,7 +18,7 @@ from bot.tickets import OPEN_STATES, TicketState
 from storage import repo
 from storage.models import Ticket
 
-__all__ = ["handle_message"]
+__all__ = ["customer_report", "handle_message", "publish_staff_cards"]
 
 _TICKET_REF = re.compile(r"\bGD-(\d+)\b", re.IGNORECASE)
 _ROOT_CAUSE = re.compile(r"^\s*(原因|根因|故障原因|root\s*cause|cause)\s*[:：]\s*", re.IGNORECASE)
@@ -33,12 +33,15 @@ async def handle_message(ctx: FlowContext, event: Message) -> None:
     # bot are for us; small talk there gets no answer.
     addressed = event.chat_type == "direct" or event.mentions_bot
     if ctx.person.role == "customer":
-        await _customer_text(ctx, event, text, addressed=addressed)
+        await customer_report(ctx, event, text, addressed=addressed)
     elif addressed or _TICKET_REF.search(text):
         await _staff_text(ctx, text)
 
 
-async def _customer_text(ctx: FlowContext, event: Message, text: str, *, addressed: bool) -> None:
+async def customer_report(
+    ctx: FlowContext, event: Message | Voice, text: str, *, addressed: bool
+) -> None:
+    """A customer's words, typed or from a voice note: a report, a comment or small talk."""
     assert ctx.person is not None
     reading = classify(text)
     if not reading.is_fault_report:
@@ -59,7 +62,7 @@ async def _customer_text(ctx: FlowContext, event: Message, text: str, *, address
                 actor=ctx.person.name,
                 actor_id=ctx.person.id,
                 kind="comment",
-                via="message",
+                via="voice" if isinstance(event, Voice) else "message",
                 data={"text": text},
             )
             await ctx.reply(Text(say("comment.added", ctx.locale, number=ticket.number)))
@@ -71,7 +74,7 @@ async def _customer_text(ctx: FlowContext, event: Message, text: str, *, address
     await _acknowledge(ctx, event, ticket, reading)
 
 
-async def _create(ctx: FlowContext, event: Message, text: str, reading: Reading) -> Ticket:
+async def _create(ctx: FlowContext, event: Message | Voice, text: str, reading: Reading) -> Ticket:
     assert ctx.person is not None
     ticket = await repo.create_ticket(
         ctx.session,
@@ -95,7 +98,7 @@ async def _create(ctx: FlowContext, event: Message, text: str, reading: Reading)
         actor=ctx.person.name,
         actor_id=ctx.person.id,
         kind="created",
-        via="message",
+        via="voice" if isinstance(event, Voice) else "message",
         to_state=TicketState.NEW,
         at=ctx.now,
         data={"text": text, "reading": reading.as_json(None)},
@@ -112,7 +115,9 @@ async def _create(ctx: FlowContext, event: Message, text: str, reading: Reading)
     return ticket
 
 
-async def _acknowledge(ctx: FlowContext, event: Message, ticket: Ticket, reading: Reading) -> None:
+async def _acknowledge(
+    ctx: FlowContext, event: Message | Voice, ticket: Ticket, reading: Reading
+) -> None:
     locale = ctx.locale
     assignee = (
         await repo.get_person(ctx.session, ticket.assignee_id) if ticket.assignee_id else None

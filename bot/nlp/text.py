@@ -26,6 +26,7 @@ from typing import Any, TypeAlias
 
 __all__ = [
     "DOMAIN_DICT",
+    "cn_decimal",
     "cn_number",
     "detect_language",
     "headline",
@@ -96,6 +97,26 @@ def cn_number(numeral: str) -> int | None:
         else:
             return None
     return total + (digit or 0) if numeral else None
+
+
+def cn_decimal(numeral: str) -> float | None:
+    """A spoken number as a float: ``"0.8"``, ``"85"``, ``"零点八"`` 0.8, ``"八十五"`` 85,
+    ``"一千二"`` 1200 and ``"三百五"`` 350 (a trailing digit counts in the unit below the last
+    one, as people say it); else ``None``."""
+    if re.fullmatch(r"\d+(?:\.\d+)?", numeral):
+        return float(numeral)
+    whole, _, frac = numeral.partition("点")
+    if not whole or (frac == "" and numeral.endswith("点")):
+        return None
+    value = cn_number(whole)
+    if value is None:
+        return None
+    if len(whole) >= 3 and whole[-1] in _CN_DIGITS and whole[-2] in "百千":
+        value += _CN_DIGITS[whole[-1]] * (_CN_UNITS[whole[-2]] // 10 - 1)  # 一千二 = 1200
+    digits = [_CN_DIGITS.get(ch) for ch in frac]
+    if any(d is None for d in digits):
+        return None
+    return float(f"{value}.{''.join(str(d) for d in digits)}") if digits else float(value)
 
 
 def _load() -> Any:
