@@ -131,7 +131,9 @@ def serve_without_engine(cli_args: Sequence[str]) -> int:
     from bot import cli, engine
 
     async def idle(self: engine.Engine) -> None:
-        await asyncio.Event().wait()
+        while not getattr(self, "_stopping", False):  # the hub's stop() sets it and wakes us
+            self.wake.clear()
+            await self.wake.wait()
 
     engine.Engine.run_forever = idle  # type: ignore[method-assign]
     return cli.main(cli_args)
@@ -180,8 +182,13 @@ def _check_loopback(url: str) -> None:
         raise SystemExit(f"bench: only loopback databases are allowed, not {host!r}")
 
 
+_OUTBOX_STATES = "SELECT state, count(*) FROM outbox GROUP BY state"
+
+
 class TicketCounter(Protocol):
     async def count(self) -> int: ...
+
+    async def outbox(self) -> dict[str, int]: ...
 
     async def close(self) -> None: ...
 
@@ -201,6 +208,12 @@ class SqliteCounter:
     async def count(self) -> int:
         return await asyncio.to_thread(self._count)
 
+    def _outbox(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self._conn.execute(_OUTBOX_STATES).fetchall()}
+
+    async def outbox(self) -> dict[str, int]:
+        return await asyncio.to_thread(self._outbox)
+
     async def close(self) -> None:
         self._conn.close()
 
@@ -211,12 +224,15 @@ class PostgresCounter:
 
     @classmethod
     async def connect(cls, dsn: str) -> PostgresCounter:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         return cls(await asyncpg.connect(dsn))
 
     async def count(self) -> int:
         return int(await self._conn.fetchval("SELECT count(*) FROM tickets"))
+
+    async def outbox(self) -> dict[str, int]:
+        return {str(r[0]): int(r[1]) for r in await self._conn.fetch(_OUTBOX_STATES)}
 
     async def close(self) -> None:
         await self._conn.close()
@@ -267,6 +283,8 @@ async def wait_quiet(threshold_pct: float, max_wait_s: float) -> float:
         before = machine_busy_seconds()
         await asyncio.sleep(0.5)
         busy = 100.0 * (machine_busy_seconds() - before) / 0.5
+        if busy != busy:  # no /proc/stat: nothing to wait for
+            return busy
         quiet_for = quiet_for + 1 if busy <= threshold_pct else 0
         if quiet_for >= 4 or time.monotonic() > deadline:
             return busy
@@ -312,7 +330,7 @@ async def running_server(
     """Start the target in its own process on a free loopback port; stop it afterwards."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GONGDAN_")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     py = [sys.executable]
     if profile is not None:
         py += ["-m", "cProfile", "-o", str(profile)]
@@ -424,6 +442,7 @@ class Result:
     drain_s: float | None = None  # first send → the last accepted event is a ticket
     tickets_per_s: float | None = None  # accepted events / drain_s
     drained: bool | None = None
+    outbox: dict[str, int] | None = None  # replies by state when the drain wait ended
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -445,13 +464,11 @@ async def create_sessions(http: aiohttp.ClientSession, base: str, n: int) -> lis
 
 
 def make_bodies(sessions: Sequence[str], n: int, tag: str) -> list[bytes]:
-    return [
-        json.dumps(
-            {"session": sessions[i % len(sessions)], "id": f"{tag}-{i:08d}", "text": TEXTS[i % 6]},
-            ensure_ascii=False,
-        ).encode()
-        for i in range(n)
-    ]
+    def body(i: int) -> dict[str, str]:
+        text = TEXTS[i % len(TEXTS)]
+        return {"session": sessions[i % len(sessions)], "id": f"{tag}-{i:08d}", "text": text}
+
+    return [json.dumps(body(i), ensure_ascii=False).encode() for i in range(n)]
 
 
 @dataclass(slots=True)
@@ -607,6 +624,10 @@ async def measure(
             end = done_at if done_at is not None else samples[-1][0]
             res.drain_s = end - fired.t0
             res.tickets_per_s = final / max(res.drain_s, 1e-9)
+            try:  # replies still queued show whether delivery keeps up with ticket creation
+                res.outbox = await server.counter.outbox()
+            except Exception as exc:  # the outbox schema is the hub's business; never fatal
+                res.outbox = {f"error: {type(exc).__name__}": 0}
     return res
 
 
@@ -620,7 +641,7 @@ def _fmt(v: float | None, digits: int = 1) -> str:
 
 
 COLUMNS = (
-    ("target", 16),
+    ("target", 23),
     ("rate", 5),
     ("run", 3),
     ("req/s", 7),
@@ -867,7 +888,8 @@ async def run(args: argparse.Namespace) -> list[Result]:
                     f"  {target.name} @ {rate}/s run {n}: {r.ok}/{r.sent} ok, "
                     f"p99 {_fmt(r.p99_ms, 2)} ms, errors {r.errors or 0}, "
                     f"send lag max {_fmt(r.max_send_lag_ms, 1)} ms, "
-                    f"client cpu {_fmt(r.client_cpu_pct, 0)}%, code {r.code}",
+                    f"client cpu {_fmt(r.client_cpu_pct, 0)}%, code {r.code}"
+                    + (f", outbox {r.outbox}" if r.outbox is not None else ""),
                     flush=True,
                 )
                 if args.json is not None:  # after every run: a failure later keeps these

@@ -112,6 +112,8 @@ class TicketSettings(_Section):
 class AsrSettings(_Section):
     """Voice-note transcription (``bot.nlp.asr``), offline, on the CPU."""
 
+    enabled: bool = True
+    """Transcribe voice notes here. Off: only a platform's own transcript is used."""
     backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     """``faster-whisper`` (CTranslate2, the default) or ``openai-whisper`` (the reference
     implementation: 3–4× slower; needs ``pip install torch==2.13.0 -e '.[openai-whisper]'``)."""
@@ -141,8 +143,10 @@ class AsrSettings(_Section):
     lexicon_path: Path | None = None
     """A deployment's own domain lexicon (``TERM<TAB>category`` per line), used before the
     built-in ``bot/nlp/data/lexicon_asr.txt`` for the prompt and the homophone pass."""
-    prompt_terms: int = Field(40, ge=0)
-    """How many lexicon terms go into Whisper's initial prompt (0: none)."""
+    prompt_terms: int = Field(0, ge=0)
+    """How many lexicon terms go into Whisper's initial prompt for Chinese notes (0: none).
+    Off by default: with Whisper base it raised the character error rate on our test clips
+    (bench/README.md, "ASR"); the lexicon still corrects homophones after recognition."""
 
     @field_validator("model")
     @classmethod

@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.directory import Directory
 from bot.engine import Engine
 from bot.flows.housekeeping import auto_close
+from bot.hearing import Ears
 from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
@@ -52,6 +53,13 @@ class Hub:
         self.directory = Directory(settings)
         self.inbox = Inbox(self.db, on_stored=self._inbound_stored, metrics=self.metrics)
         self.adapters: dict[str, Adapter] = self._build_adapters()
+        self.transcriber = None
+        self._warm: asyncio.Task[None] | None = None
+        if settings.asr.enabled:
+            from bot.nlp.asr import build_transcriber
+
+            self.transcriber = build_transcriber(settings.asr)
+        ears = Ears(self.adapters, self.transcriber, max_mb=settings.asr.max_bytes / 1e6)
         self.engine = Engine(
             self.db,
             settings,
@@ -60,6 +68,7 @@ class Hub:
             self.metrics,
             self.adapters,
             on_outbox=self._outbox_queued,
+            ears=ears,
             lease=timedelta(seconds=settings.engine.lease_seconds),
             max_attempts=settings.engine.max_attempts,
         )
@@ -91,6 +100,13 @@ class Hub:
                 adapters.update(made if isinstance(made, dict) else {name: made})
         return adapters
 
+    async def _warm_up(self) -> None:
+        assert self.transcriber is not None
+        try:
+            await self.transcriber.warm_up()
+        except Exception:  # the first voice note will try again and report it
+            log.exception("loading the speech model failed")
+
     async def _auto_close(self) -> None:
         after = timedelta(hours=self.settings.tickets.auto_close_hours)
         async with self._jobs:
@@ -116,6 +132,8 @@ class Hub:
             await repo.sync_staff(s, self.directory.staff_records())
         for adapter in self.adapters.values():
             await adapter.start()
+        if self.transcriber is not None:  # load the model in the background, not on first use
+            self._warm = asyncio.create_task(self._warm_up(), name="asr-warm-up")
         self._tasks = [
             asyncio.create_task(self.engine.run_forever(), name="engine"),
             asyncio.create_task(self.sender.run_forever(), name="outbox"),
@@ -158,6 +176,10 @@ class Hub:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.engine.drain(grace=10)
+        if self._warm is not None:
+            await asyncio.wait({self._warm}, timeout=30)
+        if self.transcriber is not None:
+            await self.transcriber.close()
         for adapter in self.adapters.values():
             await adapter.stop()
         await self.db.dispose()

@@ -145,6 +145,7 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
         "api": {"token": "test-token"},
         "security": {"secret_key": "test-secret-key"},
         "admin_chat": "web:admin",
+        "asr": {"enabled": False},  # voice tests bring their own transcriber
         **STAFF,
     }
     values.update(overrides)

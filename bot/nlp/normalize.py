@@ -6,11 +6,13 @@
 2. Traditional → Simplified with OpenCC (``t2s``): Whisper base often prints Traditional;
 3. ASCII ``, ? ! ; :`` next to Chinese → full-width (Whisper mixes them);
 4. the homophone pass (``Lexicon.correct``): on 8 kHz AMR most errors sound like the right word
-   (变频器 → 辩评器, 断网 → 段网). A stretch that matches a lexicon term by toneless pinyin,
+   (变频器 heard as 便评器, 断网 as 段网). A stretch that matches a lexicon term by toneless pinyin,
    allowing the confusions of narrow-band audio (zh/z, n/l, in/ing, j/q …) within a budget
-   that grows with the term's length, and that is not itself a dictionary word (jieba, with
-   the domain dictionary), is replaced by the term. Stretches must start and end on jieba
-   token boundaries, so the end of one word and the start of the next never form a match;
+   that grows with the term's length, is replaced by the term, unless that would change text
+   jieba (with the domain dictionary) reads as words: a stretch never starts or ends inside a
+   dictionary word, never changes a character of a common word (机械避 → 机械臂 keeps 机械;
+   只是等 stays), is not itself a two-character word (意想 stays), and never changes a
+   grammatical character (处理过了 stays);
 5. Chinese numerals → digits where they are quantities: before a unit (八十五度 → 85度,
    零点八兆帕 → 0.8兆帕, 三号机 → 3号机), after 第, in 百分之…, decimals, and multi-character
    numbers. Single 一/两 before a classifier stay (一个, 两个小时), and words such as 一下,
@@ -176,14 +178,16 @@ def _syllable_cost(readings: Iterable[_Syllable], target: _Syllable) -> float:
     return best
 
 
-@functools.lru_cache(maxsize=8192)
-def _readings(char: str) -> tuple[_Syllable, ...]:
-    """Every toneless reading of one Han character (heteronyms included)."""
-    from pypinyin import Style, pinyin
+def _readings(run: str) -> list[tuple[_Syllable, ...]]:
+    """Per character of a Han run: its reading in context (pypinyin's phrase dictionary) and
+    its usual reading alone. Rare readings are left out: they match too much (受 as dao)."""
+    in_context = _term_syllables(run)
+    return [tuple(dict.fromkeys((s, _usual(ch)))) for s, ch in zip(in_context, run, strict=True)]
 
-    initials = pinyin(char, style=Style.INITIALS, heteronym=True, strict=False)[0]
-    finals = pinyin(char, style=Style.FINALS, heteronym=True, strict=False)[0]
-    return tuple(dict.fromkeys(zip(initials, finals, strict=False)))
+
+@functools.lru_cache(maxsize=8192)
+def _usual(char: str) -> _Syllable:
+    return _term_syllables(char)[0]
 
 
 def _term_syllables(term: str) -> tuple[_Syllable, ...]:
@@ -192,6 +196,9 @@ def _term_syllables(term: str) -> tuple[_Syllable, ...]:
     initials = lazy_pinyin(term, style=Style.INITIALS, strict=False)
     finals = lazy_pinyin(term, style=Style.FINALS, strict=False)
     return tuple(zip(initials, finals, strict=True))
+
+
+_index_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -211,36 +218,38 @@ class Lexicon:
         return "设备维修语音记录：" + "，".join(han) + "。" if han else ""
 
     def _targets(self) -> _Targets:
-        if not self._index:
-            seen: set[str] = set()
-            for term in (*self.terms, *self.extra_targets):
-                if term in seen or not _HAN_RUN.fullmatch(term) or not 2 <= len(term) <= 6:
-                    continue
-                seen.add(term)
-                self._index.setdefault(len(term), []).append((term, _term_syllables(term)))
-        return self._index
+        with _index_lock:  # worker threads share a lexicon; build its index once
+            if not self._index:
+                built: _Targets = {}
+                for term in dict.fromkeys((*self.terms, *self.extra_targets)):
+                    if _HAN_RUN.fullmatch(term) and 2 <= len(term) <= 6:
+                        built.setdefault(len(term), []).append((term, _term_syllables(term)))
+                self._index.update(built)
+            return self._index
 
     def correct(self, text: str) -> str:
         """Replace stretches that sound like a term but are not words (see module doc)."""
         targets = self._targets()
         if not targets or not _HAN.search(text):
             return text
-        locked = _locked(text)
+        words = _word_structure(text)
         out: list[str] = []
         pos = 0
         for run in _HAN_RUN.finditer(text):
             out.append(text[pos : run.start()])
-            out.append(self._correct_run(run.group(), run.start(), targets, locked))
+            out.append(self._correct_run(run.group(), run.start(), targets, words))
             pos = run.end()
         out.append(text[pos:])
         return "".join(out)
 
-    def _correct_run(self, run: str, offset: int, targets: _Targets, locked: set[int]) -> str:
-        readings = [_readings(ch) for ch in run]
+    def _correct_run(
+        self, run: str, offset: int, targets: _Targets, words: tuple[set[int], set[int]]
+    ) -> str:
+        readings = _readings(run)
         out: list[str] = []
         i = 0
         while i < len(run):
-            best = self._best_at(run, i, offset, readings, targets, locked)
+            best = self._best_at(run, i, offset, readings, targets, words)
             out.append(best or run[i])
             i += len(best) if best else 1
         return "".join(out)
@@ -252,12 +261,16 @@ class Lexicon:
         offset: int,
         readings: list[tuple[_Syllable, ...]],
         targets: _Targets,
-        locked: set[int],
+        words: tuple[set[int], set[int]],
     ) -> str | None:
+        inside, locked = words
+        if offset + i in inside:
+            return None  # never start in the middle of a word
         for length in sorted(targets, reverse=True):  # longest term first
             end = i + length
-            if end > len(run) or any(offset + k in locked for k in range(i, end)):
+            if end > len(run) or offset + end in inside:
                 continue
+            fixed = [k - i for k in range(i, end) if offset + k in locked]
             window, budget = run[i:end], _BUDGET[length]
             if length == 2 and nlp_text.is_word(window):  # 意想 (in 意想不到) stays
                 continue
@@ -265,6 +278,8 @@ class Lexicon:
             for term, syllables in targets[length]:
                 if term == window:
                     return None  # already right
+                if any(window[k] != term[k] for k in fixed):
+                    continue  # 只是等 must not become 指示灯; 机械避 may become 机械臂
                 if any(a != b and a in _FUNCTION_CHARS for a, b in zip(window, term, strict=True)):
                     continue  # 处理过了 must not become 处理过热
                 cost = 0.0
@@ -281,19 +296,23 @@ class Lexicon:
         return None
 
 
-#: A word jieba knows this well (its dictionary frequency) is never changed, not even in part;
+#: No character of a word jieba knows this well (its dictionary frequency) is ever changed;
 #: a two-character stretch that is a dictionary word at all is left alone too.
 _COMMON_WORD = 100
 
 
-def _locked(text: str) -> set[int]:
-    """Offsets of the characters that belong to common words (jieba, domain words included)."""
+def _word_structure(text: str) -> tuple[set[int], set[int]]:
+    """(offsets inside a multi-character dictionary word, offsets of characters that belong
+    to a common word) by jieba with the domain dictionary."""
     frequency = nlp_text._load().FREQ  # the shared tokenizer's dictionary, loaded once
+    inside: set[int] = set()
     locked: set[int] = set()
     for token, start, end in nlp_text.token_spans(text):
-        if len(token) >= 2 and frequency.get(token, 0) >= _COMMON_WORD:
-            locked.update(range(start, end))
-    return locked
+        if len(token) >= 2:
+            inside.update(range(start + 1, end))
+            if frequency.get(token, 0) >= _COMMON_WORD:
+                locked.update(range(start, end))
+    return inside, locked
 
 
 def _read_terms(path: Path) -> list[str]:

@@ -45,8 +45,8 @@ class F1:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     def __str__(self) -> str:
-        return (f"P {self.precision:.3f}  R {self.recall:.3f}  F1 {self.f1:.3f}"
-                f"  ({self.matched} matched, {self.predicted} found, {self.expected} labelled)")  # fmt: skip
+        counts = f"{self.matched} matched, {self.predicted} found, {self.expected} labelled"
+        return f"P {self.precision:.3f}  R {self.recall:.3f}  F1 {self.f1:.3f}  ({counts})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,11 @@ def differences(expected: Mapping[str, Any], predicted: Mapping[str, Any]) -> li
         for name in TEXT_FIELDS
         if _text(expected[name]) != _text(predicted[name])
     ]
-    checks = (("parts_needed", _parts), ("measurements", _measurements), ("actions_taken", _actions))
+    checks = (
+        ("parts_needed", _parts),
+        ("measurements", _measurements),
+        ("actions_taken", _actions),
+    )
     for name, check in checks:
         result = check(expected[name], predicted[name])
         if result.matched != result.expected or result.matched != result.predicted:
