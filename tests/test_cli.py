@@ -99,3 +99,41 @@ async def test_audit_verify_names_a_tampered_event(tmp_path: Path) -> None:
     out, _ = await proc.communicate()
     assert proc.returncode == 1
     assert b"TAMPERED: ticket 1 event #2" in out and b"2 audit events checked, 1 problems" in out
+
+
+def test_transcribe_prints_the_voice_flows_reading_as_json(tmp_path: Path) -> None:
+    fixtures = Path(__file__).parent / "fixtures"
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(
+        f'[asr]\nmodel = "{fixtures / "models" / "whisper-mini"}"\ncache_dir = "{tmp_path}"\n'
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--config",
+            str(cfg),
+            "transcribe",
+            "--json",
+            str(fixtures / "audio" / "note.amr"),
+            str(fixtures / "audio" / "note.ogg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [Path(r["file"]).name for r in rows] == ["note.amr", "note.ogg"]
+    for row in rows:
+        # The mini model always "says" 三號機辯評器報警，零點八兆帕; normalised and read:
+        assert row["transcript"] == "3号机变频器报警，0.8兆帕"
+        assert row["measurements"] == [{"quantity": "压力", "value": 0.8, "unit": "MPa"}]
+        assert (row["equipment"], row["symptom"], row["suggested_state"]) == (
+            "3号机",
+            "报警",
+            "diagnosing",
+        )
+        assert row["duration_s"] > 2
