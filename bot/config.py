@@ -35,6 +35,7 @@ from pydantic_settings import (
 )
 
 from bot.errors import ConfigError
+from bot.sla.settings import SlaSettings
 
 __all__ = ["PLATFORMS", "Person", "Settings", "Team", "load_settings"]
 
@@ -339,6 +340,9 @@ class Team(_Section):
     chats: list[str] = []
     """Group chats where this team's cards go: ``slack:C1``, ``telegram:-100…``,
     ``wecom-robot:<key>``, ``dingtalk:<openConversationId>``, ``web:team``."""
+    calendar: str | None = None
+    """Business hours of this team's SLA clocks (a name in ``[sla.calendars]``, or the built-in
+    ``business`` / ``24x7``); default ``sla.default_calendar``. A policy's own calendar wins."""
 
     @field_validator("chats")
     @classmethod
@@ -382,6 +386,7 @@ class Settings(BaseSettings):
     wecom: WecomSettings = WecomSettings()
     dingtalk: DingtalkSettings = DingtalkSettings()
     asr: AsrSettings = AsrSettings()
+    sla: SlaSettings = SlaSettings()
     people: list[Person] = []
     teams: list[Team] = []
 
@@ -417,6 +422,8 @@ class Settings(BaseSettings):
                     problems.append(f"teams.{i}.members: unknown person {m!r}")
             if t.lead is not None and t.lead not in known:
                 problems.append(f"teams.{i}.lead: unknown person {t.lead!r}")
+            if t.calendar is not None and t.calendar not in self.sla.calendar_names():
+                problems.append(f"teams.{i}.calendar: unknown calendar {t.calendar!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

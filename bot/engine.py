@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,7 @@ from bot.flows.intake import handle_message
 from bot.flows.voice import Heard, acknowledge, handle_voice
 from bot.hearing import Ears
 from bot.metrics import Metrics
+from bot.sla.clocks import Policies
 from bot.texts import say
 from storage import queues, repo
 from storage.db import Database
@@ -68,6 +69,7 @@ class Engine:
         lease: timedelta = timedelta(seconds=30),
         max_attempts: int = 3,
         batch: int = 100,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -80,6 +82,8 @@ class Engine:
         self.lease = lease
         self.max_attempts = max_attempts
         self.batch = batch
+        self.clock = clock
+        self.policies = Policies(settings) if settings.sla.enabled else None
         self.wake = asyncio.Event()
         self._stopping = False
         self._voice: set[asyncio.Task[None]] = set()
@@ -174,8 +178,9 @@ class Engine:
             metrics=self.metrics,
             platforms=set(self.adapters),
             key=key,
-            now=utcnow(),
+            now=self.clock(),
             event=event,
+            policies=self.policies,
         )
 
     async def _acknowledge_voice(self, key: str, event: Voice) -> None:

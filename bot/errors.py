@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from bot.tickets import NoteAction, Requirement, TicketAction, TicketState
+    from bot.tickets import NoteAction, Requirement, SlaAction, TicketAction, TicketState
 
 
 class GongdanError(Exception):
@@ -92,7 +92,9 @@ class FlowError(GongdanError):
 
 
 class _TicketRuleError(FlowError):
-    def __init__(self, *, action: TicketAction | NoteAction, state: TicketState) -> None:
+    def __init__(
+        self, *, action: TicketAction | NoteAction | SlaAction, state: TicketState
+    ) -> None:
         self.action = action
         self.state = state
         super().__init__(f"{action} not possible in state {state}")

@@ -172,6 +172,7 @@ def outbound_to_json(msg: Outbound) -> dict[str, Any]:
 def outbound_from_json(d: dict[str, Any]) -> Outbound:
     d = dict(d)
     kind = d.pop("kind")
+    d.pop("nag", None)  # what an SLA nag carries so it can be folded into a digest
     if kind == "card":
         d["fields"] = tuple(tuple(f) for f in d["fields"])
         d["buttons"] = tuple(Button(**b) for b in d["buttons"])

@@ -7,16 +7,20 @@ import importlib
 import logging
 import os
 import secrets
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.adapters.base import Adapter
+from bot.adapters.base import Adapter, RateLimit
 from bot.adapters.codec import TokenCodec
 from bot.config import Settings
 from bot.directory import Directory
 from bot.engine import Engine
+from bot.events import Address
+from bot.flows import escalation, sla
 from bot.flows.housekeeping import auto_close
 from bot.hearing import Ears
 from bot.inbox import Inbox
@@ -24,6 +28,7 @@ from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from storage import repo
 from storage.db import Database
+from storage.models import utcnow
 
 __all__ = ["Hub", "load_secret"]
 
@@ -44,8 +49,10 @@ def load_secret(settings: Settings) -> bytes:
 
 
 class Hub:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
+        """``clock``: what "now" is for tickets and SLA clocks (tests pass a controllable one)."""
         self.settings = settings
+        self.clock = clock
         self.db = Database(settings.database.url)
         self.metrics = Metrics()
         self.secret = load_secret(settings)
@@ -71,6 +78,7 @@ class Hub:
             ears=ears,
             lease=timedelta(seconds=settings.engine.lease_seconds),
             max_attempts=settings.engine.max_attempts,
+            clock=clock,
         )
         self.sender = OutboxSender(
             self.db,
@@ -118,6 +126,45 @@ class Hub:
             except Exception:  # a scheduled job must log and try again next time, not die
                 log.exception("auto-close job failed")
 
+    def limits(self, destination: Address) -> Sequence[RateLimit]:
+        """The rate limits the destination's adapter declares (none if it is not running)."""
+        adapter = self.adapters.get(destination.platform)
+        return adapter.limits(destination) if adapter is not None else ()
+
+    async def sla_sweep(self) -> int:
+        """Everything the SLA clocks have due now (batch after batch); returns tickets seen."""
+        total = 0
+        batch = self.settings.sla.batch
+        while not self._stopping:
+            started = time.perf_counter()
+            handled = await escalation.sweep(
+                self.db, self.engine.context, self.limits, now=self.clock(), batch=batch
+            )
+            self.metrics.sla_sweep_seconds.observe(time.perf_counter() - started)
+            total += handled
+            if handled:
+                self.sender.wake.set()
+            if handled < batch:
+                return total
+        return total
+
+    async def _sla_job(self) -> None:
+        async with self._jobs:
+            if self._stopping:
+                return
+            try:
+                await self.sla_sweep()
+            except Exception:  # a scheduled job must log and try again next time, not die
+                log.exception("SLA sweep failed")
+
+    async def _sla_reconcile(self) -> None:
+        try:
+            changed = await sla.reconcile(self.db, self.engine.context)
+            if changed:
+                log.info("SLA policies applied to %d open tickets", changed)
+        except Exception:
+            log.exception("applying the SLA policies to open tickets failed")
+
     def _inbound_stored(self) -> None:
         self.engine.wake.set()
 
@@ -154,6 +201,19 @@ class Hub:
                 id="auto-close",
                 name="auto-close",
                 next_run_time=datetime.now(UTC),
+                max_instances=1,
+                coalesce=True,
+            )
+        if self.engine.policies is not None:
+            # Policies may have changed since the last run: apply them, in the background.
+            self._tasks.append(asyncio.create_task(self._sla_reconcile(), name="sla-reconcile"))
+            self.scheduler.add_job(
+                self._sla_job,
+                "interval",
+                seconds=self.settings.sla.sweep_seconds,
+                id="sla-sweep",
+                name="SLA sweep",
+                next_run_time=datetime.now(UTC),  # what fell due while we were down: now
                 max_instances=1,
                 coalesce=True,
             )

@@ -46,5 +46,15 @@ class Metrics:
             "gongdan_dead_letters", "Outbound messages given up on", ["platform"], registry=r
         )
 
+        self.sla_events = Counter(
+            "gongdan_sla_events",
+            "SLA warnings, breaches and escalation steps by clock",
+            ["event", "clock"],
+            registry=r,
+        )
+        self.sla_sweep_seconds = Histogram(
+            "gongdan_sla_sweep_seconds", "Time of one SLA sweep batch", registry=r
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

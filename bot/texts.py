@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-__all__ = ["local_time", "say"]
+__all__ = ["local_time", "say", "span"]
 
 TEXTS: Mapping[str, tuple[str, str]] = {
     "ack": (
@@ -118,6 +118,37 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "unassigned": ("待分配", "unassigned"),
     "confirm.action": ("确定要{action}吗？", "Really {action}?"),
     "error.unknown_ticket": ("找不到该工单。", "No such ticket."),
+    "sla.due_in": ("{clock}将在 {left} 后到期（{due}）", "{clock} due in {left} ({due})"),
+    "sla.overdue": ("{clock}已超时 {over}（应于 {due}）", "{clock} overdue by {over} (due {due})"),
+    "sla.paused": ("{clock}已暂停（剩余 {left}）", "{clock} paused ({left} left)"),
+    "sla.met": ("{clock}已达成", "{clock} met"),
+    "sla.met_late": ("{clock}已完成（超时）", "{clock} met late"),
+    "sla.unclaimed": ("还没有人接单。", "Nobody has taken it yet."),
+    "sla.nag_title": ("⏰ {number} · {priority} · {title}", "⏰ {number} · {priority} · {title}"),
+    "sla.group_hint": (
+        "请在工单卡片上点「接单」或「我来处理」。",
+        "Press Accept or Claim on the ticket's card.",
+    ),
+    "sla.digest_title": ("⏰ 时限提醒：{n} 张工单", "⏰ SLA reminders: {n} tickets"),
+    "sla.digest_line": (
+        "· {number} {priority} {title}：{what}",
+        "· {number} {priority} {title}: {what}",
+    ),
+    "sla.assignee": ("负责人 {name}", "assignee {name}"),
+    "sla.snooze_ask": (
+        "请回复「{number} 延期 {minutes}m 原因」，写明延期原因。",
+        "Reply “{number} snooze {minutes}m <reason>” with the reason for the delay.",
+    ),
+    "sla.snooze_usage": (
+        "延期格式：{number} 延期 2h 原因（原因必填）",
+        "Usage: {number} snooze 2h <reason> (a reason is required)",
+    ),
+    "sla.snoozed": (
+        "已延期 {span}（{number}），最近期限 {due}。原因：{reason}",
+        "Snoozed {number} by {span}; next deadline {due}. Reason: {reason}",
+    ),
+    "sla.nothing_to_snooze": ("{number} 没有正在计时的期限。", "{number} has no running deadline."),
+    "field.sla": ("时限", "SLA"),
     "dead_letter": (
         "⚠️ 消息发送失败，已放弃：发往 {destination}（第 {attempts} 次），错误：{error}",
         "⚠️ Gave up sending a message to {destination} after {attempts} attempts: {error}",
@@ -132,3 +163,17 @@ def say(key: str, locale: str, **values: object) -> str:
 
 def local_time(at: datetime, tz: ZoneInfo) -> str:
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def span(seconds: float, locale: str) -> str:
+    """A duration for people: "1 小时 20 分钟" / "1 h 20 min" (at least a minute)."""
+    minutes = max(1, round(seconds / 60))
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if locale == "zh":
+        parts = [f"{days} 天" if days else "", f"{hours} 小时" if hours else ""]
+        parts.append(f"{mins} 分钟" if mins or not (days or hours) else "")
+    else:
+        parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
+        parts.append(f"{mins} min" if mins or not (days or hours) else "")
+    return " ".join(p for p in parts if p)

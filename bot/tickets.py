@@ -14,13 +14,17 @@ from enum import StrEnum
 from bot.errors import InvalidTransition, NotAllowed, RequirementMissing
 
 __all__ = [
+    "CLOCK_RULES",
     "TRANSITIONS",
     "ButtonStyle",
     "Category",
+    "ClockKind",
+    "ClockRule",
     "NoteAction",
     "Priority",
     "Requirement",
     "Role",
+    "SlaAction",
     "TicketAction",
     "TicketState",
     "Transition",
@@ -98,6 +102,12 @@ class NoteAction(StrEnum):
 
     CONFIRM_DIAGNOSIS = "confirm_diagnosis"
     DISCARD_DIAGNOSIS = "discard_diagnosis"
+
+
+class SlaAction(StrEnum):
+    """Buttons on a nag card that act on the ticket's clocks, not its state."""
+
+    SNOOZE = "snooze"  # 延期: push the deadlines that nag, with a reason
 
 
 class Role(StrEnum):
@@ -338,6 +348,45 @@ def allowed_actions(facts: TicketFacts, roles: frozenset[Role]) -> list[TicketAc
     return out
 
 
+class ClockKind(StrEnum):
+    RESPOND = "respond"
+    ARRIVE = "arrive"
+    RESOLVE = "resolve"
+    STAY = "stay"  # the longest stay in the current state
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRule:
+    """Where a clock runs and where it is met. In any other state it pauses, and the
+    ``[sla] pause_in`` states pause it too. Once met, a clock stays met."""
+
+    runs_in: frozenset[TicketState]
+    met_in: frozenset[TicketState]
+    remote_skips: bool = False  # tickets that need no visit have no such clock
+
+
+_MET_ALWAYS = frozenset({S.CLOSED, S.CANCELLED})
+
+#: The SLA clocks, as declarative as the transitions: the sweep and every transition read it.
+CLOCK_RULES: Mapping[ClockKind, ClockRule] = {
+    ClockKind.RESPOND: ClockRule(
+        runs_in=frozenset({S.NEW, S.ASSIGNED}),
+        met_in=frozenset(TicketState) - {S.NEW, S.ASSIGNED},
+    ),
+    ClockKind.ARRIVE: ClockRule(
+        runs_in=frozenset({S.NEW, S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE}),
+        met_in=frozenset(TicketState) - {S.NEW, S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE},
+        remote_skips=True,
+    ),
+    ClockKind.RESOLVE: ClockRule(
+        runs_in=_BEFORE_RESOLVED | {S.RESOLVED},
+        met_in=_MET_ALWAYS,
+    ),
+}
+
+#: Who may press the clock buttons.
+SLA_ACTION_ROLES: Mapping[SlaAction, frozenset[Role]] = {SlaAction.SNOOZE: frozenset({R.MANAGER})}
+
 STATE_LABELS: Mapping[TicketState, tuple[str, str]] = {
     S.NEW: ("待受理", "New"),
     S.ASSIGNED: ("已派单", "Assigned"),
@@ -353,7 +402,7 @@ STATE_LABELS: Mapping[TicketState, tuple[str, str]] = {
     S.CANCELLED: ("已取消", "Cancelled"),
 }
 
-ACTION_LABELS: Mapping[TicketAction | NoteAction, tuple[str, str]] = {
+ACTION_LABELS: Mapping[TicketAction | NoteAction | SlaAction, tuple[str, str]] = {
     A.ASSIGN: ("派单", "Assign"),
     A.CLAIM: ("我来处理", "Claim"),
     A.ACCEPT: ("接单", "Accept"),
@@ -374,6 +423,14 @@ ACTION_LABELS: Mapping[TicketAction | NoteAction, tuple[str, str]] = {
     A.AUTO_CLOSE: ("自动关闭", "Auto-close"),
     NoteAction.CONFIRM_DIAGNOSIS: ("确认", "Confirm"),
     NoteAction.DISCARD_DIAGNOSIS: ("重录", "Record again"),
+    SlaAction.SNOOZE: ("延期", "Snooze"),
+}
+
+CLOCK_LABELS: Mapping[ClockKind, tuple[str, str]] = {
+    ClockKind.RESPOND: ("响应", "Response"),
+    ClockKind.ARRIVE: ("到场", "Arrival"),
+    ClockKind.RESOLVE: ("解决", "Resolution"),
+    ClockKind.STAY: ("停留", "Time in state"),
 }
 
 
@@ -382,6 +439,15 @@ def state_label(state: TicketState, locale: str) -> str:
     return zh if locale == "zh" else en
 
 
-def action_label(action: TicketAction | NoteAction, locale: str) -> str:
+def action_label(action: TicketAction | NoteAction | SlaAction, locale: str) -> str:
     zh, en = ACTION_LABELS[action]
+    return zh if locale == "zh" else en
+
+
+def clock_label(kind: ClockKind, locale: str, state: TicketState | None = None) -> str:
+    """ "响应" / "Response"; a stay clock names its state: "停留「待备件」"."""
+    zh, en = CLOCK_LABELS[kind]
+    if kind == ClockKind.STAY and state is not None:
+        s = state_label(state, locale)
+        return f"{zh}「{s}」" if locale == "zh" else f"Time in “{s}”"
     return zh if locale == "zh" else en

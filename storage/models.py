@@ -31,6 +31,7 @@ __all__ = [
     "InboundEvent",
     "OutboxMessage",
     "Person",
+    "SlaClock",
     "Ticket",
     "TicketEvent",
     "VoiceNote",
@@ -141,6 +142,8 @@ class Ticket(Base):
     respond_due: Mapped[datetime | None] = mapped_column(index=True)
     arrive_due: Mapped[datetime | None] = mapped_column(index=True)
     resolve_due: Mapped[datetime | None] = mapped_column(index=True)
+    state_due: Mapped[datetime | None] = mapped_column(index=True)  # longest stay in this state
+    sla_next_at: Mapped[datetime | None] = mapped_column(index=True)  # the sweep looks then
     closed_at: Mapped[datetime | None] = mapped_column()
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -192,6 +195,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_state_due", "state", "next_attempt_at"),
         Index("ix_outbox_destination_id", "destination", "id"),
+        Index("ix_outbox_coalesce_key_state", "coalesce_key", "state"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     destination: Mapped[str] = mapped_column(String(330))  # platform:chat_id
@@ -205,9 +209,42 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column()
     lease_until: Mapped[datetime | None] = mapped_column()
     platform_message_id: Mapped[str | None] = mapped_column(String(300))
+    coalesce_key: Mapped[str | None] = mapped_column(String(340))  # nags that may fold together
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class SlaClock(Base):
+    """One SLA clock of a ticket (respond, arrive, resolve, and the stay in its state).
+
+    Business seconds ``used_s`` were spent before ``running_since``; while running, the clock is
+    due at ``due_at``. ``warned`` counts the warning thresholds fired, ``step`` the escalation
+    steps done; ``next_at`` is when the sweep must look at it next (the ticket's
+    ``sla_next_at`` is the earliest of its clocks).
+    """
+
+    __tablename__ = "sla_clocks"
+    __table_args__ = (UniqueConstraint("ticket_id", "kind"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # respond | arrive | resolve | stay
+    state: Mapped[str | None] = mapped_column(String(20))  # stay: the state it measures
+    policy: Mapped[str] = mapped_column(String(100))
+    calendar: Mapped[str] = mapped_column(String(100))
+    chain: Mapped[str] = mapped_column(String(100))
+    signature: Mapped[str] = mapped_column(String(64))  # of the policy it was computed with
+    budget_s: Mapped[float] = mapped_column()
+    used_s: Mapped[float] = mapped_column(default=0.0)
+    started_at: Mapped[datetime] = mapped_column()
+    running_since: Mapped[datetime | None] = mapped_column()
+    due_at: Mapped[datetime | None] = mapped_column()
+    warned: Mapped[int] = mapped_column(Integer, default=0)
+    breached_at: Mapped[datetime | None] = mapped_column()
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    escalation_stopped_at: Mapped[datetime | None] = mapped_column()
+    next_at: Mapped[datetime | None] = mapped_column()
+    met_at: Mapped[datetime | None] = mapped_column()
 
 
 class CardRef(Base):

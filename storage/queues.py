@@ -158,6 +158,7 @@ async def enqueue(
     ticket_id: int | None = None,
     card_ref_id: int | None = None,
     not_before: datetime | None = None,
+    coalesce_key: str | None = None,
 ) -> bool:
     """Queue one outbound message; a repeated idempotency key is a no-op (returns False)."""
     if op == "update" and card_ref_id is not None:
@@ -180,6 +181,7 @@ async def enqueue(
             idempotency_key=idempotency_key,
             ticket_id=ticket_id,
             card_ref_id=card_ref_id,
+            coalesce_key=coalesce_key,
             state="pending",
             attempts=0,
             next_attempt_at=not_before or utcnow(),

@@ -133,6 +133,13 @@ async def ensure_chat(
         await session.flush()
 
 
+async def chat_kind(session: AsyncSession, platform: str, chat_id: str) -> str | None:
+    """ "direct" or "group" for a chat a ticket came from (None: never seen)."""
+    return await session.scalar(
+        select(Chat.kind).where(Chat.platform == platform, Chat.chat_id == chat_id)
+    )
+
+
 # ----------------------------------------------------------------------------------- tickets
 
 
@@ -217,6 +224,24 @@ async def transition(
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def bump_version(session: AsyncSession, ticket_id: int, expected_version: int) -> bool:
+    """A change that is not a transition but must outdate every card's buttons (a snooze):
+    compare-and-set on the version, like ``transition``."""
+    result = await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.version == expected_version)
+        .values(version=expected_version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def mark_card_refs_stale(session: AsyncSession, ids: Iterable[int]) -> None:
+    ids = list(ids)
+    if ids:
+        await session.execute(update(CardRef).where(CardRef.id.in_(ids)).values(stale=True))
 
 
 async def set_ticket_fields(session: AsyncSession, ticket_id: int, **changes: Any) -> None:

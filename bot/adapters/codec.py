@@ -20,7 +20,7 @@ import hmac
 from dataclasses import dataclass
 
 from bot.errors import TokenInvalid
-from bot.tickets import NoteAction, TicketAction
+from bot.tickets import NoteAction, SlaAction, TicketAction
 
 __all__ = ["ActionToken", "TokenCodec"]
 
@@ -28,7 +28,7 @@ _MAGIC = b"g1"
 _MAC_LEN = 10
 MAX_TOKEN_BYTES = 64
 
-_CODES: dict[TicketAction | NoteAction, int] = {
+_CODES: dict[TicketAction | NoteAction | SlaAction, int] = {
     TicketAction.ASSIGN: 1,
     TicketAction.CLAIM: 2,
     TicketAction.ACCEPT: 3,
@@ -49,6 +49,7 @@ _CODES: dict[TicketAction | NoteAction, int] = {
     TicketAction.AUTO_CLOSE: 18,
     NoteAction.CONFIRM_DIAGNOSIS: 32,
     NoteAction.DISCARD_DIAGNOSIS: 33,
+    SlaAction.SNOOZE: 48,
 }
 _ACTIONS = {code: action for action, code in _CODES.items()}
 
@@ -56,9 +57,9 @@ _ACTIONS = {code: action for action, code in _CODES.items()}
 @dataclass(frozen=True, slots=True)
 class ActionToken:
     ticket_id: int
-    action: TicketAction | NoteAction
+    action: TicketAction | NoteAction | SlaAction
     version: int
-    arg: int | None = None  # ASSIGN: the person to assign; otherwise a voice note to confirm
+    arg: int | None = None  # ASSIGN: the person; SNOOZE: minutes; otherwise a voice note
 
 
 def _varint(n: int) -> bytes:

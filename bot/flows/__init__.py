@@ -23,6 +23,7 @@ from storage.models import Person
 
 if TYPE_CHECKING:
     from bot.events import Inbound
+    from bot.sla.clocks import Policies
 
 __all__ = ["FlowContext"]
 
@@ -41,6 +42,7 @@ class FlowContext:
     now: datetime
     person: Person | None = None  # who sent the event (None for the system)
     event: Inbound | None = None
+    policies: Policies | None = None  # the SLA policies (None: SLAs are off)
     _sent: int = field(default=0, init=False)
 
     @property

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.errors import StaleTransition, UnknownTicket
+from bot.errors import NotAllowed, StaleTransition, UnknownTicket
 from bot.events import Action, Address, Text
-from bot.flows import FlowContext, cards, voice
+from bot.flows import FlowContext, cards, sla, voice
 from bot.flows.intake import publish_staff_cards
-from bot.texts import say
+from bot.texts import say, span
 from bot.tickets import (
+    SLA_ACTION_ROLES,
     NoteAction,
     Requirement,
     Role,
+    SlaAction,
     TicketAction,
     TicketState,
     action_label,
@@ -26,7 +28,7 @@ from bot.tickets import (
 from storage import repo
 from storage.models import Person, Ticket
 
-__all__ = ["apply_action", "handle_action", "roles_of"]
+__all__ = ["apply_action", "handle_action", "roles_of", "snooze_and_tell"]
 
 
 def roles_of(person: Person, ticket: Ticket) -> frozenset[Role]:
@@ -49,6 +51,9 @@ async def handle_action(ctx: FlowContext, event: Action) -> None:
     if isinstance(token.action, NoteAction):
         # About a voice note, not the ticket's state: the note's own status guards repeats.
         await voice.decide(ctx, ticket, token.action, token.arg or 0)
+        return
+    if isinstance(token.action, SlaAction):
+        await snooze_pressed(ctx, ticket, token.version, token.arg, event.note)
         return
     if token.version != ticket.version:
         raise StaleTransition()
@@ -126,6 +131,7 @@ async def apply_action(
     ctx.metrics.transitions.labels(action.value).inc()
     updated = await repo.get_ticket(ctx.session, ticket.id)
     assert updated is not None
+    await sla.sync(ctx, updated, actor=actor)  # clocks stop, pause, resume; escalation ends
     await cards.refresh(ctx, updated)
     if "assignee_id" in changes and updated.assignee_id is not None:
         await publish_staff_cards(ctx, updated)
@@ -144,3 +150,51 @@ async def _tell_customer(ctx: FlowContext, ticket: Ticket, state: TicketState) -
         f"milestone.{state.value}", locale, name=assignee.name if assignee else ""
     )
     await ctx.send(Address.parse(ticket.origin_chat), Text(text), ticket_id=ticket.id)
+
+
+async def snooze_pressed(
+    ctx: FlowContext, ticket: Ticket, version: int, minutes: int | None, note: str | None
+) -> None:
+    """延期 on a nag card: with a reason typed along, snooze now; else ask for the reason
+    (managers answer "GD-12 延期 1h 原因" in any chat)."""
+    assert ctx.person is not None
+    minutes = minutes or ctx.settings.sla.snooze_minutes
+    if not note or not note.strip():
+        if not roles_of(ctx.person, ticket) & SLA_ACTION_ROLES[SlaAction.SNOOZE]:
+            raise NotAllowed(action=SlaAction.SNOOZE, state=TicketState(ticket.state))
+        await ctx.notify_presser(
+            say("sla.snooze_ask", ctx.locale, number=ticket.number, minutes=minutes)
+        )
+        return
+    await snooze_and_tell(ctx, ticket, minutes, note.strip(), version=version, private=True)
+
+
+async def snooze_and_tell(
+    ctx: FlowContext,
+    ticket: Ticket,
+    minutes: float,
+    reason: str,
+    *,
+    version: int,
+    private: bool,
+) -> None:
+    assert ctx.person is not None
+    chosen = await sla.snooze(ctx, ticket, ctx.person, minutes, reason, expected_version=version)
+    updated = await repo.get_ticket(ctx.session, ticket.id)
+    assert updated is not None
+    await cards.refresh(ctx, updated)
+    if not chosen:
+        text = say("sla.nothing_to_snooze", ctx.locale, number=ticket.number)
+    else:
+        text = say(
+            "sla.snoozed",
+            ctx.locale,
+            span=span(minutes * 60, ctx.locale),
+            number=ticket.number,
+            due=sla.earliest_due_text(chosen, ctx.settings.tz),
+            reason=reason,
+        )
+    if private:
+        await ctx.notify_presser(text)
+    else:
+        await ctx.reply(Text(text))

@@ -46,6 +46,10 @@ async def build_card(ctx: FlowContext, ticket: Ticket, audience: str, locale: st
         from bot.flows.voice import voice_card_for
 
         return await voice_card_for(ctx, ticket, int(audience.partition(":")[2]), locale)
+    if audience == "nag":
+        from bot.flows.escalation import nag_card
+
+        return await nag_card(ctx, ticket, locale)
     reporter = await repo.get_person(ctx.session, ticket.reporter_id)
     assignee = (
         await repo.get_person(ctx.session, ticket.assignee_id) if ticket.assignee_id else None

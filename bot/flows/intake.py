@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from bot.events import Address, Message, Text, Voice
-from bot.flows import FlowContext, cards, routing
+from bot.flows import FlowContext, cards, routing, sla
 from bot.nlp.classify import Reading, classify
 from bot.texts import say
 from bot.tickets import OPEN_STATES, TicketState
@@ -112,6 +112,7 @@ async def _create(ctx: FlowContext, event: Message | Voice, text: str, reading: 
     if team is not None:
         await repo.set_ticket_fields(ctx.session, ticket.id, team_key=team.id)
         ticket.team_key = team.id
+    await sla.start(ctx, ticket)
     return ticket
 
 
@@ -178,6 +179,10 @@ async def _staff_text(ctx: FlowContext, text: str) -> None:
         await ctx.reply(Text(say("staff.help", locale, open=listing)))
         return
     note = _TICKET_REF.sub("", text, count=1).strip(" ：:,，")
+    snooze = sla.SNOOZE_COMMAND.match(note)
+    if snooze:
+        await _snooze_command(ctx, ticket, snooze)
+        return
     cause = _ROOT_CAUSE.match(note)
     if cause:
         root_cause = note[cause.end() :].strip()
@@ -206,3 +211,17 @@ async def _staff_text(ctx: FlowContext, text: str) -> None:
         data={"text": note},
     )
     await ctx.reply(Text(say("staff.noted", locale, number=ticket.number)))
+
+
+async def _snooze_command(ctx: FlowContext, ticket: Ticket, m: re.Match[str]) -> None:
+    """ "GD-12 延期 2h 等厂家回电": a manager's snooze, with its reason, from any chat."""
+    from bot.flows.actions import snooze_and_tell
+
+    amount, unit, reason = m.groups()
+    if not reason.strip():
+        await ctx.reply(Text(say("sla.snooze_usage", ctx.locale, number=ticket.number)))
+        return
+    minutes = sla.snooze_minutes(amount, unit, ctx.settings.sla.snooze_minutes)
+    await snooze_and_tell(
+        ctx, ticket, minutes, reason.strip(), version=ticket.version, private=False
+    )

@@ -13,13 +13,16 @@ from storage.models import Ticket
 __all__ = ["pick_engineer", "route"]
 
 
-async def pick_engineer(ctx: FlowContext, ticket: Ticket) -> int | None:
-    """The person id to assign, or None when nobody has capacity (dispatch by hand)."""
+async def pick_engineer(
+    ctx: FlowContext, ticket: Ticket, *, exclude: set[int] | None = None
+) -> int | None:
+    """The person id to assign, or None when nobody has capacity (dispatch by hand);
+    ``exclude``: people not to pick (an escalation looking for the next candidate)."""
     wanted = {ticket.category, *(w for w in (ticket.device_code, ticket.title) if w)}
     best: tuple[int, int, str, int] | None = None
     for cfg in ctx.directory.engineers():
         person = await repo.person_by_key(ctx.session, cfg.id)
-        if person is None or not person.active:
+        if person is None or not person.active or (exclude and person.id in exclude):
             continue
         load = len(
             await repo.list_tickets(

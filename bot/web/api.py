@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.flows.sla import clock_view
 from bot.hub import Hub
 from bot.texts import say
 from bot.tickets import TicketState, state_label
@@ -58,12 +59,15 @@ async def _ticket_json(hub: Hub, s: Any, t: Ticket, *, events: bool) -> dict[str
             "respond": t.respond_due.isoformat() if t.respond_due else None,
             "arrive": t.arrive_due.isoformat() if t.arrive_due else None,
             "resolve": t.resolve_due.isoformat() if t.resolve_due else None,
+            "state": t.state_due.isoformat() if t.state_due else None,
         },
         "diagnosis": t.diagnosis,
         "root_cause": t.root_cause,
         "version": t.version,
     }
     if events:
+        # Each clock: due time, business time left, paused or not, breached, escalation.
+        out["clocks"] = await clock_view(s, hub.engine.policies, t, hub.clock())
         out["events"] = [
             {
                 "seq": e.seq,
