@@ -118,9 +118,9 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "unassigned": ("待分配", "unassigned"),
     "confirm.action": ("确定要{action}吗？", "Really {action}?"),
     "error.unknown_ticket": ("找不到该工单。", "No such ticket."),
-    "sla.due_in": ("{clock}将在 {left} 后到期（{due}）", "{clock} due in {left} ({due})"),
-    "sla.overdue": ("{clock}已超时 {over}（应于 {due}）", "{clock} overdue by {over} (due {due})"),
-    "sla.paused": ("{clock}已暂停（剩余 {left}）", "{clock} paused ({left} left)"),
+    "sla.due_in": ("{clock}将在{left}后到期（{due}）", "{clock} due in {left} ({due})"),
+    "sla.overdue": ("{clock}已超时{over}（应于 {due}）", "{clock} overdue by {over} (due {due})"),
+    "sla.paused": ("{clock}已暂停（剩余{left}）", "{clock} paused ({left} left)"),
     "sla.met": ("{clock}已达成", "{clock} met"),
     "sla.met_late": ("{clock}已完成（超时）", "{clock} met late"),
     "sla.unclaimed": ("还没有人接单。", "Nobody has taken it yet."),
@@ -144,7 +144,7 @@ TEXTS: Mapping[str, tuple[str, str]] = {
         "Usage: {number} snooze 2h <reason> (a reason is required)",
     ),
     "sla.snoozed": (
-        "已延期 {span}（{number}），最近期限 {due}。原因：{reason}",
+        "已延期{span}（{number}），最近期限 {due}。原因：{reason}",
         "Snoozed {number} by {span}; next deadline {due}. Reason: {reason}",
     ),
     "sla.nothing_to_snooze": ("{number} 没有正在计时的期限。", "{number} has no running deadline."),
@@ -166,13 +166,14 @@ def local_time(at: datetime, tz: ZoneInfo) -> str:
 
 
 def span(seconds: float, locale: str) -> str:
-    """A duration for people: "1 小时 20 分钟" / "1 h 20 min" (at least a minute)."""
+    """A duration for people: "1小时20分钟" / "1 h 20 min" (at least a minute)."""
     minutes = max(1, round(seconds / 60))
     days, rest = divmod(minutes, 1440)
     hours, mins = divmod(rest, 60)
     if locale == "zh":
-        parts = [f"{days} 天" if days else "", f"{hours} 小时" if hours else ""]
-        parts.append(f"{mins} 分钟" if mins or not (days or hours) else "")
+        parts = [f"{days}天" if days else "", f"{hours}小时" if hours else ""]
+        parts.append(f"{mins}分钟" if mins or not (days or hours) else "")
+        return "".join(parts)
     else:
         parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
         parts.append(f"{mins} min" if mins or not (days or hours) else "")

@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,24 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
     return load_settings(None, **values)
 
 
+class FakeClock:
+    """A controllable "now" for tickets and SLA clocks: it moves only when a test says so."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    def set(self, at: datetime) -> datetime:
+        self.now = at
+        return at
+
+
 class RunningHub:
     """The real aiohttp app serving on a loopback port, with an HTTP client."""
 
@@ -178,9 +197,9 @@ async def running(
 ) -> AsyncIterator[Callable[..., Awaitable[RunningHub]]]:
     stack: list[tuple[web.AppRunner, aiohttp.ClientSession]] = []
 
-    async def start(**overrides: Any) -> RunningHub:
+    async def start(clock: Callable[[], datetime] | None = None, **overrides: Any) -> RunningHub:
         settings = make_settings(tmp_path, db_url, **overrides)
-        hub = Hub(settings)
+        hub = Hub(settings, clock=clock) if clock is not None else Hub(settings)
         app = build_app(settings, hub)
         runner = web.AppRunner(app)
         await runner.setup()
