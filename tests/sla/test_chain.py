@@ -75,9 +75,9 @@ async def test_warn_breach_group_manager_repeat_then_stop_when_accepted(running:
         await sweep_at(hub, clock, 4)  # nothing is due yet
         await sweep_at(hub, clock, 5)  # half the respond clock: the assignee is warned
         warned = await lfeed.wait_card("li", lambda p: p["title"].startswith("⏰"))
-        assert any("响应将在5分钟后到期" in v for _, v in warned["payload"]["fields"]), warned[
-            "payload"
-        ]
+        assert ("时限", "响应将在5分钟后到期（2026-12-02 10:10）") in map(
+            tuple, warned["payload"]["fields"]
+        )
         assert {b["action"] for b in warned["payload"]["buttons"]} == {
             "accept",
             "claim",
