@@ -174,10 +174,23 @@ class FakeClock:
 class RunningHub:
     """The real aiohttp app serving on a loopback port, with an HTTP client."""
 
-    def __init__(self, hub: Hub, base: str, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        base: str,
+        http: aiohttp.ClientSession,
+        runner: web.AppRunner | None = None,
+    ) -> None:
         self.hub = hub
         self.base = base
         self.http = http
+        self.runner = runner
+
+    async def stop(self) -> None:
+        """Shut this hub down (as a restart would); the database stays."""
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
 
     async def post(self, path: str, body: Any, **kw: Any) -> tuple[int, Any]:
         async with self.http.post(self.base + path, json=body, **kw) as r:
@@ -195,7 +208,7 @@ class RunningHub:
 async def running(
     tmp_path: Path, db_url: str
 ) -> AsyncIterator[Callable[..., Awaitable[RunningHub]]]:
-    stack: list[tuple[web.AppRunner, aiohttp.ClientSession]] = []
+    stack: list[RunningHub] = []
 
     async def start(clock: Callable[[], datetime] | None = None, **overrides: Any) -> RunningHub:
         settings = make_settings(tmp_path, db_url, **overrides)
@@ -206,13 +219,14 @@ async def running(
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         http = aiohttp.ClientSession()
-        stack.append((runner, http))
-        return RunningHub(hub, f"http://127.0.0.1:{port}", http)
+        started = RunningHub(hub, f"http://127.0.0.1:{port}", http, runner)
+        stack.append(started)
+        return started
 
     yield start
-    for runner, http in reversed(stack):
-        await http.close()
-        await runner.cleanup()
+    for started in reversed(stack):
+        await started.http.close()
+        await started.stop()
 
 
 async def eventually(

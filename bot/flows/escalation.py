@@ -130,7 +130,6 @@ async def _ticket(ctx: FlowContext, ticket: Ticket, clocks: list[SlaClock]) -> l
     if not clocks or any(c.signature != policy.signature for c in clocks):
         clocks = await sla.sync(ctx, ticket, actor=None)  # the policy changed: apply it first
     nags: list[Nag] = []
-    reassign: SlaClock | None = None
     for clock in clocks:
         for due in due_events(clock, ctx.now, policy):
             match due:
@@ -141,24 +140,18 @@ async def _ticket(ctx: FlowContext, ticket: Ticket, clocks: list[SlaClock]) -> l
                 case Breach():
                     await _audit(ctx, ticket, "sla_breach", clock, [], due=due.at.isoformat())
                 case Step() if due.step.do == "reassign":
-                    reassign = clock
+                    await _reassign(ctx, ticket, clock, due)  # later steps see the new assignee
                 case Step():
                     to = await _step_targets(ctx, ticket, due.step.do)
                     k = due.round * len(policy.chain.steps) + due.index
                     nags += await _nags(ctx, ticket, clock, to, f"s{k}")
-                    await _audit(
-                        ctx,
-                        ticket,
-                        "sla_escalation",
-                        clock,
-                        to,
-                        step=due.index,
-                        round=due.round,
-                        do=due.step.do,
-                    )
+                    where = {"step": due.index, "round": due.round, "do": due.step.do}
+                    if to:
+                        await _audit(ctx, ticket, "sla_escalation", clock, to, **where)
+                    else:
+                        reason = _NOBODY[due.step.do]
+                        await _audit(ctx, ticket, "sla_skipped", clock, [], **where, reason=reason)
     await sla.project(ctx.session, ticket.id, clocks)
-    if reassign is not None:
-        await _reassign(ctx, ticket, reassign)
     return nags
 
 
@@ -182,13 +175,20 @@ async def _audit(
             **({"state": clock.state} if clock.state else {}),
             "policy": clock.policy,
             **data,
-            **({"to": [a.ref for a, *_ in to]} if to or kind != "sla_breach" else {}),
+            **({"to": [a.ref for a, *_ in to]} if to else {}),
         },
         at=ctx.now,
     )
 
 
 # ------------------------------------------------------------------------------- recipients
+
+_NOBODY = {
+    "notify_assignee": "no assignee with a direct chat on a running platform",
+    "post_origin": "the ticket came from a one-to-one chat (or its platform is not running)",
+    "post_team": "no team group chat on a running platform",
+    "notify_manager": "no manager with a direct chat on a running platform",
+}
 
 Target = tuple[Address, bool, str, list[str]]  # where, direct?, locale, people to @-mention
 
@@ -276,9 +276,12 @@ async def _nags(
     return out
 
 
-async def _reassign(ctx: FlowContext, ticket: Ticket, clock: SlaClock) -> None:
+async def _reassign(ctx: FlowContext, ticket: Ticket, clock: SlaClock, due: Step) -> None:
+    """Hand a ticket nobody accepted to the next candidate (the state table decides if it
+    still may be: only new or assigned tickets are reassigned by the system)."""
     from bot.flows.actions import apply_action
 
+    where = {"step": due.index, "round": due.round, "do": "reassign"}
     reason = None
     current = await repo.get_ticket(ctx.session, ticket.id)
     assert current is not None
@@ -296,8 +299,12 @@ async def _reassign(ctx: FlowContext, ticket: Ticket, clock: SlaClock) -> None:
                 )
             except FlowError as exc:
                 reason = repr(exc)
+            else:
+                person = await repo.get_person(ctx.session, candidate)
+                assignee = person.key if person else None
+                await _audit(ctx, current, "sla_escalation", clock, [], **where, assignee=assignee)
     if reason is not None:
-        await _audit(ctx, current, "sla_skipped", clock, [], do="reassign", reason=reason)
+        await _audit(ctx, current, "sla_skipped", clock, [], **where, reason=reason)
 
 
 # ---------------------------------------------------------------------------------- delivery
