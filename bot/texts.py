@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-__all__ = ["local_time", "say", "span"]
+__all__ = ["local_time", "say", "short_time", "span"]
 
 TEXTS: Mapping[str, tuple[str, str]] = {
     "ack": (
@@ -14,6 +14,10 @@ TEXTS: Mapping[str, tuple[str, str]] = {
         "We have your report: ticket {number} ({priority}). {who}",
     ),
     "ack.assigned": ("{name} 将为您处理。", "{name} will handle it."),
+    "ack.promise": ("我们承诺：{promises}。", "Our promise: {promises}."),
+    "promise.respond": ("{at} 前响应", "a response by {at}"),
+    "promise.arrive": ("{at} 前到场", "on site by {at}"),
+    "promise.resolve": ("{at} 前解决", "fixed by {at}"),
     "ack.unassigned": ("正在为您安排工程师。", "We are finding an engineer for you."),
     "ask.missing": (
         "为了更快处理，请补充：{missing}。",
@@ -163,6 +167,12 @@ def say(key: str, locale: str, **values: object) -> str:
 
 def local_time(at: datetime, tz: ZoneInfo) -> str:
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def short_time(at: datetime, tz: ZoneInfo, now: datetime) -> str:
+    """ "10:15" today, "12-07 09:30" another day (local time)."""
+    local = at.astimezone(tz)
+    return local.strftime("%H:%M" if local.date() == now.astimezone(tz).date() else "%m-%d %H:%M")
 
 
 def span(seconds: float, locale: str) -> str:

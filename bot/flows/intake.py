@@ -13,7 +13,7 @@ import re
 from bot.events import Address, Message, Text, Voice
 from bot.flows import FlowContext, cards, routing, sla
 from bot.nlp.classify import Reading, classify
-from bot.texts import say
+from bot.texts import say, short_time
 from bot.tickets import OPEN_STATES, TicketState
 from storage import repo
 from storage.models import Ticket
@@ -129,6 +129,9 @@ async def _acknowledge(
         else say("ack.unassigned", locale)
     )
     ack = say("ack", locale, number=ticket.number, priority=ticket.priority, who=who)
+    promise = await _promise(ctx, ticket, locale)
+    if promise:
+        ack += promise
     missing = [
         say(key, locale)
         for key, value in (
@@ -146,6 +149,25 @@ async def _acknowledge(
     await ctx.reply(Text(ack), ticket_id=ticket.id)
     await cards.publish(ctx, ticket, event.chat, "customer", locale)
     await publish_staff_cards(ctx, ticket)
+
+
+async def _promise(ctx: FlowContext, ticket: Ticket, locale: str) -> str:
+    """The times the customer may hold us to (the SLA clocks' deadlines), if any."""
+    fresh = await repo.get_ticket(ctx.session, ticket.id)
+    if fresh is None:
+        return ""
+    tz = ctx.settings.tz
+    promises = [
+        say(f"promise.{kind}", locale, at=short_time(at, tz, ctx.now))
+        for kind, at in (
+            ("respond", fresh.respond_due),
+            ("arrive", fresh.arrive_due),
+            ("resolve", fresh.resolve_due),
+        )
+        if at is not None
+    ]
+    sep = "，" if locale == "zh" else ", "
+    return say("ack.promise", locale, promises=sep.join(promises)) if promises else ""
 
 
 async def publish_staff_cards(ctx: FlowContext, ticket: Ticket) -> None:

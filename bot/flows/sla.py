@@ -367,28 +367,38 @@ async def reconcile(
     batch: int = 500,
 ) -> int:
     """Apply the current policies to every open ticket whose clocks were set under other
-    ones (or that has none: tickets from before SLAs were on). One node does it (advisory
-    lock); each batch is its own transaction. Returns how many tickets changed."""
+    ones (or that has none: tickets from before SLAs were on). The scan only reads; the
+    tickets that need it are synced in a transaction that one node at a time may run
+    (advisory lock). Returns how many tickets changed."""
     changed, after = 0, 0
     states = [s.value for s in OPEN_STATES]
     while True:
+        async with db.read() as s:
+            policies = context(s, "sla-reconcile").policies
+            assert policies is not None
+            tickets = await store.open_tickets_after(s, after, states, batch)
+            if not tickets:
+                return changed
+            clocks = await store.clocks_of(s, [t.id for t in tickets])
+            stale = []
+            for ticket in tickets:
+                signature = (await policy_of(s, policies, ticket)).signature
+                mine = clocks[ticket.id]
+                if not mine or any(c.signature != signature for c in mine):
+                    stale.append(ticket.id)
+            after = tickets[-1].id
+        if not stale:
+            continue
         async with db.transaction() as s:
             if not await store.single_node(s, "sla-reconcile"):
                 log.info("another node is applying the SLA policies")
                 return changed
             ctx = context(s, "sla-reconcile")
-            assert ctx.policies is not None
-            tickets = await store.open_tickets_after(s, after, states, batch)
-            if not tickets:
-                return changed
-            clocks = await store.clocks_of(s, [t.id for t in tickets])
-            for ticket in tickets:
-                policy = await policy_of(s, ctx.policies, ticket)
-                mine = clocks[ticket.id]
-                if not mine or any(c.signature != policy.signature for c in mine):
-                    await sync(ctx, ticket, actor=None)
+            for ticket_id in stale:
+                found = await repo.get_ticket(s, ticket_id)
+                if found is not None and found.state in states:
+                    await sync(ctx, found, actor=None)
                     changed += 1
-            after = tickets[-1].id
 
 
 def earliest_due_text(clocks: list[SlaClock], tz: Any) -> str:
