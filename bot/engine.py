@@ -27,7 +27,7 @@ from bot.directory import Directory
 from bot.errors import FlowError
 from bot.events import Action, Inbound, Message, Text, Voice, inbound_from_json
 from bot.flows import FlowContext
-from bot.flows.actions import handle_action
+from bot.flows.actions import handle_action, record_refusal
 from bot.flows.intake import handle_message
 from bot.flows.voice import Heard, acknowledge, handle_voice
 from bot.hearing import Ears
@@ -156,6 +156,8 @@ class Engine:
                 ctx = self.context(s, key + ":refused", event)
                 ctx.person = await _identify(s, event)
                 await self._answer(ctx, event, refusal.reason(ctx.locale))
+                if isinstance(event, Action):
+                    await record_refusal(ctx, event, refusal)
                 await self._record(s, event)
                 if not await queues.finish_inbound(s, row, "done", error=f"refused: {refusal!r}"):
                     raise _LeaseLost() from refusal

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.errors import NotAllowed, StaleTransition, UnknownTicket
+from bot.errors import FlowError, NotAllowed, StaleTransition, TokenInvalid, UnknownTicket
 from bot.events import Action, Address, Text
 from bot.flows import FlowContext, cards, sla, voice
 from bot.flows.intake import publish_staff_cards
@@ -28,7 +28,7 @@ from bot.tickets import (
 from storage import repo
 from storage.models import Person, Ticket
 
-__all__ = ["apply_action", "handle_action", "roles_of", "snooze_and_tell"]
+__all__ = ["apply_action", "handle_action", "record_refusal", "roles_of", "snooze_and_tell"]
 
 
 def roles_of(person: Person, ticket: Ticket) -> frozenset[Role]:
@@ -66,6 +66,32 @@ async def handle_action(ctx: FlowContext, event: Action) -> None:
     )
     label = action_label(token.action, ctx.locale)
     await ctx.notify_presser(say("done", ctx.locale, action=label, number=ticket.number))
+
+
+async def record_refusal(ctx: FlowContext, event: Action, refusal: FlowError) -> None:
+    """A refused press goes on the ticket's record too: who pressed what, and why not."""
+    assert ctx.person is not None
+    try:
+        token = ctx.codec.decode(event.token)
+    except TokenInvalid:
+        return  # a forged token names no ticket we could trust
+    ticket = await repo.get_ticket(ctx.session, token.ticket_id)
+    if ticket is None:
+        return
+    await repo.append_event(
+        ctx.session,
+        ticket.id,
+        actor=ctx.person.name,
+        actor_id=ctx.person.id,
+        kind="refused",
+        via="button",
+        data={
+            "action": token.action.value,
+            "card_version": token.version,
+            "reason": type(refusal).__name__,
+        },
+        at=ctx.now,
+    )
 
 
 async def apply_action(

@@ -49,7 +49,7 @@ from bot.tickets import (
 from storage import clocks as store
 from storage import queues, repo
 from storage.db import Database
-from storage.models import SlaClock, Ticket
+from storage.models import SlaClock, Ticket, utcnow
 
 __all__ = ["Limits", "nag_card", "sweep"]
 
@@ -340,10 +340,11 @@ def _merge(group: list[Nag]) -> list[Nag]:
 
 
 async def _crowded(ctx: FlowContext, dest: Address, limits: Limits, extra: int) -> bool:
-    """Would ``extra`` more messages break one of the destination's declared limits?"""
+    """Would ``extra`` more messages break one of the destination's declared limits? (Rate
+    limits count wall-clock time, whatever "now" the tickets' clocks run on.)"""
     waiting = await store.pending_to(ctx.session, dest.ref)
     for lim in limits(dest):
-        since = ctx.now - timedelta(seconds=lim.per)
+        since = utcnow() - timedelta(seconds=lim.per)
         if await store.sent_since(ctx.session, dest.ref, since) + waiting + extra > lim.count:
             return True
     return False
@@ -392,7 +393,7 @@ async def _send_digests(
     coalesce: str,
 ) -> None:
     items: dict[str, Item] = {}
-    not_before = ctx.now
+    not_before = utcnow()  # the outbox runs on wall-clock time
     for payload, at, _ in folded:
         not_before = max(not_before, at)  # a Retry-After the folded ones waited for still holds
         for raw in payload.get("nag", {}).get("items", []):

@@ -67,12 +67,10 @@ SNOOZE_COMMAND = re.compile(
 
 
 async def terms_of(session: AsyncSession, policies: Policies, ticket: Ticket) -> TicketTerms:
-    refs: set[str] = {ticket.origin_chat}
-    if policies.needs_customer:
-        refs |= {
-            f"{i.platform}:{i.external_id}"
-            for i in await repo.identities_of(session, ticket.reporter_id)
-        }
+    refs: set[str] = set()
+    if policies.needs_customer:  # only then: the terms are also the policy cache's key
+        identities = await repo.identities_of(session, ticket.reporter_id)
+        refs = {ticket.origin_chat, *(f"{i.platform}:{i.external_id}" for i in identities)}
     return TicketTerms(
         priority=Priority(ticket.priority),
         category=Category(ticket.category),

@@ -113,6 +113,8 @@ class Policies:
     def resolve(self, terms: TicketTerms) -> ResolvedPolicy:
         found = self._cache.get(terms)
         if found is None:
+            if len(self._cache) >= 10_000:  # per-customer terms: keep the cache bounded
+                self._cache.clear()
             found = self._cache[terms] = self._resolve(terms)
         return found
 
@@ -229,7 +231,11 @@ def schedule(clock: SlaClock, policy: ResolvedPolicy) -> None:
         if clock.warned < len(policy.warn_at):
             clock.next_at = min(clock.due_at, warn_time(clock, policy, clock.warned))
     elif clock.escalation_stopped_at is None and clock.step < total_steps(policy.chain):
-        pass  # next_at is the scheduled time of the next step; it moves only when steps run
+        # next_at is the scheduled time of the next step; it moves only when steps run. A
+        # chain whose clock was paused (next_at cleared) goes on from the moment it resumes.
+        if clock.next_at is None:
+            wait = _step_wait(policy.chain, clock.step, cal)
+            clock.next_at = cal.add(clock.running_since, wait)
     else:
         clock.next_at = None
 

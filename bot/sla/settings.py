@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, time
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -96,6 +97,7 @@ class CalendarSettings(_Section):
     def _spans(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("at least one span such as '09:00-18:00'")
+        minutes: list[tuple[int, int]] = []
         for span in v:
             m = _SPAN.match(span.replace(" ", ""))
             if not m:
@@ -105,17 +107,22 @@ class CalendarSettings(_Section):
                 raise ValueError(f"{span!r} is not a time of day")
             if (eh, em) <= (sh, sm):
                 raise ValueError(f"{span!r} ends before it starts")
+            minutes.append((sh * 60 + sm, eh * 60 + em))
+        minutes.sort()
+        for (_, end), (start, _) in pairwise(minutes):
+            if start < end:
+                raise ValueError(f"spans {v!r} overlap")
         return v
 
     def spans(self) -> list[tuple[time, time | None]]:
         """(start, end) local times; end None means midnight at the end of the day."""
         out: list[tuple[time, time | None]] = []
-        for span in sorted(self.hours):
+        for span in self.hours:
             m = _SPAN.match(span.replace(" ", ""))
             assert m is not None
             sh, sm, eh, em = (int(g) for g in m.groups())
             out.append((time(sh, sm), None if eh == 24 else time(eh, em)))
-        return out
+        return sorted(out, key=lambda s: s[0])  # by time, not by text ("9:00" > "13:00")
 
 
 #: Calendars that exist without configuration (a configured one of the same name replaces it).
@@ -148,6 +155,7 @@ class ChainSettings(_Section):
 DEFAULT_CHAIN = ChainSettings(
     steps=[
         ChainStep(do="notify_assignee"),
+        ChainStep(do="post_origin"),
         ChainStep(do="post_team"),
         ChainStep(wait=Duration(seconds=1800), do="notify_manager"),
     ]

@@ -208,6 +208,12 @@ async def test_a_manager_snoozes_with_a_reason_an_engineer_may_not(running: Star
     assert ticket["deadlines"]["respond"] == "2026-12-02T04:11:00+00:00"
     (respond,) = ticket["clocks"]
     assert not respond["breached"] and respond["escalation_step"] == 0
+    (refused,) = [e for e in ticket["events"] if e["kind"] == "refused"]
+    assert (refused["actor"], refused["data"]["action"], refused["data"]["reason"]) == (
+        "李工",
+        "snooze",
+        "NotAllowed",
+    )
     (snoozed,) = [e for e in ticket["events"] if e["kind"] == "sla_snooze"]
     assert snoozed["actor"] == "赵经理" and snoozed["data"]["reason"] == "等厂家回电"
     assert snoozed["data"]["clocks"]["respond"]["to"] == "2026-12-02T04:11:00+00:00"
