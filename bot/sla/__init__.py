@@ -1,0 +1,1 @@
+"""SLA policies, business calendars and clock arithmetic (no I/O); flows use them."""
