@@ -127,6 +127,9 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "sla.paused": ("{clock}已暂停（剩余{left}）", "{clock} paused ({left} left)"),
     "sla.met": ("{clock}已达成", "{clock} met"),
     "sla.met_late": ("{clock}已完成（超时）", "{clock} met late"),
+    "sla.short_due": ("{clock} {at} 前", "{clock} by {at}"),
+    "sla.short_overdue": ("{clock}已超时（{at}）", "{clock} overdue ({at})"),
+    "sla.short_paused": ("{clock}已暂停", "{clock} paused"),
     "sla.unclaimed": ("还没有人接单。", "Nobody has taken it yet."),
     "sla.nag_title": ("⏰ {number} · {priority} · {title}", "⏰ {number} · {priority} · {title}"),
     "sla.group_hint": (

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.adapters.codec import ActionToken
 from bot.events import Address, Button, Card
-from bot.flows import FlowContext
+from bot.flows import FlowContext, sla
 from bot.texts import local_time, say
 from bot.tickets import (
     TRANSITIONS,
@@ -68,6 +68,9 @@ async def build_card(ctx: FlowContext, ticket: Ticket, audience: str, locale: st
     ]
     fields += [(say(k, locale), v) for k, v in optional if v]
     fields.append((say("field.created", locale), local_time(ticket.created_at, ctx.settings.tz)))
+    deadlines = await sla.deadline_summary(ctx, ticket, locale)
+    if deadlines:
+        fields.append((say("field.sla", locale), deadlines))
     buttons = []
     for action in allowed_actions(facts_of(ticket), AUDIENCE_ROLES[audience]):
         rule = TRANSITIONS[action]

@@ -30,7 +30,7 @@ from bot.sla.clocks import (
     settle,
     used_at,
 )
-from bot.texts import local_time, say, span
+from bot.texts import local_time, say, short_time, span
 from bot.tickets import (
     OPEN_STATES,
     SLA_ACTION_ROLES,
@@ -342,6 +342,25 @@ def clock_line(clock: SlaClock, now: datetime, policies: Policies, locale: str, 
     if left <= 0 or clock.breached_at is not None:
         return say("sla.overdue", locale, clock=name, over=span(-left, locale), due=due)
     return say("sla.due_in", locale, clock=name, left=span(left, locale), due=due)
+
+
+async def deadline_summary(ctx: FlowContext, ticket: Ticket, locale: str) -> str:
+    """For a ticket card: "响应 10:10 前 · 到场 12:00 前", "响应已超时（10:10）"… — absolute
+    times, so the card stays true between updates (a breach refreshes every card)."""
+    if ctx.policies is None:
+        return ""
+    parts = []
+    for c in await store.clocks_for(ctx.session, ticket.id):
+        if c.met_at is not None:
+            continue
+        name = clock_label(ClockKind(c.kind), locale, TicketState(c.state) if c.state else None)
+        if c.running_since is None:
+            parts.append(say("sla.short_paused", locale, clock=name))
+        elif c.due_at is not None:
+            at = short_time(c.due_at, ctx.settings.tz, ctx.now)
+            key = "sla.short_overdue" if c.breached_at is not None else "sla.short_due"
+            parts.append(say(key, locale, clock=name, at=at))
+    return " · ".join(parts)
 
 
 async def clock_lines(ctx: FlowContext, ticket: Ticket, locale: str) -> list[str]:
