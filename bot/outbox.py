@@ -133,6 +133,8 @@ class OutboxSender:
                 await queues.outbox_retry(
                     s, row.id, at=utcnow() + timedelta(seconds=wait), error=None, attempt=False
                 )
+            # Look again when the limit allows it, not at the next heartbeat tick.
+            asyncio.get_running_loop().call_later(wait, self.wake.set)
             return
         started = time.perf_counter()
         try:

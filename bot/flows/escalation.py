@@ -136,7 +136,9 @@ async def _ticket(ctx: FlowContext, ticket: Ticket, clocks: list[SlaClock]) -> l
             match due:
                 case Warning():
                     to = await _warn_targets(ctx, ticket)
-                    nags += await _nags(ctx, ticket, clock, to, f"w{due.level}")
+                    assert clock.due_at is not None  # (a snoozed clock warns anew: new due)
+                    when = f"{clock.due_at:%Y%m%dT%H%M%S}"
+                    nags += await _nags(ctx, ticket, clock, to, f"w{due.level}@{when}")
                     await _audit(ctx, ticket, "sla_warning", clock, to, fraction=due.fraction)
                 case Breach():
                     breached = True
@@ -146,7 +148,9 @@ async def _ticket(ctx: FlowContext, ticket: Ticket, clocks: list[SlaClock]) -> l
                 case Step():
                     to = await _step_targets(ctx, ticket, due.step.do)
                     k = due.round * len(policy.chain.steps) + due.index
-                    nags += await _nags(ctx, ticket, clock, to, f"s{k}")
+                    assert clock.breached_at is not None  # (after a snooze: another breach)
+                    when = f"{clock.breached_at:%Y%m%dT%H%M%S}"
+                    nags += await _nags(ctx, ticket, clock, to, f"s{k}@{when}")
                     where = {"step": due.index, "round": due.round, "do": due.step.do}
                     if to:
                         await _audit(ctx, ticket, "sla_escalation", clock, to, **where)
@@ -411,9 +415,12 @@ async def _send_digests(
     locale = first.locale
     size = ctx.settings.sla.digest_max_lines
     ordered = list(items.values())
+    # Keyed by everything this pass sends here (what it took back and what is new), not by
+    # one chunk: a chunk may list exactly the nags of a digest it took back, whose row
+    # (superseded) still holds that chunk's key.
+    digest = hashlib.sha256("|".join(i.key for i in ordered).encode()).hexdigest()[:20]
     for start in range(0, len(ordered), size):
         chunk = ordered[start : start + size]
-        digest = hashlib.sha256("|".join(i.key for i in chunk).encode()).hexdigest()[:20]
         mentions = tuple(dict.fromkeys(m for i in chunk for m in i.mentions))
         lines = [say("sla.digest_title", locale, n=len(chunk))]
         lines += [
@@ -438,7 +445,7 @@ async def _send_digests(
             destination=dest.ref,
             op="send",
             payload=payload,
-            idempotency_key=f"sla-digest:{dest.ref}:{digest}"[:300],
+            idempotency_key=f"sla-digest:{dest.ref}:{digest}:{start // size}"[:300],
             not_before=not_before,
             coalesce_key=coalesce,
         )

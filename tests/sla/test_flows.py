@@ -263,3 +263,31 @@ async def test_business_hours_clock_shows_remaining_business_time(running: Start
     clock.advance(hours=40)  # Sunday morning: nothing has been used since Friday 18:00
     respond = await _clock(hub, number, "respond")
     assert respond["remaining_business_seconds"] == int(3.5 * 3600)
+
+
+async def test_a_breach_after_a_snooze_nags_again(running: Start) -> None:
+    from storage import queues
+
+    clock = FakeClock(T0)
+    hub = await running(clock=clock, sla=sla_config(steps=[{"do": "notify_manager"}]))
+    number = await new_ticket(hub)
+    zhao = await staff(hub, "zhao")
+    async with Feed(hub, zhao) as zfeed:
+        clock.advance(minutes=11)
+        await hub.hub.sla_sweep()
+        hub.hub.sender.wake.set()
+        await zfeed.wait_card("zhao", lambda p: p["title"].startswith("⏰"))
+        status, _ = await hub.post(
+            "/webchat/api/messages",
+            {"session": zhao, "id": "snooze-1", "text": f"{number} 延期 30m 等厂家回电"},
+        )
+        assert status == 202
+        await zfeed.wait_text("已延期")
+        clock.advance(minutes=31)  # the snoozed deadline passes too: the manager again
+        await hub.hub.sla_sweep()
+        await drained(hub)
+    kinds = [e["kind"] for e in await audit(hub, number)]
+    assert kinds.count("sla_breach") == 2 and kinds.count("sla_escalation") == 2
+    async with hub.hub.db.read() as s:
+        rows = await queues.outbox_rows(s, destination="web:zhao", states=["sent"])
+    assert len([r for r in rows if "nag" in r.payload]) == 2
