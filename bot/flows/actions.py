@@ -188,6 +188,16 @@ async def snooze_pressed(
     if not note or not note.strip():
         if not roles_of(ctx.person, ticket) & SLA_ACTION_ROLES[SlaAction.SNOOZE]:
             raise NotAllowed(action=SlaAction.SNOOZE, state=TicketState(ticket.state))
+        await repo.append_event(
+            ctx.session,
+            ticket.id,
+            actor=ctx.person.name,
+            actor_id=ctx.person.id,
+            kind="sla_snooze_asked",  # pressed without a reason: asked for one
+            via="button",
+            data={"minutes": minutes},
+            at=ctx.now,
+        )
         await ctx.notify_presser(
             say("sla.snooze_ask", ctx.locale, number=ticket.number, minutes=minutes)
         )

@@ -214,6 +214,8 @@ async def test_a_manager_snoozes_with_a_reason_an_engineer_may_not(running: Star
         "snooze",
         "NotAllowed",
     )
+    (asked,) = [e for e in ticket["events"] if e["kind"] == "sla_snooze_asked"]
+    assert (asked["actor"], asked["via"], asked["data"]) == ("赵经理", "button", {"minutes": 60})
     (snoozed,) = [e for e in ticket["events"] if e["kind"] == "sla_snooze"]
     assert snoozed["actor"] == "赵经理" and snoozed["data"]["reason"] == "等厂家回电"
     assert snoozed["data"]["clocks"]["respond"]["to"] == "2026-12-02T04:11:00+00:00"
