@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
@@ -242,6 +243,44 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def wait_serving(
+    proc: subprocess.Popen[bytes],
+    base: str,
+    http: aiohttp.ClientSession,
+    log: Path,
+    *,
+    within: float = 60.0,
+    name: str = "the server",
+) -> None:
+    """Wait until a spawned ``gongdan serve`` answers /healthz (fail with its log if it dies)."""
+
+    async def healthy() -> bool:
+        if proc.poll() is not None:
+            tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+            raise AssertionError(f"{name} exited:\n{tail}")
+        try:
+            async with http.get(base + "/healthz") as r:
+                return r.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await eventually(healthy, within=within, what=f"{name} to serve /healthz")
+
+
+async def outbox_drained(hub: RunningHub, *, within: float = 20.0) -> dict[str, int]:
+    """Wait until nothing is pending or being sent; the outbox's counts by state then."""
+    from storage import queues
+
+    async def done() -> dict[str, int] | None:
+        hub.hub.sender.wake.set()
+        async with hub.hub.db.read() as s:
+            counts = await queues.outbox_counts(s)
+        return None if counts.get("pending") or counts.get("sending") else counts
+
+    result: dict[str, int] = await eventually(done, within=within, what="the outbox to drain")
+    return result
 
 
 class Feed:

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import eventually, free_port
+from tests.conftest import eventually, free_port, wait_serving
 
 pytestmark = pytest.mark.slow
 
@@ -65,17 +65,7 @@ class Server:
                 cwd=self.config.parent,
             )
 
-        async def healthy() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                async with http.get(self.base + "/healthz") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(healthy, within=60, what="the server to start")
+        await wait_serving(self.proc, self.base, http, self.log)
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.conftest import FakeClock, Feed, RunningHub, button, eventually
+from tests.conftest import FakeClock, Feed, RunningHub, button, eventually, outbox_drained
 from tests.test_webchat_flow import customer, one_ticket, press, report, staff
 
 Start = Callable[..., Awaitable[RunningHub]]
@@ -107,7 +107,7 @@ async def test_warn_breach_group_manager_repeat_then_stop_when_accepted(running:
 
         for minutes in (40, 50, 60, 120):  # stopped: no step of the repeat runs any more
             await sweep_at(hub, clock, minutes)
-        await _outbox_empty(hub)
+        await outbox_drained(hub)
         assert len(sla_texts(lfeed, "team")) == 2
         assert sla_texts(zfeed, "zhao") == ["响应已完成（超时）"]  # the nag card, updated
 
@@ -149,15 +149,3 @@ def _is(count: Callable[[], Awaitable[int]], n: int) -> Callable[[], Awaitable[b
 
 async def _accepted(hub: RunningHub, number: str) -> bool:
     return bool((await hub.api(f"/api/tickets/{number}"))["state"] == "accepted")
-
-
-async def _outbox_empty(hub: RunningHub) -> None:
-    from storage import queues
-
-    async def empty() -> bool:
-        hub.hub.sender.wake.set()
-        async with hub.hub.db.read() as s:
-            counts = await queues.outbox_counts(s)
-        return not counts.get("pending") and not counts.get("sending")
-
-    await eventually(empty, what="the outbox to drain")

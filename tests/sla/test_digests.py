@@ -22,7 +22,7 @@ from bot.tickets import Priority
 from storage import queues
 from tests.adapters.telegram_driver import SECRET
 from tests.adapters.test_telegram import CUSTOMER, TEAM, deliver, says
-from tests.conftest import STAFF, FakeClock, RunningHub, eventually
+from tests.conftest import STAFF, FakeClock, RunningHub, eventually, outbox_drained
 from tests.fakes_telegram import TOKEN, Call, FakeBotApi, _Scripted
 
 Start = Callable[..., Awaitable[RunningHub]]
@@ -124,16 +124,6 @@ async def outbox(hub: RunningHub) -> dict[str, int]:
         return await queues.outbox_counts(s)
 
 
-async def drained(hub: RunningHub) -> dict[str, int]:
-    async def done() -> dict[str, int] | None:
-        hub.hub.sender.wake.set()
-        counts = await outbox(hub)
-        return None if counts.get("pending") or counts.get("sending") else counts
-
-    result: dict[str, int] = await eventually(done, within=20, what="the outbox to drain")
-    return result
-
-
 async def report_at(hub: RunningHub, clock: FakeClock, minutes: list[int]) -> list[str]:
     """One fault report per entry, each reported at T0 + that many minutes; the numbers."""
     numbers: list[str] = []
@@ -177,7 +167,7 @@ async def throttled_run(
     settings = {"telegram": telegram(api), **unstaffed(), "sla": sla(**extra)}
     hub = await running(clock=clock, **settings)
     numbers = await report_at(hub, clock, reported)
-    await drained(hub)  # acknowledgements and ticket cards are out before the group is held
+    await outbox_drained(hub)  # acknowledgements and ticket cards are out before the group is held
     assert nags_in_group(api) == []
 
     async def refused() -> bool:
@@ -229,7 +219,7 @@ async def test_nags_held_by_a_429_arrive_as_digests_none_lost_none_twice(
 ) -> None:
     # Four tickets, falling due over three sweeps (two in the second).
     hub, numbers = await throttled_run(running, api, [0, 1, 1, 2], [10, 11, 12])
-    counts = await drained(hub)  # the 429 cleared: everything that waited went out
+    counts = await outbox_drained(hub)  # the 429 cleared: everything that waited went out
     assert_every_nag_once(api, numbers, counts)
 
 
@@ -239,5 +229,5 @@ async def test_a_full_digest_taken_back_by_a_later_sweep_is_not_lost(
     # Two lines per digest: the first sweep's two nags fill one; the second sweep takes it
     # back and adds a third nag, so its first chunk lists the same two tickets again.
     hub, numbers = await throttled_run(running, api, [0, 0, 1], [10, 11], digest_max_lines=2)
-    counts = await drained(hub)
+    counts = await outbox_drained(hub)
     assert_every_nag_once(api, numbers, counts)

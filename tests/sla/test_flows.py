@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.conftest import FakeClock, Feed, RunningHub, button, eventually
+from tests.conftest import FakeClock, Feed, RunningHub, button, eventually, outbox_drained
 from tests.sla.test_chain import T0, audit
 from tests.test_webchat_flow import customer, one_ticket, press, report, staff
 
@@ -37,18 +37,6 @@ async def new_ticket(hub: RunningHub, text: str = "3号注塑机停机了，报�
     return str((await one_ticket(hub))["number"])
 
 
-async def drained(hub: RunningHub) -> None:
-    from storage import queues
-
-    async def empty() -> bool:
-        hub.hub.sender.wake.set()
-        async with hub.hub.db.read() as s:
-            counts = await queues.outbox_counts(s)
-        return not counts.get("pending") and not counts.get("sending")
-
-    await eventually(empty, what="the outbox to drain")
-
-
 async def test_a_deadline_that_passed_while_down_fires_once_on_start(running: Start) -> None:
     clock = FakeClock(T0)
     first = await running(clock=clock, sla=sla_config(repeat=3))
@@ -61,7 +49,7 @@ async def test_a_deadline_that_passed_while_down_fires_once_on_start(running: St
     await eventually(lambda: _has_audit(second, number, "sla_escalation", 2), what="steps")
     await second.hub.sla_sweep()
     await second.hub.sla_sweep()
-    await drained(second)
+    await outbox_drained(second)
     assert await _nags_sent(second, "web:team") == 1
     assert await _nags_sent(second, "web:li") == 1
     kinds = [
@@ -287,7 +275,7 @@ async def test_a_breach_after_a_snooze_nags_again(running: Start) -> None:
         await zfeed.wait_text("已延期")
         clock.advance(minutes=31)  # the snoozed deadline passes too: the manager again
         await hub.hub.sla_sweep()
-        await drained(hub)
+        await outbox_drained(hub)
     kinds = [e["kind"] for e in await audit(hub, number)]
     assert kinds.count("sla_breach") == 2 and kinds.count("sla_escalation") == 2
     async with hub.hub.db.read() as s:

@@ -37,7 +37,7 @@ from storage import queues, repo
 from storage.db import Database
 from storage.models import TicketEvent
 from tests.adapters.telegram_driver import SECRET
-from tests.conftest import eventually, free_port
+from tests.conftest import eventually, free_port, wait_serving
 from tests.fakes_telegram import TOKEN
 from tests.sla.test_digests import ThrottledBotApi
 
@@ -145,17 +145,8 @@ class Worker:
         return self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
 
     async def wait_healthy(self, http: aiohttp.ClientSession) -> None:
-        async def healthy() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited:\n{self.tail()}")
-            try:
-                async with http.get(self.base + "/healthz") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(healthy, within=30, what=f"{self.name} to serve /healthz")
+        assert self.proc is not None
+        await wait_serving(self.proc, self.base, http, self.log, within=30, name=self.name)
 
     async def sla_events(self, http: aiohttp.ClientSession) -> Counter[str]:
         """This process's own ``gongdan_sla_events_total``, by event."""
