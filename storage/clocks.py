@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import OutboxMessage, SlaClock, Ticket
 
 __all__ = [
+    "any_due",
     "claim_due",
     "clocks_for",
     "clocks_of",
@@ -45,6 +46,12 @@ async def clocks_of(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[in
         for c in rows.all():
             out[c.ticket_id].append(c)
     return out
+
+
+async def any_due(session: AsyncSession, now: datetime) -> bool:
+    """Is anything due? (A read: the idle sweep never takes SQLite's write lock.)"""
+    found = await session.scalar(select(Ticket.id).where(Ticket.sla_next_at <= now).limit(1))
+    return found is not None
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Ticket]:

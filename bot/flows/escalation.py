@@ -103,6 +103,9 @@ async def sweep(
     batch: int = 200,
 ) -> int:
     """One pass: handle up to ``batch`` tickets that are due; return how many were handled."""
+    async with db.read() as s:
+        if not await store.any_due(s, now):
+            return 0
     async with db.transaction() as s:
         tickets = await store.claim_due(s, now, batch)
         if not tickets:
