@@ -91,6 +91,7 @@ class Hub:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs = asyncio.Lock()  # held while a scheduled job runs; stop() waits for it
+        self._sla_wake = asyncio.Event()  # the scheduler ticks it; the SLA loop sweeps
         self._stopping = False
 
     def _build_adapters(self) -> dict[str, Adapter]:
@@ -148,13 +149,17 @@ class Hub:
                 return total
         return total
 
-    async def _sla_job(self) -> None:
-        async with self._jobs:
+    async def _sla_loop(self) -> None:
+        """Sweep whenever the scheduler ticks (a sweep that runs long simply takes the ticks
+        that came meanwhile as one), until the hub stops."""
+        while not self._stopping:
+            await self._sla_wake.wait()
+            self._sla_wake.clear()
             if self._stopping:
                 return
             try:
                 await self.sla_sweep()
-            except Exception:  # a scheduled job must log and try again next time, not die
+            except Exception:  # log and try again on the next tick, never die
                 log.exception("SLA sweep failed")
 
     async def _sla_reconcile(self) -> None:
@@ -207,16 +212,15 @@ class Hub:
         if self.engine.policies is not None:
             # Policies may have changed since the last run: apply them, in the background.
             self._tasks.append(asyncio.create_task(self._sla_reconcile(), name="sla-reconcile"))
+            self._tasks.append(asyncio.create_task(self._sla_loop(), name="sla-sweep"))
             self.scheduler.add_job(
-                self._sla_job,
+                self._sla_wake.set,
                 "interval",
                 seconds=self.settings.sla.sweep_seconds,
-                id="sla-sweep",
-                name="SLA sweep",
-                next_run_time=datetime.now(UTC),  # what fell due while we were down: now
-                max_instances=1,
-                coalesce=True,
+                id="sla-tick",
+                name="SLA tick",
             )
+            self._sla_wake.set()  # what fell due while we were down: now
         self.scheduler.start()
         self.engine.wake.set()
         self.sender.wake.set()
@@ -225,6 +229,7 @@ class Hub:
         self._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self._sla_wake.set()  # the SLA loop finishes its sweep and leaves
         async with self._jobs:  # let a running job finish before the database goes away
             pass
         await self.inbox.close()
