@@ -100,7 +100,7 @@ async def sweep(
     limits: Limits,
     *,
     now: datetime,
-    batch: int = 200,
+    batch: int = 50,
 ) -> int:
     """One pass: handle up to ``batch`` tickets that are due; return how many were handled."""
     async with db.read() as s:
@@ -133,7 +133,6 @@ async def _ticket(ctx: FlowContext, ticket: Ticket, clocks: list[SlaClock]) -> l
     if not clocks or any(c.signature != policy.signature for c in clocks):
         clocks = await sla.sync(ctx, ticket, actor=None)  # the policy changed: apply it first
     nags: list[Nag] = []
-    breached = False
     for clock in clocks:
         for due in due_events(clock, ctx.now, policy):
             match due:
@@ -144,7 +143,6 @@ async def _ticket(ctx: FlowContext, ticket: Ticket, clocks: list[SlaClock]) -> l
                     nags += await _nags(ctx, ticket, clock, to, f"w{due.level}@{when}")
                     await _audit(ctx, ticket, "sla_warning", clock, to, fraction=due.fraction)
                 case Breach():
-                    breached = True
                     await _audit(ctx, ticket, "sla_breach", clock, [], due=due.at.isoformat())
                 case Step() if due.step.do == "reassign":
                     await _reassign(ctx, ticket, clock, due)  # later steps see the new assignee
@@ -161,10 +159,6 @@ async def _ticket(ctx: FlowContext, ticket: Ticket, clocks: list[SlaClock]) -> l
                         reason = _NOBODY[due.step.do]
                         await _audit(ctx, ticket, "sla_skipped", clock, [], **where, reason=reason)
     await sla.project(ctx.session, ticket.id, clocks)
-    if breached:  # every copy of the card says so now
-        current = await repo.get_ticket(ctx.session, ticket.id)
-        assert current is not None
-        await cards.refresh(ctx, current)
     return nags
 
 

@@ -346,7 +346,8 @@ def clock_line(clock: SlaClock, now: datetime, policies: Policies, locale: str, 
 
 async def deadline_summary(ctx: FlowContext, ticket: Ticket, locale: str) -> str:
     """For a ticket card: "响应 10:10 前 · 到场 12:00 前", "响应已超时（10:10）"… — absolute
-    times, so the card stays true between updates (a breach refreshes every card)."""
+    times, so the card stays true between its updates (a breach does not redraw every copy
+    of every card: the nags say it, and the next change of the ticket redraws them)."""
     if ctx.policies is None:
         return ""
     parts = []

@@ -227,8 +227,9 @@ class SlaSettings(_Section):
     enabled: bool = True
     sweep_seconds: float = Field(1.0, gt=0)
     """How often the sweep looks for what is due (an index probe; cheap)."""
-    batch: int = Field(200, ge=1)
-    """Tickets one sweep claims at most (the rest follow at once in the next)."""
+    batch: int = Field(50, ge=1)
+    """Tickets one sweep transaction claims at most; the next batch follows at once. Small
+    batches commit, and so start sending, sooner (bench/README.md, "SLA")."""
     warn_at: list[float] = [0.5, 0.8]
     """Default warning thresholds: the assignee is nagged when this much of a clock is used."""
     pause_in: list[TicketState] = [TicketState.RESOLVED]
