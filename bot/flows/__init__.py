@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.directory import Directory
 from bot.events import Address, Card, Notice, Outbound, Text, outbound_to_json
 from bot.metrics import Metrics
-from storage import queues
+from storage import queues, repo
 from storage.models import Person
 
 if TYPE_CHECKING:
@@ -72,6 +72,29 @@ class FlowContext:
             idempotency_key=f"{self.key}#{self._sent}",
             ticket_id=ticket_id,
             card_ref_id=card_ref_id,
+        )
+
+    async def record(
+        self,
+        ticket_id: int,
+        kind: str,
+        *,
+        via: str,
+        data: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Append to the ticket's audit trail as the person behind this event, at ``now``."""
+        person = self.person
+        await repo.append_event(
+            self.session,
+            ticket_id,
+            actor=person.name if person is not None else "system",
+            actor_id=person.id if person is not None else None,
+            kind=kind,
+            via=via,
+            data=data,
+            at=fields.pop("at", self.now),
+            **fields,
         )
 
     async def reply(self, message: Text | Card, *, ticket_id: int | None = None) -> None:

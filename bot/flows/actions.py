@@ -78,11 +78,8 @@ async def record_refusal(ctx: FlowContext, event: Action, refusal: FlowError) ->
     ticket = await repo.get_ticket(ctx.session, token.ticket_id)
     if ticket is None:
         return
-    await repo.append_event(
-        ctx.session,
+    await ctx.record(
         ticket.id,
-        actor=ctx.person.name,
-        actor_id=ctx.person.id,
         kind="refused",
         via="button",
         data={
@@ -90,7 +87,6 @@ async def record_refusal(ctx: FlowContext, event: Action, refusal: FlowError) ->
             "card_version": token.version,
             "reason": type(refusal).__name__,
         },
-        at=ctx.now,
     )
 
 
@@ -188,15 +184,11 @@ async def snooze_pressed(
     if not note or not note.strip():
         if not roles_of(ctx.person, ticket) & SLA_ACTION_ROLES[SlaAction.SNOOZE]:
             raise NotAllowed(action=SlaAction.SNOOZE, state=TicketState(ticket.state))
-        await repo.append_event(
-            ctx.session,
+        await ctx.record(
             ticket.id,
-            actor=ctx.person.name,
-            actor_id=ctx.person.id,
             kind="sla_snooze_asked",  # pressed without a reason: asked for one
             via="button",
             data={"minutes": minutes},
-            at=ctx.now,
         )
         await ctx.notify_presser(
             say("sla.snooze_ask", ctx.locale, number=ticket.number, minutes=minutes)

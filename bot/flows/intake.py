@@ -56,11 +56,8 @@ async def customer_report(
         )
         if open_tickets:
             ticket = open_tickets[0]
-            await repo.append_event(
-                ctx.session,
+            await ctx.record(
                 ticket.id,
-                actor=ctx.person.name,
-                actor_id=ctx.person.id,
                 kind="comment",
                 via="voice" if isinstance(event, Voice) else "message",
                 data={"text": text},
@@ -92,15 +89,11 @@ async def _create(ctx: FlowContext, event: Message | Voice, text: str, reading: 
         created_at=ctx.now,
         updated_at=ctx.now,
     )
-    await repo.append_event(
-        ctx.session,
+    await ctx.record(
         ticket.id,
-        actor=ctx.person.name,
-        actor_id=ctx.person.id,
         kind="created",
         via="voice" if isinstance(event, Voice) else "message",
         to_state=TicketState.NEW,
-        at=ctx.now,
         data={"text": text, "reading": reading.as_json(None)},
     )
     ctx.metrics.tickets_created.inc()
@@ -209,11 +202,8 @@ async def _staff_text(ctx: FlowContext, text: str) -> None:
     if cause:
         root_cause = note[cause.end() :].strip()
         await repo.set_ticket_fields(ctx.session, ticket.id, root_cause=root_cause)
-        await repo.append_event(
-            ctx.session,
+        await ctx.record(
             ticket.id,
-            actor=ctx.person.name,
-            actor_id=ctx.person.id,
             kind="evidence",
             via="message",
             data={"root_cause": root_cause},
@@ -223,11 +213,8 @@ async def _staff_text(ctx: FlowContext, text: str) -> None:
         await cards.refresh(ctx, refreshed)
         await ctx.reply(Text(say("staff.evidence", locale, number=ticket.number)))
         return
-    await repo.append_event(
-        ctx.session,
+    await ctx.record(
         ticket.id,
-        actor=ctx.person.name,
-        actor_id=ctx.person.id,
         kind="comment",
         via="message",
         data={"text": note},
