@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
@@ -243,6 +244,21 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def spawn_serve(
+    config: Path, log: Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``python -m bot.cli serve`` with ``config``, its output appended to ``log``."""
+    environ = {**os.environ, **(env or {}), "GONGDAN_CONFIG": str(config)}
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve"],
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+        )
 
 
 async def wait_serving(

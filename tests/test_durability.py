@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import eventually, free_port, wait_serving
+from tests.conftest import eventually, free_port, spawn_serve, wait_serving
 
 pytestmark = pytest.mark.slow
 
@@ -55,15 +53,7 @@ class Server:
         self.log = tmp / "server.log"
 
     async def start(self, http: aiohttp.ClientSession) -> None:
-        env = {**os.environ, "GONGDAN_CONFIG": str(self.config)}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "serve"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.config.parent,
-            )
+        self.proc = spawn_serve(self.config, self.log, self.config.parent)
 
         await wait_serving(self.proc, self.base, http, self.log)
 

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import NotAllowed, StaleTransition
+from bot.events import Action
 from bot.flows import FlowContext
 from bot.sla.clocks import (
     Policies,
@@ -260,13 +261,10 @@ async def snooze(
         schedule(clock, policy)
     await ctx.session.flush()
     await project(ctx.session, ticket.id, clocks)
-    await repo.append_event(
-        ctx.session,
+    await ctx.record(
         ticket.id,
-        actor=actor.name,
-        actor_id=actor.id,
         kind="sla_snooze",
-        via="button" if ctx.event is not None and hasattr(ctx.event, "token") else "message",
+        via="button" if isinstance(ctx.event, Action) else "message",
         data={
             "minutes": minutes,
             "reason": reason,
@@ -278,7 +276,6 @@ async def snooze(
                 for c in chosen
             },
         },
-        at=now,
     )
     return chosen
 

@@ -18,7 +18,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -37,7 +36,7 @@ from storage import queues, repo
 from storage.db import Database
 from storage.models import TicketEvent
 from tests.adapters.telegram_driver import SECRET
-from tests.conftest import eventually, free_port, wait_serving
+from tests.conftest import eventually, free_port, spawn_serve, wait_serving
 from tests.fakes_telegram import TOKEN
 from tests.sla.test_digests import ThrottledBotApi
 
@@ -131,15 +130,7 @@ class Worker:
     def spawn(self) -> None:
         # The processes run the code under test (this checkout), whatever is installed.
         path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-        env = {**os.environ, "GONGDAN_CONFIG": str(self.config), "PYTHONPATH": path}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "serve"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.dir,
-            )
+        self.proc = spawn_serve(self.config, self.log, self.dir, {"PYTHONPATH": path})
 
     def tail(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
