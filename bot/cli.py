@@ -81,6 +81,7 @@ async def _transcribe(
 ) -> int:
     from bot.hearing import Ears
     from bot.nlp.asr import build_transcriber
+    from bot.texts import refusal
 
     ears = Ears({}, build_transcriber(settings.asr))
     failed = 0
@@ -88,7 +89,7 @@ async def _transcribe(
         heard = await ears.understand(path.read_bytes(), language)
         if heard.problem is not None:
             failed += 1
-            print(f"{path}: {heard.problem.reason(settings.locale)}", file=sys.stderr)
+            print(f"{path}: {refusal(heard.problem, settings.locale)}", file=sys.stderr)
             continue
         row = {
             "file": str(path),

@@ -1,92 +1,98 @@
-"""The engine: claims stored inbound events and runs each through its flow, exactly once.
+"""The engine: claims stored inbound events and runs them through their flows, exactly once.
 
 Adapters store events (``Inbox``) and answer the platform; this loop picks them up afterwards,
-so answering never waits for processing and a crash after the answer loses nothing: an event
-claimed by a process that died is claimed again when its lease runs out. Each event runs in one
-transaction together with the replies it queues and the mark that it is done.
+so answering never waits for processing and a crash after the answer loses nothing.
+
+One step is one unit of work in one transaction: claim a batch of events (at most one per
+chat, oldest first — a chat's events are handled in order), find who sent them, load the
+tickets they are about in a few queries, let each event's flow decide in memory (a ``Turn``;
+a refusal or a failure undoes that turn alone), and write everything — tickets, audit rows,
+clocks, cards, replies and the events' own "done" — in one pass before the commit. If the
+transaction cannot commit, nothing of it happened and the events are claimed again (alone, to
+find the one at fault).
 
 The one error boundary lives here: a ``FlowError`` becomes a kind reply to the person (the rules
 said no); anything else is logged with its traceback, retried a few times, then answered with an
 apology and left as ``failed`` for an operator.
+
+Voice notes take seconds of transcription outside any transaction: they are claimed with a
+lease, acknowledged ("transcribing…"), heard, and then handled in a unit of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
-
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 
 from bot.adapters.base import Adapter
-from bot.adapters.codec import TokenCodec
-from bot.config import Settings
-from bot.directory import Directory
-from bot.errors import FlowError
+from bot.errors import FlowError, TokenInvalid
 from bot.events import Action, Inbound, Message, Text, Voice, inbound_from_json
-from bot.flows import FlowContext
 from bot.flows.actions import handle_action, record_refusal
 from bot.flows.intake import handle_message
 from bot.flows.voice import Heard, acknowledge, handle_voice
 from bot.hearing import Ears
-from bot.metrics import Metrics
-from bot.sla.clocks import Policies
+from bot.texts import refusal as refusal_text
 from bot.texts import say
-from storage import queues, repo
+from bot.unit import Env, Turn
+from bot.work import Tx, Work
+from storage import inbound
 from storage.db import Database
-from storage.models import InboundEvent, Person, utcnow
+from storage.inbound import Claimed
+from storage.models import utcnow
+from storage.records import Person
+from storage.unit import customer_key
 
 __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
-
-
-async def _identify(session: AsyncSession, event: Inbound) -> Person:
-    """The person behind an event. Identities are keyed by the *sender's* platform, which can
-    differ from the chat's surface (a WeCom AI-bot group speaks for WeCom members)."""
-    s = event.sender
-    return await repo.identify(session, s.platform, s.user_id, s.name, s.locale)
+_CUSTOMERS_KEPT = 50_000  # customers remembered between units (most write again soon)
 
 
 class _LeaseLost(Exception):
-    """Our claim on an event expired and another worker took it: roll back, do nothing."""
+    """Our claim on a voice note expired and another worker took it: roll back, do nothing."""
 
 
 class Engine:
     def __init__(
         self,
         db: Database,
-        settings: Settings,
-        codec: TokenCodec,
-        directory: Directory,
-        metrics: Metrics,
+        work: Work,
         adapters: Mapping[str, Adapter],
-        on_outbox: Callable[[], None] = lambda: None,
         ears: Ears | None = None,
         *,
         lease: timedelta = timedelta(seconds=30),
         max_attempts: int = 3,
-        batch: int = 100,
-        clock: Callable[[], datetime] = utcnow,
+        batch: int = 64,
+        budget: float = 0.010,
+        yield_to_intake: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``batch``: most events per unit; ``budget``: seconds of deciding a unit aims for
+        (on SQLite it holds the write lock that long); ``yield_to_intake``: waits while the
+        intake has a commit due (answers wait on those, so they go first)."""
         self.db = db
-        self.settings = settings
-        self.codec = codec
-        self.directory = directory
-        self.metrics = metrics
+        self.work = work
         self.adapters = adapters
-        self.on_outbox = on_outbox
         self.ears = ears or Ears(adapters, None)
         self.lease = lease
         self.max_attempts = max_attempts
         self.batch = batch
-        self.clock = clock
-        self.policies = Policies(settings) if settings.sla.enabled else None
+        self.budget = budget
+        self.yield_to_intake = yield_to_intake
         self.wake = asyncio.Event()
         self._stopping = False
         self._voice: set[asyncio.Task[None]] = set()
+        self._customers: OrderedDict[tuple[str, str], Person] = OrderedDict()
+        self._per_event = 0.001  # seconds one event takes to decide (a moving average)
+        self._alone = 0  # units to run one event at a time (after a unit failed to commit)
+
+    @property
+    def env(self) -> Env:
+        return self.work.env
 
     def stop(self) -> None:
         """Finish the current step, then leave ``run_forever`` (never cut a transaction)."""
@@ -116,129 +122,221 @@ class Engine:
     async def pump(self) -> int:
         """Process everything claimable now; return how many events were handled."""
         total = 0
-        while True:
-            async with self.db.transaction() as s:
-                claimed = await queues.claim_inbound(
-                    s, limit=self.batch, lease=self.lease, max_attempts=self.max_attempts
-                )
-            if not claimed:
-                return total
-            for row in claimed:
-                if self._stopping:  # the rest stays claimed; the lease hands it on
-                    return total
-                if row.kind == "voice":  # seconds of transcription must not hold up others
-                    task = asyncio.create_task(self.process(row), name=f"voice-{row.id}")
-                    self._voice.add(task)
-                    task.add_done_callback(self._voice.discard)
-                    continue
-                await self.process(row)
-                self.on_outbox()  # replies go out while the rest of the batch is processed
-            total += len(claimed)
+        while not self._stopping:
+            if self.yield_to_intake is not None:
+                await self.yield_to_intake()
+            handled = await self.step()
+            if not handled:
+                break
+            total += handled
+        return total
 
-    async def process(self, row: InboundEvent) -> None:
-        event = inbound_from_json(row.payload)
-        key = f"{row.platform}:{row.event_id}"
-        heard = None
-        if isinstance(event, Voice):
-            # The slow part (download, transcription) runs outside any transaction, after an
-            # immediate "transcribing…" and while our claim on the event is kept alive.
-            await self._acknowledge_voice(key, event)
-            heard = await self._hear(row, event)
+    def _batch_size(self) -> int:
+        if self._alone:
+            self._alone -= 1
+            return 1
+        return max(1, min(self.batch, int(self.budget / self._per_event)))
+
+    async def step(self) -> int:
+        """One unit: claim, decide, write. Returns how many events it claimed."""
+        size = self._batch_size()
+        rows: list[Claimed] = []
         try:
-            async with self.db.transaction() as s:
-                await self._dispatch(self.context(s, key, event), event, heard)
-                await self._record(s, event)
-                if not await queues.finish_inbound(s, row, "done"):
-                    raise _LeaseLost()
-            self.metrics.processed.labels("done").inc()
-        except FlowError as refusal:
-            async with self.db.transaction() as s:
-                ctx = self.context(s, key + ":refused", event)
-                ctx.person = await _identify(s, event)
-                await self._answer(ctx, event, refusal.reason(ctx.locale))
-                if isinstance(event, Action):
-                    await record_refusal(ctx, event, refusal)
-                await self._record(s, event)
-                if not await queues.finish_inbound(s, row, "done", error=f"refused: {refusal!r}"):
-                    raise _LeaseLost() from refusal
-            self.metrics.processed.labels("refused").inc()
-        except _LeaseLost:
-            log.warning("event %s was taken over by another worker; left to it", key)
-        except (IntegrityError, DBAPIError) as exc:
-            # Lost a race (audit sequence, lock timeout): worth another try.
-            await self._failed(row, event, key, exc, retry=row.attempts < self.max_attempts)
+            async with self.work.unit() as tx:
+                rows = await inbound.claim(
+                    tx.store.conn,
+                    limit=size,
+                    now=utcnow(),
+                    lease_until=utcnow() + self.lease,
+                    max_attempts=self.max_attempts,
+                )
+                rest = [r for r in rows if r.kind != "voice"]
+                if rest:
+                    started = time.perf_counter()
+                    await self._handle(tx, rest)
+                    spent = (time.perf_counter() - started) / len(rest)
+                    self._per_event = 0.8 * self._per_event + 0.2 * spent
         except Exception as exc:
-            await self._failed(row, event, key, exc, retry=False)
+            if not rows:
+                raise  # the claim itself failed (the database is away): the loop waits
+            if len(rows) > 1:
+                log.exception("a unit of %d events did not commit; taking them one by one", size)
+                self._alone = len(rows)
+            else:
+                log.exception("the unit of event %d did not commit", rows[0].id)
+                await self._unit_failed(rows[0], exc)
+            return len(rows)
+        for row in rows:
+            if row.kind == "voice":  # seconds of transcription must not hold up the others
+                task = asyncio.create_task(self._voice_note(row), name=f"voice-{row.id}")
+                self._voice.add(task)
+                task.add_done_callback(self._voice.discard)
+        return len(rows)
 
-    def context(self, session: AsyncSession, key: str, event: Inbound | None = None) -> FlowContext:
-        """A flow context for one unit of work (an event, or a job of the hub's own)."""
-        return FlowContext(
-            session=session,
-            settings=self.settings,
-            codec=self.codec,
-            directory=self.directory,
-            metrics=self.metrics,
-            platforms=set(self.adapters),
-            key=key,
-            now=self.clock(),
-            event=event,
-            policies=self.policies,
-        )
+    async def _unit_failed(self, row: Claimed, exc: Exception) -> None:
+        """A lone event whose unit could not commit: its claim rolled back with it, so count
+        the attempt here (a poison event must not be claimed for ever); the last attempt is
+        answered with an apology."""
+        last = row.attempts >= self.max_attempts
+        async with self.db.begin() as conn:
+            await inbound.attempted(
+                conn, row.id, row.attempts, "failed" if last else "pending", repr(exc)
+            )
+        if not last:
+            self.env.metrics.processed.labels("retry").inc()
+            return
+        self.env.metrics.processed.labels("failed").inc()
+        event = inbound_from_json(row.payload)
+        try:
+            async with self.work.unit() as tx:
+                (person,) = await self._identify(tx, [event])
+                turn = Turn(tx.unit, f"{row.platform}:{row.event_id}:failed", person, event)
+                self._answer(turn, event, say("error.internal", self.env.settings.locale))
+        except Exception:
+            log.exception("could not apologise for event %d", row.id)
 
-    async def _acknowledge_voice(self, key: str, event: Voice) -> None:
-        async with self.db.transaction() as s:
-            ctx = self.context(s, key + ":ack", event)
-            ctx.person = await _identify(s, event)
-            await acknowledge(ctx)  # keyed: a retried event does not say it twice
-        self.on_outbox()
+    async def _handle(self, tx: Tx, rows: Sequence[Claimed]) -> None:
+        events = [inbound_from_json(r.payload) for r in rows]
+        people = await self._identify(tx, events)
+        # The tickets the presses are about, with their cards and clocks, in a few queries
+        # (locked on PostgreSQL: another worker's press on them waits for this unit).
+        ids = []
+        for e in events:
+            if isinstance(e, Action):
+                with contextlib.suppress(TokenInvalid):  # (the flow refuses it, with reasons)
+                    ids.append(self.env.codec.decode(e.token).ticket_id)
+        await tx.unit.preload(ids, lock=True)
+        outcomes: list[tuple[int, str, str | None]] = []
+        for row, event, person in zip(rows, events, people, strict=True):
+            outcome = await self._run(tx, row, event, person)
+            if outcome is not None:
+                outcomes.append(outcome)
+            adapter = self.adapters.get(event.platform)
+            if adapter is not None:
+                entries = adapter.inbound_entries(event)
+                if entries:
+                    tx.feed.extend(entries)
+                    tx.local.add(adapter)
+            await asyncio.sleep(0)  # let the server answer requests between events
+        await inbound.settle(tx.store.conn, outcomes)
 
-    async def _hear(self, row: InboundEvent, event: Voice) -> Heard:
+    async def _run(
+        self, tx: Tx, row: Claimed, event: Inbound, person: Person, heard: Heard | None = None
+    ) -> tuple[int, str, str | None] | None:
+        """Decide one event; return its outcome when it is not a plain success."""
+        key = f"{row.platform}:{row.event_id}"
+        metrics = self.env.metrics
+        try:
+            with tx.unit.turn():
+                await self._dispatch(Turn(tx.unit, key, person, event), event, heard)
+            metrics.processed.labels("done").inc()
+            return None
+        except FlowError as refusal:
+            with tx.unit.turn():
+                turn = Turn(tx.unit, key + ":refused", person, event)
+                self._answer(turn, event, refusal_text(refusal, turn.locale))
+                if isinstance(event, Action):
+                    await record_refusal(turn, event, refusal)
+            metrics.processed.labels("refused").inc()
+            return row.id, "done", f"refused: {refusal!r}"
+        except Exception as exc:
+            log.error(
+                "processing %s event %s failed (attempt %d)",
+                row.platform,
+                row.event_id,
+                row.attempts,
+                exc_info=exc,
+            )
+            if row.attempts < self.max_attempts:
+                metrics.processed.labels("retry").inc()
+                return row.id, "pending", repr(exc)
+            with tx.unit.turn():
+                turn = Turn(tx.unit, key + ":failed", person, event)
+                self._answer(turn, event, say("error.internal", self.env.settings.locale))
+            metrics.processed.labels("failed").inc()
+            return row.id, "failed", repr(exc)
+
+    async def _dispatch(self, turn: Turn, event: Inbound, heard: Heard | None) -> None:
+        match event:
+            case Message():
+                await handle_message(turn, event)
+            case Action():
+                await handle_action(turn, event)
+            case Voice():
+                await handle_voice(turn, event, heard or Heard())
+
+    def _answer(self, turn: Turn, event: Inbound, text: str) -> None:
+        if isinstance(event, Action):
+            turn.notify_presser(text)
+        else:
+            turn.reply(Text(text))
+
+    async def _identify(self, tx: Tx, events: Sequence[Inbound]) -> list[Person]:
+        """The person behind each event. Identities are keyed by the *sender's* platform,
+        which can differ from the chat's surface (a WeCom AI-bot group speaks for WeCom
+        members). Anyone not on the staff is a customer (speaking the language their
+        platform reports, when it is one we have texts in)."""
+        staff = self.env.staff
+        unknown: dict[tuple[str, str], tuple[str, str, str, str | None]] = {}
+        for e in events:
+            s = e.sender
+            who = (s.platform, s.user_id)
+            if staff.who(*who) is None and who not in self._customers:
+                unknown[who] = (s.platform, s.user_id, s.name, _locale(s.locale))
+        if unknown:
+            found = await tx.store.customers(list(unknown.values()), utcnow())
+            by_key = {p.key: p for p in found}
+            for platform, user_id in unknown:
+                self._customers[(platform, user_id)] = by_key[customer_key(platform, user_id)]
+            while len(self._customers) > _CUSTOMERS_KEPT:
+                self._customers.popitem(last=False)
+        out = []
+        for e in events:
+            who = (e.sender.platform, e.sender.user_id)
+            person = staff.who(*who)
+            if person is None:
+                person = self._customers[who]
+                self._customers.move_to_end(who)
+            tx.unit.people.setdefault(person.id, person)
+            out.append(person)
+        return out
+
+    # ------------------------------------------------------------------------ voice notes
+
+    async def _voice_note(self, row: Claimed) -> None:
+        event = inbound_from_json(row.payload)
+        assert isinstance(event, Voice)
+        key = f"{row.platform}:{row.event_id}"
+        try:
+            async with self.work.unit() as tx:
+                (person,) = await self._identify(tx, [event])
+                acknowledge(Turn(tx.unit, key + ":ack", person, event))  # keyed: said once
+            heard = await self._hear(row, event)
+            async with self.work.unit() as tx:
+                (person,) = await self._identify(tx, [event])
+                outcome = await self._run(tx, row, event, person, heard)
+                status, error = ("done", None) if outcome is None else outcome[1:]
+                if not await inbound.finish(
+                    tx.store.conn, row.id, row.attempts, status, now=utcnow(), error=error
+                ):
+                    raise _LeaseLost()
+        except _LeaseLost:
+            log.warning("voice note %s was taken over by another worker; left to it", key)
+        except Exception:
+            log.exception("voice note %s failed; it will be claimed again", key)
+
+    async def _hear(self, row: Claimed, event: Voice) -> Heard:
         hearing = asyncio.create_task(self.ears.hear(event))
         while True:
             done, _ = await asyncio.wait({hearing}, timeout=self.lease.total_seconds() / 3)
             if done:
                 return hearing.result()
-            async with self.db.transaction() as s:  # still working on it: keep the claim
-                await queues.extend_claim(s, row, utcnow() + self.lease)
+            async with self.db.begin() as conn:  # still working on it: keep the claim
+                await inbound.extend(conn, row.id, row.attempts, utcnow() + self.lease)
 
-    async def _dispatch(self, ctx: FlowContext, event: Inbound, heard: Heard | None) -> None:
-        ctx.person = await _identify(ctx.session, event)
-        match event:
-            case Message():
-                await handle_message(ctx, event)
-            case Action():
-                await handle_action(ctx, event)
-            case Voice():
-                await handle_voice(ctx, event, heard or Heard())
 
-    async def _record(self, session: AsyncSession, event: Inbound) -> None:
-        adapter = self.adapters.get(event.platform)
-        if adapter is not None:
-            await adapter.record_inbound(session, event)
-
-    async def _answer(self, ctx: FlowContext, event: Inbound, text: str) -> None:
-        if isinstance(event, Action):
-            await ctx.notify_presser(text)
-        else:
-            await ctx.reply(Text(text))
-
-    async def _failed(
-        self, row: InboundEvent, event: Inbound, key: str, exc: Exception, *, retry: bool
-    ) -> None:
-        log.error(
-            "processing %s event %s failed (attempt %d)",
-            row.platform,
-            row.event_id,
-            row.attempts,
-            exc_info=exc,
-        )
-        async with self.db.transaction() as s:
-            if retry:
-                await queues.release_inbound(s, row.id, error=repr(exc))
-                self.metrics.processed.labels("retry").inc()
-                return
-            ctx = self.context(s, key + ":failed", event)
-            await self._answer(ctx, event, say("error.internal", self.settings.locale))
-            if not await queues.finish_inbound(s, row, "failed", error=repr(exc)):
-                raise _LeaseLost() from exc
-        self.metrics.processed.labels("failed").inc()
+def _locale(hint: str | None) -> str | None:
+    if not hint:
+        return None
+    hint = hint.lower()
+    return "zh" if hint.startswith("zh") else "en" if hint.startswith("en") else None

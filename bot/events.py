@@ -8,7 +8,7 @@ platform. All are plain frozen dataclasses that round-trip through JSON (``to_js
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -98,6 +98,10 @@ class Action(_InboundBase):
 
 Inbound = Message | Voice | Action
 _INBOUND = {"message": Message, "voice": Voice, "action": Action}
+_INBOUND_FIELDS = {
+    cls: tuple(f.name for f in fields(cls) if f.name not in ("chat", "sender", "received_at"))
+    for cls in (Message, Voice, Action)
+}
 
 
 def inbound_kind(event: Inbound) -> str:
@@ -105,8 +109,20 @@ def inbound_kind(event: Inbound) -> str:
 
 
 def inbound_to_json(event: Inbound) -> dict[str, Any]:
-    d = asdict(event)
+    """The event as stored (field by field: ``dataclasses.asdict`` deep-copies, and this runs
+    for every event on the answer path)."""
+    chat, sender = event.chat, event.sender
+    d: dict[str, Any] = {name: getattr(event, name) for name in _INBOUND_FIELDS[type(event)]}
+    d["chat"] = {"platform": chat.platform, "chat_id": chat.chat_id}
+    d["sender"] = {
+        "platform": sender.platform,
+        "user_id": sender.user_id,
+        "name": sender.name,
+        "locale": sender.locale,
+    }
     d["received_at"] = event.received_at.isoformat()
+    if isinstance(event, Action):
+        d["reply_ctx"] = dict(event.reply_ctx)
     d["kind"] = inbound_kind(event)
     return d
 

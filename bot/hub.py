@@ -20,12 +20,15 @@ from bot.config import Settings
 from bot.directory import Directory
 from bot.engine import Engine
 from bot.events import Address
-from bot.flows import escalation, sla
-from bot.flows.housekeeping import auto_close
+from bot.flows import escalation
+from bot.flows.housekeeping import auto_close, reconcile
 from bot.hearing import Ears
 from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
+from bot.sla.policy import Policies
+from bot.unit import Env, Staff
+from bot.work import Work
 from storage import repo
 from storage.db import Database
 from storage.models import utcnow
@@ -66,19 +69,27 @@ class Hub:
             from bot.nlp.asr import build_transcriber
 
             self.transcriber = build_transcriber(settings.asr)
+        self.env = Env(
+            settings=settings,
+            codec=self.codec,
+            directory=self.directory,
+            metrics=self.metrics,
+            platforms=frozenset(self.adapters),
+            staff=Staff(),  # filled from the database at start-up
+            policies=Policies(settings) if settings.sla.enabled else None,
+        )
+        self.work = Work(
+            self.db, self.env, self.adapters, clock=clock, on_outbox=self._outbox_queued
+        )
         ears = Ears(self.adapters, self.transcriber, max_mb=settings.asr.max_bytes / 1e6)
         self.engine = Engine(
             self.db,
-            settings,
-            self.codec,
-            self.directory,
-            self.metrics,
+            self.work,
             self.adapters,
-            on_outbox=self._outbox_queued,
-            ears=ears,
+            ears,
             lease=timedelta(seconds=settings.engine.lease_seconds),
             max_attempts=settings.engine.max_attempts,
-            clock=clock,
+            yield_to_intake=self.inbox.wait_turn if self.db.is_sqlite else None,
         )
         self.sender = OutboxSender(
             self.db,
@@ -87,6 +98,7 @@ class Hub:
             self.metrics,
             admin_chat=settings.admin_chat,
             locale=settings.locale,
+            digest_max_lines=settings.sla.digest_max_lines,
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: list[asyncio.Task[None]] = []
@@ -122,8 +134,7 @@ class Hub:
             if self._stopping:
                 return
             try:
-                if await auto_close(self.db, self.engine.context, after):
-                    self.sender.wake.set()
+                await auto_close(self.work, after)
             except Exception:  # a scheduled job must log and try again next time, not die
                 log.exception("auto-close job failed")
 
@@ -138,13 +149,9 @@ class Hub:
         batch = self.settings.sla.batch
         while not self._stopping:
             started = time.perf_counter()
-            handled = await escalation.sweep(
-                self.db, self.engine.context, self.limits, now=self.clock(), batch=batch
-            )
+            handled = await escalation.sweep(self.work, now=self.clock(), batch=batch)
             self.metrics.sla_sweep_seconds.observe(time.perf_counter() - started)
             total += handled
-            if handled:
-                self.sender.wake.set()
             if handled < batch:
                 return total
         return total
@@ -164,7 +171,7 @@ class Hub:
 
     async def _sla_reconcile(self) -> None:
         try:
-            changed = await sla.reconcile(self.db, self.engine.context)
+            changed = await reconcile(self.work)
             if changed:
                 log.info("SLA policies applied to %d open tickets", changed)
         except Exception:
@@ -182,6 +189,8 @@ class Hub:
         await asyncio.to_thread(warm_up)  # jieba loads its dictionary once, off the event loop
         async with self.db.transaction() as s:
             await repo.sync_staff(s, self.directory.staff_records())
+        async with self.db.read() as s:
+            self.env.staff.load(*await repo.staff(s))
         for adapter in self.adapters.values():
             await adapter.start()
         if self.transcriber is not None:  # load the model in the background, not on first use
@@ -191,7 +200,7 @@ class Hub:
             asyncio.create_task(self.sender.run_forever(), name="outbox"),
         ]
         # The scheduler is the heartbeat: it retries what is due even when nothing new arrives
-        # (events whose worker died, outbox rows waiting out a backoff or a rate limit).
+        # (events a failed unit gave back, outbox rows waiting out a backoff or a rate limit).
         self.scheduler.add_job(
             self.sender.wake.set, "interval", seconds=1, id="outbox-tick", name="outbox tick"
         )
@@ -209,7 +218,7 @@ class Hub:
                 max_instances=1,
                 coalesce=True,
             )
-        if self.engine.policies is not None:
+        if self.env.policies is not None:
             # Policies may have changed since the last run: apply them, in the background.
             self._tasks.append(asyncio.create_task(self._sla_reconcile(), name="sla-reconcile"))
             self._tasks.append(asyncio.create_task(self._sla_loop(), name="sla-sweep"))

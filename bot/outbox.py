@@ -1,9 +1,10 @@
 """The outbox sender: every outbound message, delivered once, in order, within the limits.
 
-Rows are claimed only when they are first in line for their destination, so one chat's messages
-go out in the order they were queued while different chats proceed in parallel. Before a send
-the governor checks the limits the adapter declared (per chat, per group, overall); a message
-that would break one waits without spending an attempt. Failures:
+Each tick claims a batch — the first waiting message of many chats, plus the nags that may be
+folded with it — delivers it, one chat's messages one after another and different chats side
+by side, and writes what came of the whole batch in one transaction. Before a send the governor
+checks the limits the adapter declared (per chat, per group, overall); a message that would
+break one waits without spending an attempt. Failures:
 
 - ``RateLimited``: retried no sooner than the platform's ``Retry-After`` (and the governor holds
   back the destination for that long);
@@ -11,6 +12,10 @@ that would break one waits without spending an attempt. Failures:
   with jitter;
 - ``PlatformApiError`` (the platform said no for good) or too many attempts: the row becomes a
   dead letter, counted in ``/metrics``, logged, and reported to the admin chat.
+
+Folding: SLA nags for one chat share a coalesce key. When more than one of them is due for a
+chat at once — several in one sweep, or queued behind a rate limit or a 429 — they go out as
+digests of at most ``digest_max_lines`` tickets instead of one message each.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ from bot.config import OutboxSettings
 from bot.errors import PlatformApiError, RateLimited, TransientSendError
 from bot.events import Address, Card, Notice, Text, outbound_from_json, outbound_to_json
 from bot.metrics import Metrics
+from bot.sla.digest import Item, digests
 from bot.texts import say
-from storage import queues, repo
+from storage import outbox
 from storage.db import Database
 from storage.models import OutboxMessage, utcnow
+from storage.outbox import Outcome
+from storage.records import OutboxEntry
 
 __all__ = ["Governor", "OutboxSender"]
 
@@ -72,6 +80,10 @@ class Governor:
             self._blocked_until[lim.key] = max(self._blocked_until.get(lim.key, 0.0), until)
 
 
+class _Failed(Exception):
+    """A send that did not go through; what to do about the rows it carried is decided."""
+
+
 class OutboxSender:
     def __init__(
         self,
@@ -84,6 +96,7 @@ class OutboxSender:
         locale: str = "zh",
         lease: timedelta = timedelta(seconds=60),
         governor: Governor | None = None,
+        digest_max_lines: int = 10,
     ) -> None:
         self.db = db
         self.adapters = adapters
@@ -93,6 +106,7 @@ class OutboxSender:
         self.locale = locale
         self.lease = lease
         self.governor = governor or Governor()
+        self.digest_max_lines = digest_max_lines
         self.wake = asyncio.Event()
         self._stopping = False
 
@@ -113,115 +127,214 @@ class OutboxSender:
                 await self.wake.wait()
 
     async def tick(self) -> int:
-        """Claim what is due and deliver it; return how many rows were handled."""
-        async with self.db.transaction() as s:
-            rows = await queues.claim_outbox(s, limit=self.settings.batch, lease=self.lease)
-        if rows:
-            await asyncio.gather(*(self._deliver(r) for r in rows))
+        """Claim what is due, deliver it, record the outcome; return how many rows."""
+        now = utcnow()
+        async with self.db.begin() as conn:
+            rows = await outbox.claim(
+                conn, limit=self.settings.batch, now=now, lease_until=now + self.lease
+            )
+            cards = {r.card_ref_id for r in rows if r.op == "update" and r.card_ref_id}
+            message_ids = await outbox.message_ids(conn, cards)
+        if not rows:
+            return 0
+        by_destination: dict[str, list[OutboxMessage]] = defaultdict(list)
+        for row in rows:
+            by_destination[row.destination].append(row)
+        outcome = Outcome()
+        await asyncio.gather(
+            *(self._destination(d, rs, message_ids, outcome) for d, rs in by_destination.items())
+        )
+        if outcome:
+            async with self.db.begin() as conn:
+                await outbox.record(conn, outcome, now=utcnow())
+        if outcome.queued:
+            self.wake.set()
         return len(rows)
 
-    async def _deliver(self, row: OutboxMessage) -> None:
-        dest = Address.parse(row.destination)
+    # ------------------------------------------------------------------------- delivering
+
+    async def _destination(
+        self,
+        ref: str,
+        rows: list[OutboxMessage],
+        message_ids: Mapping[int, str | None],
+        outcome: Outcome,
+    ) -> None:
+        """Deliver one chat's claimed rows, in order; after a failure the rest wait too."""
+        dest = Address.parse(ref)
         adapter = self.adapters.get(dest.platform)
         if adapter is None:
-            await self._dead(row, f"no adapter for platform {dest.platform!r} is enabled")
+            for row in rows:
+                self._dead(row, f"no adapter for platform {dest.platform!r} is enabled", outcome)
             return
+        for i, chunk in enumerate(self._chunks(rows)):
+            try:
+                if len(chunk) == 1:
+                    await self._one(adapter, dest, chunk[0], message_ids, outcome)
+                else:
+                    await self._digest(adapter, dest, chunk, outcome)
+            except _Failed:
+                for later in self._chunks(rows)[i + 1 :]:
+                    for row in later:  # order per chat: they go after the one that failed
+                        outcome.retry.append((row.id, utcnow(), None, False))
+                return
+
+    def _chunks(self, rows: list[OutboxMessage]) -> list[list[OutboxMessage]]:
+        """Rows as they go out: nags that share a coalesce key folded into chunks of at most
+        ``digest_max_lines`` tickets; anything else alone."""
+        chunks: list[list[OutboxMessage]] = []
+        lines = 0
+        for row in rows:
+            items = len(row.payload.get("nag", {}).get("items", ()))
+            last = chunks[-1] if chunks else None
+            if (
+                last is not None
+                and row.coalesce_key is not None
+                and last[-1].coalesce_key == row.coalesce_key
+                and lines + items <= self.digest_max_lines
+            ):
+                last.append(row)
+                lines += items
+            else:
+                chunks.append([row])
+                lines = items
+        return chunks
+
+    async def _one(
+        self,
+        adapter: Adapter,
+        dest: Address,
+        row: OutboxMessage,
+        message_ids: Mapping[int, str | None],
+        outcome: Outcome,
+    ) -> None:
+        message = outbound_from_json(row.payload)
         limits = adapter.notice_limits(dest) if row.op == "notice" else adapter.limits(dest)
+
+        async def call() -> str | None:
+            if isinstance(message, Notice):
+                await adapter.notify(dest, message, key=row.idempotency_key)
+                return None
+            assert isinstance(message, Text | Card)
+            known = message_ids.get(row.card_ref_id) if row.card_ref_id else None
+            if row.op == "update" and isinstance(message, Card) and known:
+                moved = await adapter.update(dest, known, message)
+                if moved is not None and moved.platform_message_id:
+                    return moved.platform_message_id
+                return known
+            # A new message — or an update of a card whose first copy never arrived (a dead
+            # letter): post the card instead, once.
+            return (await adapter.send(dest, message, key=row.idempotency_key)).platform_message_id
+
+        message_id = await self._attempt(dest, [row], limits, call, outcome)
+        outcome.sent.append((row.id, message_id))
+        if (
+            row.card_ref_id is not None
+            and message_id
+            and message_id != message_ids.get(row.card_ref_id)
+        ):
+            outcome.card_messages.append((row.card_ref_id, message_id))
+
+    async def _digest(
+        self, adapter: Adapter, dest: Address, rows: list[OutboxMessage], outcome: Outcome
+    ) -> None:
+        nag = rows[0].payload["nag"]
+        items = [Item(**raw) for row in rows for raw in row.payload["nag"]["items"]]
+        (text,) = digests(
+            items, nag["locale"], direct=bool(nag.get("direct")), max_lines=len(items)
+        )
+        key = f"sla-digest:{rows[0].id}:{len(rows)}"
+
+        async def call() -> str | None:
+            return (await adapter.send(dest, text, key=key)).platform_message_id
+
+        message_id = await self._attempt(dest, rows, adapter.limits(dest), call, outcome)
+        outcome.sent.append((rows[0].id, message_id))
+        outcome.superseded.extend(r.id for r in rows[1:])
+        # A nag card folded into a digest was never shown: its buttons are not for anyone.
+        outcome.stale_cards.extend(r.card_ref_id for r in rows if r.card_ref_id is not None)
+
+    async def _attempt(
+        self,
+        dest: Address,
+        rows: list[OutboxMessage],
+        limits: Sequence[RateLimit],
+        call: Callable[[], object],
+        outcome: Outcome,
+    ) -> str | None:
+        """Make one platform call for ``rows`` within the limits; on failure, decide about the
+        rows (wait, retry, give up) and raise ``_Failed``."""
         wait = self.governor.reserve(limits)
         if wait > 0:
-            async with self.db.transaction() as s:
-                await queues.outbox_retry(
-                    s, row.id, at=utcnow() + timedelta(seconds=wait), error=None, attempt=False
-                )
+            at = utcnow() + timedelta(seconds=wait)
+            outcome.retry.extend((r.id, at, None, False) for r in rows)
             # Look again when the limit allows it, not at the next heartbeat tick.
             asyncio.get_running_loop().call_later(wait, self.wake.set)
-            return
+            raise _Failed()
         started = time.perf_counter()
+        platform = dest.platform
         try:
             async with asyncio.timeout(self.settings.send_timeout):
-                message_id = await self._call(adapter, dest, row)
+                result = await call()  # type: ignore[misc]
         except RateLimited as exc:
-            self.metrics.send_results.labels(dest.platform, "rate_limited").inc()
+            self.metrics.send_results.labels(platform, "rate_limited").inc()
             held = [lim for lim in limits if exc.key is None or lim.key == exc.key] or limits
             self.governor.hold(held, exc.retry_after)
-            await self._retry(row, exc, delay=exc.retry_after + random.uniform(0, 0.2))
+            for r in rows:
+                self._retry(r, exc, exc.retry_after + random.uniform(0, 0.2), outcome)
+            raise _Failed() from exc
         except PlatformApiError as exc:
-            self.metrics.send_results.labels(dest.platform, "rejected").inc()
-            await self._dead(row, str(exc))
+            self.metrics.send_results.labels(platform, "rejected").inc()
+            for r in rows:
+                self._dead(r, str(exc), outcome)
+            raise _Failed() from exc
         except (TransientSendError, TimeoutError, aiohttp.ClientError) as exc:
-            self.metrics.send_results.labels(dest.platform, "transient").inc()
-            await self._retry(row, exc, delay=self._backoff(row.attempts))
+            self.metrics.send_results.labels(platform, "transient").inc()
+            for r in rows:
+                self._retry(r, exc, self._backoff(r.attempts), outcome)
+            raise _Failed() from exc
         except Exception as exc:
-            log.exception("sending outbox row %d to %s failed unexpectedly", row.id, dest)
-            self.metrics.send_results.labels(dest.platform, "error").inc()
-            await self._retry(row, exc, delay=self._backoff(row.attempts))
-        else:
-            self.metrics.send_results.labels(dest.platform, "ok").inc()
-            self.metrics.send_seconds.labels(dest.platform).observe(time.perf_counter() - started)
-            async with self.db.transaction() as s:
-                await queues.outbox_sent(s, row.id, message_id)
-                if row.card_ref_id is not None and row.op == "send" and message_id:
-                    await repo.set_card_message_id(s, row.card_ref_id, message_id)
-
-    async def _call(self, adapter: Adapter, dest: Address, row: OutboxMessage) -> str | None:
-        message = outbound_from_json(row.payload)
-        key = row.idempotency_key
-        if isinstance(message, Notice):
-            await adapter.notify(dest, message, key=key)
-            return None
-        if row.op == "update" and isinstance(message, Card):
-            async with self.db.read() as s:
-                ref = await repo.get_card_ref(s, row.card_ref_id) if row.card_ref_id else None
-            if ref is not None and ref.platform_message_id:
-                moved = await adapter.update(dest, ref.platform_message_id, message)
-                if moved is not None and moved.platform_message_id:
-                    async with self.db.transaction() as s:
-                        await repo.set_card_message_id(s, ref.id, moved.platform_message_id)
-                    return moved.platform_message_id
-                return ref.platform_message_id
-            # The first copy never arrived (dead letter): post the card instead, once.
-            sent = await adapter.send(dest, message, key=key)
-            if ref is not None and sent.platform_message_id:
-                async with self.db.transaction() as s:
-                    await repo.set_card_message_id(s, ref.id, sent.platform_message_id)
-            return sent.platform_message_id
-        assert isinstance(message, Text | Card)
-        return (await adapter.send(dest, message, key=key)).platform_message_id
+            log.exception("sending outbox rows %s to %s failed", [r.id for r in rows], dest)
+            self.metrics.send_results.labels(platform, "error").inc()
+            for r in rows:
+                self._retry(r, exc, self._backoff(r.attempts), outcome)
+            raise _Failed() from exc
+        self.metrics.send_results.labels(platform, "ok").inc()
+        self.metrics.send_seconds.labels(platform).observe(time.perf_counter() - started)
+        return result if isinstance(result, str) or result is None else None
 
     def _backoff(self, attempts: int) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random."""
         ceiling = min(self.settings.max_delay, self.settings.base_delay * 2**attempts)
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
-    async def _retry(self, row: OutboxMessage, exc: Exception, *, delay: float) -> None:
+    def _retry(self, row: OutboxMessage, exc: Exception, delay: float, outcome: Outcome) -> None:
         if row.attempts + 1 >= self.settings.max_attempts:
-            await self._dead(row, f"gave up after {row.attempts + 1} attempts: {exc}")
+            self._dead(row, f"gave up after {row.attempts + 1} attempts: {exc}", outcome)
             return
         log.info("outbox row %d to %s: %s; retry in %.1fs", row.id, row.destination, exc, delay)
-        async with self.db.transaction() as s:
-            await queues.outbox_retry(
-                s, row.id, at=utcnow() + timedelta(seconds=delay), error=repr(exc), attempt=True
-            )
+        at = utcnow() + timedelta(seconds=delay)
+        outcome.retry.append((row.id, at, repr(exc), True))
 
-    async def _dead(self, row: OutboxMessage, error: str) -> None:
+    def _dead(self, row: OutboxMessage, error: str, outcome: Outcome) -> None:
         platform = row.destination.partition(":")[0]
         self.metrics.dead_letters.labels(platform).inc()
         log.error("outbox row %d to %s is a dead letter: %s", row.id, row.destination, error)
-        async with self.db.transaction() as s:
-            await queues.outbox_dead(s, row.id, error)
-            if self.admin_chat and row.destination != self.admin_chat:
-                text = say(
-                    "dead_letter",
-                    self.locale,
-                    destination=row.destination,
-                    attempts=row.attempts + 1,
-                    error=error[:300],
-                )
-                await queues.enqueue(
-                    s,
+        outcome.dead.append((row.id, error))
+        if self.admin_chat and row.destination != self.admin_chat:
+            text = say(
+                "dead_letter",
+                self.locale,
+                destination=row.destination,
+                attempts=row.attempts + 1,
+                error=error[:300],
+            )
+            outcome.queued.append(
+                OutboxEntry(
                     destination=self.admin_chat,
                     op="send",
                     payload=outbound_to_json(Text(text)),
                     idempotency_key=f"dead-letter:{row.id}",
+                    next_attempt_at=utcnow(),
                 )
-        self.wake.set()
+            )

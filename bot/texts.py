@@ -6,7 +6,20 @@ from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-__all__ = ["local_time", "say", "short_time", "span"]
+from bot.errors import (
+    AudioRejected,
+    FlowError,
+    InvalidTransition,
+    NotAllowed,
+    NoteAlreadyDecided,
+    RequirementMissing,
+    StaleTransition,
+    TokenInvalid,
+    UnknownTicket,
+)
+from bot.tickets import action_label_of, state_label_of
+
+__all__ = ["local_time", "refusal", "say", "short_time", "span"]
 
 TEXTS: Mapping[str, tuple[str, str]] = {
     "ack": (
@@ -191,3 +204,81 @@ def span(seconds: float, locale: str) -> str:
         parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
         parts.append(f"{mins} min" if mins or not (days or hours) else "")
     return " ".join(p for p in parts if p)
+
+
+#: What a person is told when the rules refuse them (``FlowError``s carry only data).
+REFUSALS: Mapping[type[FlowError], tuple[str, str]] = {
+    InvalidTransition: (
+        "工单当前状态为「{state}」，不能执行「{action}」。",
+        "The ticket is now “{state}”; “{action}” no longer applies.",
+    ),
+    NotAllowed: ("您没有权限执行「{action}」。", "You are not allowed to “{action}” this ticket."),
+    NoteAlreadyDecided: (
+        "这条语音诊断已经处理过了。",
+        "This voice diagnosis was already confirmed or discarded.",
+    ),
+    StaleTransition: (
+        "卡片已过期：工单已被其他人更新，请查看最新卡片。",
+        "This card is out of date: someone else updated the ticket first. See the latest card.",
+    ),
+    TokenInvalid: (
+        "按钮无效或已被篡改，操作未执行。",
+        "This button is invalid or was tampered with; nothing was changed.",
+    ),
+    UnknownTicket: ("找不到该工单。", "That ticket does not exist."),
+}
+
+REQUIREMENTS: Mapping[str, tuple[str, str]] = {
+    "evidence": (
+        "标记已解决前需要证据：照片、语音诊断或文字写明原因。",
+        "Resolving needs evidence: a photo, a voice diagnosis or a written root cause.",
+    ),
+    "target_engineer": ("请选择要派给的工程师。", "Choose an engineer."),
+    "remote_ticket": (
+        "现场工单需先到达现场再诊断。",
+        "On-site tickets are diagnosed after arriving.",
+    ),
+    "has_assignee": ("工单没有负责人。", "The ticket has no assignee."),
+}
+
+AUDIO: Mapping[str, tuple[str, str]] = {
+    "too_long": (
+        "语音太长，请分成几段、每段 {limit} 秒以内再发。",
+        "That voice note is too long; please send parts under {limit} seconds.",
+    ),
+    "too_large": (
+        "语音文件太大（超过 {limit} MB），请分段录制。",
+        "That voice file is too large (over {limit} MB); please record it in parts.",
+    ),
+    "not_audio": (
+        "无法识别这段音频的格式，请直接用聊天软件录音发送。",
+        "We could not read that audio format; please record it in the chat app.",
+    ),
+    "busy": (
+        "语音转写正忙，请过一两分钟再发。",
+        "The transcriber is busy; please send the voice note again in a minute or two.",
+    ),
+    "unavailable": (
+        "暂时取不到这段语音，请稍后重发，或用文字说明。",
+        "We could not fetch that voice note; please send it again later, or type it.",
+    ),
+}
+
+
+def refusal(error: FlowError, locale: str) -> str:
+    """The reason a person sees for ``error``, in their language."""
+    pick = 0 if locale == "zh" else 1
+    if isinstance(error, RequirementMissing):
+        return REQUIREMENTS[error.requirement][pick]
+    if isinstance(error, AudioRejected):
+        return AUDIO[error.kind][pick].format(limit=error.limit)
+    for kind in type(error).__mro__:
+        wording = REFUSALS.get(kind)
+        if wording is not None:
+            action = getattr(error, "action", None)
+            state = getattr(error, "state", None)
+            return wording[pick].format(
+                action=action_label_of(action, locale) if action else "",
+                state=state_label_of(state, locale) if state else "",
+            )
+    return ("操作未执行。", "Nothing was changed.")[pick]

@@ -1,8 +1,10 @@
 """The ticket lifecycle: ONE declarative table.
 
 Everything that asks "what may happen to this ticket next" reads ``TRANSITIONS``: the buttons
-on every card (``allowed_actions``), the permission check on every click (``check``), the
-customer's milestones and the audit trail. Nothing else in the code base encodes the rules.
+on every card (``allowed_actions``), the permission check on every click (``check``), and what
+a transition does besides changing the state — its declared ``effects`` (who is assigned,
+timestamps, the customer's milestone), which ``bot.lifecycle.apply`` carries out. Nothing else
+in the code base encodes the rules.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.errors import InvalidTransition, NotAllowed, RequirementMissing
+from storage.records import Person, Ticket
 
 __all__ = [
     "CLOCK_RULES",
@@ -20,6 +23,7 @@ __all__ = [
     "Category",
     "ClockKind",
     "ClockRule",
+    "Effect",
     "NoteAction",
     "Priority",
     "Requirement",
@@ -29,9 +33,14 @@ __all__ = [
     "TicketState",
     "Transition",
     "action_label",
+    "action_label_of",
     "allowed_actions",
+    "applies",
     "check",
+    "facts_of",
+    "roles_of",
     "state_label",
+    "state_label_of",
 ]
 
 
@@ -128,6 +137,19 @@ class Requirement(StrEnum):
     HAS_ASSIGNEE = "has_assignee"
 
 
+class Effect(StrEnum):
+    """What a transition does besides moving the state (every transition also bumps the
+    ticket's version, writes the audit trail, settles the SLA clocks and redraws the cards)."""
+
+    ASSIGN_PRESSER = "assign_presser"  # the presser becomes the assignee (claim)
+    ASSIGN_TARGET = "assign_target"  # the engineer the action names becomes the assignee
+    UNASSIGN = "unassign"  # back to the pool
+    CLOSE = "close"  # closed_at = now
+    REOPEN = "reopen"  # closed_at cleared
+    NOTE_IS_ROOT_CAUSE = "note_is_root_cause"  # a note the assignee types with it is evidence
+    TELL_CUSTOMER = "tell_customer"  # the reporter's chat hears of it (a milestone)
+
+
 class ButtonStyle(StrEnum):
     PRIMARY = "primary"
     DEFAULT = "default"
@@ -141,9 +163,14 @@ class Transition:
     target: TicketState
     roles: frozenset[Role]
     requires: frozenset[Requirement] = frozenset()
+    effects: frozenset[Effect] = frozenset()
     style: ButtonStyle = ButtonStyle.DEFAULT
     confirm: bool = False  # destructive: platforms show a confirm dialog
-    milestone: bool = False  # the customer is told when it happens
+
+    @property
+    def assigns(self) -> bool:
+        """Whether it changes who the assignee is."""
+        return bool(self.effects & {Effect.ASSIGN_PRESSER, Effect.ASSIGN_TARGET, Effect.UNASSIGN})
 
 
 S = TicketState
@@ -166,12 +193,17 @@ _BEFORE_RESOLVED = frozenset(
 )
 
 
+E = Effect
+_TELL = frozenset({E.TELL_CUSTOMER})
+
+
 def _t(
     action: TicketAction,
     source: Iterable[TicketState],
     target: TicketState,
     roles: Iterable[Role],
     requires: Iterable[Requirement] = (),
+    effects: Iterable[Effect] = (),
     **kw: object,
 ) -> tuple[TicketAction, Transition]:
     return action, Transition(
@@ -180,6 +212,7 @@ def _t(
         target,
         frozenset(roles),
         frozenset(requires),
+        frozenset(effects),
         **kw,  # type: ignore[arg-type]
     )
 
@@ -193,6 +226,7 @@ TRANSITIONS: Mapping[TicketAction, Transition] = dict(
             S.ASSIGNED,
             _STAFF_DISPATCH | {R.SYSTEM},
             {Requirement.TARGET_ENGINEER},
+            {E.ASSIGN_TARGET},
             style=ButtonStyle.PRIMARY,
         ),
         _t(
@@ -200,21 +234,22 @@ TRANSITIONS: Mapping[TicketAction, Transition] = dict(
             {S.NEW, S.ASSIGNED},
             S.ACCEPTED,
             {R.ENGINEER},
+            effects={E.ASSIGN_PRESSER, E.TELL_CUSTOMER},
             style=ButtonStyle.PRIMARY,
-            milestone=True,
         ),
-        _t(A.ACCEPT, {S.ASSIGNED}, S.ACCEPTED, _WORK, style=ButtonStyle.PRIMARY, milestone=True),
+        _t(A.ACCEPT, {S.ASSIGNED}, S.ACCEPTED, _WORK, effects=_TELL, style=ButtonStyle.PRIMARY),
         _t(
             A.REASSIGN,
             {S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE},
             S.NEW,
             _WORK | _STAFF_DISPATCH,
+            effects={E.UNASSIGN},
             confirm=True,
         ),
-        _t(A.DEPART, {S.ACCEPTED}, S.EN_ROUTE, _WORK, style=ButtonStyle.PRIMARY, milestone=True),
-        _t(A.ARRIVE, {S.EN_ROUTE}, S.ON_SITE, _WORK, style=ButtonStyle.PRIMARY, milestone=True),
+        _t(A.DEPART, {S.ACCEPTED}, S.EN_ROUTE, _WORK, effects=_TELL, style=ButtonStyle.PRIMARY),
+        _t(A.ARRIVE, {S.EN_ROUTE}, S.ON_SITE, _WORK, effects=_TELL, style=ButtonStyle.PRIMARY),
         _t(A.DIAGNOSE, {S.ON_SITE}, S.DIAGNOSING, _WORK, style=ButtonStyle.PRIMARY),
-        _t(A.NEED_PARTS, {S.DIAGNOSING, S.REPAIRING}, S.WAITING_PARTS, _WORK, milestone=True),
+        _t(A.NEED_PARTS, {S.DIAGNOSING, S.REPAIRING}, S.WAITING_PARTS, _WORK, effects=_TELL),
         _t(
             A.PARTS_ARRIVED,
             {S.WAITING_PARTS},
@@ -222,7 +257,7 @@ TRANSITIONS: Mapping[TicketAction, Transition] = dict(
             _WORK | _STAFF_DISPATCH,
             style=ButtonStyle.PRIMARY,
         ),
-        _t(A.NEED_THIRD_PARTY, {S.DIAGNOSING}, S.THIRD_PARTY, _WORK, milestone=True),
+        _t(A.NEED_THIRD_PARTY, {S.DIAGNOSING}, S.THIRD_PARTY, _WORK, effects=_TELL),
         _t(A.THIRD_PARTY_DONE, {S.THIRD_PARTY}, S.DIAGNOSING, _WORK | _STAFF_DISPATCH),
         _t(A.REPAIR, {S.DIAGNOSING}, S.REPAIRING, _WORK, style=ButtonStyle.PRIMARY),
         _t(
@@ -231,25 +266,25 @@ TRANSITIONS: Mapping[TicketAction, Transition] = dict(
             S.RESOLVED,
             _WORK,
             {Requirement.EVIDENCE},
+            {E.NOTE_IS_ROOT_CAUSE, E.TELL_CUSTOMER},
             style=ButtonStyle.PRIMARY,
-            milestone=True,
         ),
         _t(
             A.CONFIRM,
             {S.RESOLVED},
             S.CLOSED,
             {R.CUSTOMER, R.MANAGER},
+            effects={E.CLOSE, E.TELL_CUSTOMER},
             style=ButtonStyle.PRIMARY,
-            milestone=True,
         ),
         _t(
             A.REJECT,
             {S.RESOLVED},
             S.REPAIRING,
             {R.CUSTOMER},
+            effects=_TELL,
             style=ButtonStyle.DANGER,
             confirm=True,
-            milestone=True,
         ),
         _t(
             A.REOPEN,
@@ -257,18 +292,18 @@ TRANSITIONS: Mapping[TicketAction, Transition] = dict(
             S.ASSIGNED,
             {R.CUSTOMER, R.MANAGER, R.DISPATCHER},
             {Requirement.HAS_ASSIGNEE},
-            milestone=True,
+            {E.REOPEN, E.TELL_CUSTOMER},
         ),
         _t(
             A.CANCEL,
             _BEFORE_RESOLVED,
             S.CANCELLED,
             {R.CUSTOMER} | _STAFF_DISPATCH,
+            effects=_TELL,
             style=ButtonStyle.DANGER,
             confirm=True,
-            milestone=True,
         ),
-        _t(A.AUTO_CLOSE, {S.RESOLVED}, S.CLOSED, {R.SYSTEM}, milestone=True),
+        _t(A.AUTO_CLOSE, {S.RESOLVED}, S.CLOSED, {R.SYSTEM}, effects={E.CLOSE, E.TELL_CUSTOMER}),
     ]
 )
 
@@ -329,6 +364,37 @@ def check(
         if not _holds(req, facts, target_given=target_given):
             raise RequirementMissing(action=action, state=facts.state, requirement=req)
     return rule
+
+
+def applies(action: TicketAction, facts: TicketFacts) -> bool:
+    """Whether ``action`` leads anywhere from the ticket's state (whoever presses it)."""
+    return facts.state in _sources(action, facts)
+
+
+def facts_of(ticket: Ticket, *, has_evidence: bool | None = None) -> TicketFacts:
+    """What the rules need to know about ``ticket``."""
+    return TicketFacts(
+        state=TicketState(ticket.state),
+        category=Category(ticket.category),
+        has_assignee=ticket.assignee_id is not None,
+        has_evidence=bool(ticket.root_cause or ticket.diagnosis)
+        if has_evidence is None
+        else has_evidence,
+    )
+
+
+def roles_of(person: Person | None, ticket: Ticket) -> frozenset[Role]:
+    """What ``person`` is to ``ticket`` (None: the hub itself)."""
+    if person is None:
+        return frozenset({Role.SYSTEM})
+    roles: set[Role] = set()
+    if person.id == ticket.reporter_id:
+        roles.add(Role.CUSTOMER)
+    if person.role in ("engineer", "dispatcher", "manager"):
+        roles.add(Role.ENGINEER if person.role == "engineer" else Role(person.role))
+    if ticket.assignee_id is not None and person.id == ticket.assignee_id:
+        roles.add(Role.ASSIGNEE)
+    return frozenset(roles)
 
 
 def allowed_actions(facts: TicketFacts, roles: frozenset[Role]) -> list[TicketAction]:
@@ -442,6 +508,20 @@ def state_label(state: TicketState, locale: str) -> str:
 def action_label(action: TicketAction | NoteAction | SlaAction, locale: str) -> str:
     zh, en = ACTION_LABELS[action]
     return zh if locale == "zh" else en
+
+
+_ACTIONS_BY_NAME = {str(a): a for a in ACTION_LABELS}
+
+
+def state_label_of(name: str, locale: str) -> str:
+    """``state_label`` for a state's name (what errors carry); unknown names as they are."""
+    return state_label(TicketState(name), locale) if name in STATE_LABELS else name
+
+
+def action_label_of(name: str, locale: str) -> str:
+    """``action_label`` for an action's name (what errors carry); unknown names as they are."""
+    action = _ACTIONS_BY_NAME.get(name)
+    return action_label(action, locale) if action is not None else name
 
 
 def clock_label(kind: ClockKind, locale: str, state: TicketState | None = None) -> str:

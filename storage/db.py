@@ -1,12 +1,19 @@
-"""Engines, sessions and migrations.
+"""Engines, sessions, the write gate and migrations.
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout so the web process, the
 outbox sender and the CLI can share one file; PostgreSQL runs through asyncpg.
+
+SQLite has one write lock per file. Inside the process, writers queue for it at the
+``WriteGate`` — in the event loop, first come first served, with an urgent lane that the intake
+uses — instead of in SQLite's busy handler, whose sleeps (1, 2, 5 … 100 ms) would let the
+intake's commits keep missing the short gaps between the engine's and the outbox's
+transactions. The busy timeout still covers other processes (the CLI).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,14 +22,16 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
-__all__ = ["Database", "migrate", "migrate_async"]
+__all__ = ["Database", "WriteGate", "insert_stmt", "migrate", "migrate_async"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -47,8 +56,66 @@ def _begin_deferred(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+def insert_stmt(conn: Any, table: Any) -> Any:
+    """``INSERT`` in the dialect of ``conn`` (a connection or session), for ``ON CONFLICT``."""
+    bind = conn.get_bind() if isinstance(conn, AsyncSession) else conn
+    pg = bind.dialect.name == "postgresql"
+    return (postgresql.insert if pg else sqlite.insert)(table)
+
+
+class WriteGate:
+    """One writer at a time in this process; an urgent waiter goes before every normal one.
+
+    The gate is handed over directly on release (to the first urgent waiter, else the first
+    normal one), so a waiter that was passed the gate cannot lose it to a newcomer.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def urgent_waiting(self) -> bool:
+        return any(not f.done() for f in self._urgent)
+
+    async def acquire(self, *, urgent: bool = False) -> None:
+        if not self._held and not self._urgent and (urgent or not self._normal):
+            self._held = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        queue = self._urgent if urgent else self._normal
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # it was handed to us as we were cancelled: pass it on
+            else:
+                queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the gate stays held: it is theirs now
+                    return
+        self._held = False
+
+    @asynccontextmanager
+    async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        await self.acquire(urgent=urgent)
+        try:
+            yield
+        finally:
+            self.release()
+
+
 class Database:
-    """Engines and session factories: ``transaction()`` for writes, ``read()`` for reads."""
+    """Engines and session factories: ``transaction()`` / ``begin()`` for writes, ``read()``
+    for reads. On SQLite every write transaction of this process passes the ``gate``."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -68,12 +135,27 @@ class Database:
                 event.listen(eng.sync_engine, "begin", begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self.gate = WriteGate()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def _gated(self, urgent: bool) -> AsyncIterator[None]:
+        if not self.is_sqlite:
+            yield
+            return
+        async with self.gate.hold(urgent=urgent):
+            yield
+
+    @asynccontextmanager
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
         """A session inside one write transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
+        async with self._gated(urgent), self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def begin(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one write transaction (Core statements, no ORM session)."""
+        async with self._gated(urgent), self.engine.begin() as conn:
+            yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

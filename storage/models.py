@@ -15,8 +15,10 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -120,6 +122,7 @@ class Chat(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_assignee_state", "assignee_id", "state"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     number: Mapped[str | None] = mapped_column(String(20), unique=True)  # GD-<id>
     title: Mapped[str] = mapped_column(String(200))
@@ -146,6 +149,8 @@ class Ticket(Base):
     sla_next_at: Mapped[datetime | None] = mapped_column(index=True)  # the sweep looks then
     closed_at: Mapped[datetime | None] = mapped_column()
     version: Mapped[int] = mapped_column(Integer, default=1)
+    audit_seq: Mapped[int] = mapped_column(Integer, default=0)  # head of the audit chain:
+    audit_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)  # last seq, hash
 
 
 class TicketEvent(Base):
@@ -175,11 +180,19 @@ class InboundEvent(Base):
     __table_args__ = (
         UniqueConstraint("platform", "event_id"),
         Index("ix_inbound_events_status_id", "status", "id"),
+        Index(
+            "ix_inbound_events_open_lane",
+            "lane",
+            "id",
+            sqlite_where=text("status IN ('pending', 'processing')"),
+            postgresql_where=text("status IN ('pending', 'processing')"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     platform: Mapped[str] = mapped_column(String(20))
     event_id: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(20))  # message | voice | action
+    lane: Mapped[str | None] = mapped_column(String(330))  # the chat whose order it keeps
     payload: Mapped[dict[str, Any]] = mapped_column()  # the normalized event
     raw: Mapped[str | None] = mapped_column(Text)  # what the platform sent, for the record
     status: Mapped[str] = mapped_column(String(12), default="pending")
@@ -293,3 +306,7 @@ class WebchatFeed(Base):
     payload: Mapped[dict[str, Any]] = mapped_column()
     idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+#: The tables by name, typed for Core statements (``Model.__table__`` is only a ``FromClause``).
+TABLES: dict[str, Table] = Base.metadata.tables

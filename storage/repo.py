@@ -1,13 +1,12 @@
-"""Repository: people, tickets, the audit trail and card references.
+"""Repository: reading people, tickets and the audit trail (the API, the CLI), syncing the
+configured staff, and the few helpers tests and benchmarks seed data with.
 
-These functions (with ``storage.queues``) are the only place SQL lives. Each takes the caller's
-``AsyncSession``; the caller owns the transaction.
+The hub itself changes tickets only through units of work (``storage.unit``). Each function
+here takes the caller's ``AsyncSession``; the caller owns the transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,10 +15,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import CardRef, Chat, Identity, Person, Ticket, TicketEvent, VoiceNote, utcnow
-
-GENESIS = "0" * 64
-
+from storage import records
+from storage.audit import GENESIS, chain_hash
+from storage.models import CardRef, Identity, Person, Ticket, TicketEvent, utcnow
 
 # ------------------------------------------------------------------------------------ people
 
@@ -66,6 +64,37 @@ async def sync_staff(session: AsyncSession, staff: Iterable[StaffRecord]) -> Non
                 ident.person_id = person.id
 
 
+async def staff(
+    session: AsyncSession,
+) -> tuple[list[records.Person], dict[tuple[str, str], int]]:
+    """The active staff as records, and whose each of their chat identities is."""
+    people = (
+        await session.scalars(select(Person).where(Person.role != "customer", Person.active))
+    ).all()
+    ids = [p.id for p in people]
+    rows = await session.execute(
+        select(Identity.platform, Identity.external_id, Identity.person_id).where(
+            Identity.person_id.in_(ids)
+        )
+    )
+    return (
+        [
+            records.Person(
+                id=p.id,
+                key=p.key,
+                name=p.name,
+                role=p.role,
+                locale=p.locale,
+                active=p.active,
+                max_open=p.max_open,
+                skills=list(p.skills or []),
+            )
+            for p in people
+        ],
+        {(platform, external): person for platform, external, person in rows},
+    )
+
+
 def _locale(hint: str | None) -> str | None:
     if not hint:
         return None
@@ -108,38 +137,6 @@ async def person_by_key(session: AsyncSession, key: str) -> Person | None:
     return await session.scalar(select(Person).where(Person.key == key))
 
 
-async def people_by_keys(session: AsyncSession, keys: Iterable[str]) -> list[Person]:
-    keys = list(keys)
-    if not keys:
-        return []
-    return list((await session.scalars(select(Person).where(Person.key.in_(keys)))).all())
-
-
-async def identities_of(session: AsyncSession, person_id: int) -> list[Identity]:
-    rows = await session.scalars(
-        select(Identity).where(Identity.person_id == person_id).order_by(Identity.id)
-    )
-    return list(rows.all())
-
-
-async def ensure_chat(
-    session: AsyncSession, platform: str, chat_id: str, kind: str, team_key: str | None = None
-) -> None:
-    found = await session.scalar(
-        select(Chat.id).where(Chat.platform == platform, Chat.chat_id == chat_id)
-    )
-    if found is None:
-        session.add(Chat(platform=platform, chat_id=chat_id, kind=kind, team_key=team_key))
-        await session.flush()
-
-
-async def chat_kind(session: AsyncSession, platform: str, chat_id: str) -> str | None:
-    """ "direct" or "group" for a chat a ticket came from (None: never seen)."""
-    return await session.scalar(
-        select(Chat.kind).where(Chat.platform == platform, Chat.chat_id == chat_id)
-    )
-
-
 # ----------------------------------------------------------------------------------- tickets
 
 
@@ -158,10 +155,6 @@ async def get_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
 
 async def ticket_by_number(session: AsyncSession, number: str) -> Ticket | None:
     return await session.scalar(select(Ticket).where(Ticket.number == number.upper()))
-
-
-async def ticket_by_source(session: AsyncSession, source_event: str) -> Ticket | None:
-    return await session.scalar(select(Ticket).where(Ticket.source_event == source_event))
 
 
 async def list_tickets(
@@ -189,92 +182,27 @@ async def list_tickets(
     return list((await session.scalars(q)).all())
 
 
-async def resolved_before(session: AsyncSession, cutoff: datetime, limit: int) -> list[Ticket]:
-    rows = await session.scalars(
-        select(Ticket)
-        .where(Ticket.state == "resolved", Ticket.updated_at < cutoff)
-        .order_by(Ticket.updated_at)
-        .limit(limit)
-    )
-    return list(rows.all())
-
-
 async def count_tickets(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count(Ticket.id))) or 0)
-
-
-async def transition(
-    session: AsyncSession,
-    ticket_id: int,
-    *,
-    expected_state: str,
-    expected_version: int,
-    new_state: str,
-    **changes: Any,
-) -> bool:
-    """Compare-and-set on (id, state, version): True when this caller won."""
-    result = await session.execute(
-        update(Ticket)
-        .where(
-            Ticket.id == ticket_id,
-            Ticket.state == expected_state,
-            Ticket.version == expected_version,
-        )
-        .values(state=new_state, version=expected_version + 1, updated_at=utcnow(), **changes)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def bump_version(session: AsyncSession, ticket_id: int, expected_version: int) -> bool:
-    """A change that is not a transition but must outdate every card's buttons (a snooze):
-    compare-and-set on the version, like ``transition``."""
-    result = await session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.version == expected_version)
-        .values(version=expected_version + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def mark_card_refs_stale(session: AsyncSession, ids: Iterable[int]) -> None:
-    ids = list(ids)
-    if ids:
-        await session.execute(update(CardRef).where(CardRef.id.in_(ids)).values(stale=True))
-
-
-async def set_ticket_fields(session: AsyncSession, ticket_id: int, **changes: Any) -> None:
-    """Changes that are not a state transition (evidence, diagnosis): no version bump."""
-    await session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket_id)
-        .values(updated_at=utcnow(), **changes)
-        .execution_options(synchronize_session=False)
-    )
 
 
 # ------------------------------------------------------------------------------- audit trail
 
 
-def _event_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    canonical = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
-
-
-def _hashed_fields(e: TicketEvent) -> dict[str, Any]:
-    return {
-        "ticket_id": e.ticket_id,
-        "seq": e.seq,
-        "at": e.at.isoformat(),
-        "actor_id": e.actor_id,
-        "actor": e.actor,
-        "kind": e.kind,
-        "from_state": e.from_state,
-        "to_state": e.to_state,
-        "via": e.via,
-        "data": e.data,
-    }
+def _event_hash(e: TicketEvent) -> str:
+    return chain_hash(
+        e.prev_hash,
+        ticket_id=e.ticket_id,
+        seq=e.seq,
+        at=e.at,
+        actor_id=e.actor_id,
+        actor=e.actor,
+        kind=e.kind,
+        from_state=e.from_state,
+        to_state=e.to_state,
+        via=e.via,
+        data=e.data,
+    )
 
 
 async def append_event(
@@ -314,9 +242,15 @@ async def append_event(
         prev_hash=prev,
         hash="",
     )
-    event.hash = _event_hash(prev, _hashed_fields(event))
+    event.hash = _event_hash(event)
     session.add(event)
     await session.flush()
+    await session.execute(  # the ticket holds its chain's head (see storage.audit)
+        update(Ticket)
+        .where(Ticket.id == ticket_id)
+        .values(audit_seq=seq, audit_hash=event.hash)
+        .execution_options(synchronize_session=False)
+    )
     return event
 
 
@@ -343,7 +277,7 @@ async def verify_audit(session: AsyncSession) -> tuple[int, list[str]]:
             problems.append(f"{where}: sequence gap (after #{seq})")
         if e.prev_hash != prev:
             problems.append(f"{where}: previous-hash link broken")
-        if _event_hash(e.prev_hash, _hashed_fields(e)) != e.hash:
+        if _event_hash(e) != e.hash:
             problems.append(f"{where}: content does not match its hash (edited?)")
         prev_by_ticket[e.ticket_id] = (e.seq, e.hash)
     return checked, problems
@@ -359,68 +293,3 @@ async def add_card_ref(
     session.add(ref)
     await session.flush()
     return ref
-
-
-async def card_refs_for(session: AsyncSession, ticket_id: int) -> list[CardRef]:
-    rows = await session.scalars(
-        select(CardRef)
-        .where(CardRef.ticket_id == ticket_id, CardRef.stale.is_(False))
-        .order_by(CardRef.id)
-    )
-    return list(rows.all())
-
-
-async def get_card_ref(session: AsyncSession, card_ref_id: int) -> CardRef | None:
-    return await session.get(CardRef, card_ref_id)
-
-
-async def card_ref_by_message(
-    session: AsyncSession, destination: str, platform_message_id: str
-) -> CardRef | None:
-    return await session.scalar(
-        select(CardRef).where(
-            CardRef.destination == destination,
-            CardRef.platform_message_id == platform_message_id,
-        )
-    )
-
-
-async def set_card_message_id(
-    session: AsyncSession, card_ref_id: int, platform_message_id: str
-) -> None:
-    await session.execute(
-        update(CardRef)
-        .where(CardRef.id == card_ref_id)
-        .values(platform_message_id=platform_message_id)
-    )
-
-
-# ------------------------------------------------------------------------------- voice notes
-
-
-async def add_voice_note(session: AsyncSession, **fields: Any) -> VoiceNote:
-    note = VoiceNote(**fields)
-    session.add(note)
-    await session.flush()
-    return note
-
-
-async def get_voice_note(session: AsyncSession, note_id: int) -> VoiceNote | None:
-    return await session.get(VoiceNote, note_id, populate_existing=True)
-
-
-async def voice_note_by_source(session: AsyncSession, source_event: str) -> VoiceNote | None:
-    return await session.scalar(select(VoiceNote).where(VoiceNote.source_event == source_event))
-
-
-async def decide_voice_note(
-    session: AsyncSession, note_id: int, status: str, ticket_id: int | None
-) -> bool:
-    """Draft → confirmed/discarded, once (False: it was already decided)."""
-    result = await session.execute(
-        update(VoiceNote)
-        .where(VoiceNote.id == note_id, VoiceNote.status == "draft")
-        .values(status=status, ticket_id=ticket_id, decided_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -287,12 +287,12 @@ async def wait_serving(
 
 async def outbox_drained(hub: RunningHub, *, within: float = 20.0) -> dict[str, int]:
     """Wait until nothing is pending or being sent; the outbox's counts by state then."""
-    from storage import queues
+    from storage import outbox
 
     async def done() -> dict[str, int] | None:
         hub.hub.sender.wake.set()
         async with hub.hub.db.read() as s:
-            counts = await queues.outbox_counts(s)
+            counts = await outbox.counts(s)
         return None if counts.get("pending") or counts.get("sending") else counts
 
     result: dict[str, int] = await eventually(done, within=within, what="the outbox to drain")

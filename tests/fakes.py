@@ -107,3 +107,34 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, f"http://127.0.0.1:{port}"
+
+
+async def enqueue(
+    session: Any,
+    *,
+    destination: str,
+    op: str,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    card_ref_id: int | None = None,
+    coalesce_key: str | None = None,
+) -> None:
+    """Queue one outbox row directly (what a unit of work writes for a message)."""
+    from storage import outbox
+    from storage.models import utcnow
+    from storage.records import OutboxEntry
+
+    await outbox.insert(
+        session,
+        [
+            OutboxEntry(
+                destination=destination,
+                op=op,
+                payload=payload,
+                idempotency_key=idempotency_key,
+                next_attempt_at=utcnow(),
+                card_ref_id=card_ref_id,
+                coalesce_key=coalesce_key,
+            )
+        ],
+    )

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from storage import queues
+from storage import inbound
 from tests.conftest import RunningHub
 
 Start = Callable[..., Awaitable[RunningHub]]
@@ -16,7 +16,7 @@ Start = Callable[..., Awaitable[RunningHub]]
 
 async def _stored(hub: RunningHub) -> dict[str, int]:
     async with hub.hub.db.read() as s:
-        return await queues.inbound_counts(s)
+        return await inbound.counts(s)
 
 
 async def _session(hub: RunningHub) -> str:

@@ -42,9 +42,9 @@ async def test_unanswered_resolved_tickets_close_once(running: Start) -> None:
     recent = await _resolved_ticket(hub, conversation, hours_ago=1)
 
     async with Feed(hub, body["session"]) as feed:
-        closed = await auto_close(hub.hub.db, hub.hub.engine.context, timedelta(hours=72))
+        closed = await auto_close(hub.hub.work, timedelta(hours=72))
         assert closed == 1
-        assert await auto_close(hub.hub.db, hub.hub.engine.context, timedelta(hours=72)) == 0
+        assert await auto_close(hub.hub.work, timedelta(hours=72)) == 0
         hub.hub.sender.wake.set()
         await feed.wait_text("工单已关闭")
 

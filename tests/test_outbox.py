@@ -11,10 +11,10 @@ from bot.config import OutboxSettings
 from bot.events import Text, outbound_to_json
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
-from storage import queues
+from storage import outbox
 from storage.db import Database
 from tests.conftest import eventually
-from tests.fakes import FakeAdapter, FakePlatformApi, per_second_peak, serve
+from tests.fakes import FakeAdapter, FakePlatformApi, enqueue, per_second_peak, serve
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ async def fake_api() -> AsyncIterator[tuple[FakePlatformApi, str]]:
 async def _queue(db: Database, chat: str, n: int, *, dest_platform: str = "fake") -> None:
     async with db.transaction() as s:
         for i in range(n):
-            await queues.enqueue(
+            await enqueue(
                 s,
                 destination=f"{dest_platform}:{chat}",
                 op="send",
@@ -41,7 +41,7 @@ async def _drain(sender: OutboxSender, db: Database) -> None:
     async def done() -> bool:
         await sender.tick()
         async with db.read() as s:
-            counts = await queues.outbox_counts(s)
+            counts = await outbox.counts(s)
         return not counts.get("pending") and not counts.get("sending")
 
     await eventually(done, within=60, what="the outbox to drain")
@@ -71,7 +71,7 @@ async def test_429_then_500s_then_ok_delivers_each_once_in_order_within_limits(
     assert [c.status for c in a_calls[:6]] == [429, 500, 500, 500, 502, 200]
     assert a_calls[1].at - a_calls[0].at >= 1.0  # Retry-After was honoured
     async with db.read() as s:
-        rows = await queues.outbox_rows(s, destination="fake:A")
+        rows = await outbox.rows(s, destination="fake:A")
     assert {r.state for r in rows} == {"sent"} and rows[0].attempts == 6
     assert rows[0].platform_message_id is not None
 
@@ -112,6 +112,6 @@ async def test_transient_failures_give_up_after_max_attempts(
     await _drain(sender, db)
     await adapter.stop()
     async with db.read() as s:
-        (row,) = await queues.outbox_rows(s, destination="fake:D")
+        (row,) = await outbox.rows(s, destination="fake:D")
     assert (row.state, row.attempts) == ("dead", 3) and "503" in (row.last_error or "")
     assert len([c for c in api.calls if c.chat == "D"]) == 3

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from bot import lifecycle
 from bot.hearing import Ears
 from bot.tickets import NoteAction, TicketAction
-from storage import repo
+from bot.unit import Turn
 from tests.adapters.telegram_driver import webhook
 from tests.adapters.test_telegram import (
     CUSTOMER,
@@ -117,15 +118,15 @@ async def assigned_ticket(hub: RunningHub, api: FakeBotApi) -> dict[str, Any]:
     return dict(await eventually(ticket, what="an assigned ticket"))
 
 
-async def move_to(hub: RunningHub, ticket_id: int, *states: str) -> None:
-    """Test set-up: walk the ticket through states as its engineer's presses would."""
-    async with hub.hub.db.transaction() as s:
-        for state in states:
-            t = await repo.get_ticket(s, ticket_id)
-            assert t is not None
-            assert await repo.transition(
-                s, t.id, expected_state=t.state, expected_version=t.version, new_state=state
-            )
+async def move_to(hub: RunningHub, ticket_id: int, *actions: TicketAction) -> None:
+    """Test set-up: walk the ticket through the state table as its engineer's presses would."""
+    async with hub.hub.work.unit() as tx:
+        ticket = await tx.unit.ticket(ticket_id)
+        assert ticket is not None
+        engineer = await tx.unit.person(ticket.assignee_id)
+        for action in actions:
+            turn = Turn(tx.unit, f"set-up:{ticket_id}:{action}", engineer)
+            await lifecycle.apply(turn, ticket, action, engineer, via="button")
 
 
 def buttons(hub: RunningHub, message: dict[str, Any]) -> dict[Any, str]:
@@ -143,7 +144,7 @@ async def test_a_voice_note_becomes_a_confirmed_diagnosis_and_moves_the_ticket(
     hub = await running(**enabled(api))
     words = hearing(hub, NOTE)
     ticket = await assigned_ticket(hub, api)
-    await move_to(hub, ticket["id"], "accepted", "en_route", "on_site")
+    await move_to(hub, ticket["id"], TicketAction.ACCEPT, TicketAction.DEPART, TicketAction.ARRIVE)
     audio = b"OggS" + bytes(4000)
     api.add_file("voice-1", audio)
     await deliver(hub, voice_note(LI, LI_CHAT, "voice-1"))

@@ -20,9 +20,10 @@ from aiohttp import web
 from bot.events import Address, Card, Inbound, Notice, Text
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from datetime import datetime
 
     from bot.inbox import Inbox
+    from storage.records import FeedEntry
 
 __all__ = ["Adapter", "Capability", "RateLimit", "Sent"]
 
@@ -33,6 +34,7 @@ class Capability(Flag):
     EDIT_CARD = auto()  # a sent card can be updated in place
     NOTICE = auto()  # a private answer to a presser (toast, ephemeral)
     VOICE = auto()  # voice notes can be downloaded
+    LOCAL = auto()  # delivery is a row in a table of ours, written with the change it reports
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +98,23 @@ class Adapter(abc.ABC):
     async def download(self, media_ref: str) -> bytes:
         raise NotImplementedError(f"{self.platform} has no media download")
 
-    async def record_inbound(  # noqa: B027 (optional hook)
-        self, session: AsyncSession, event: Inbound
-    ) -> None:
-        """Called in the processing transaction of each of this platform's events (a platform
+    def inbound_entries(self, event: Inbound) -> Sequence[FeedEntry]:
+        """Rows to write with the processing of each of this platform's events (a platform
         that keeps its own history, like the web chat, stores the user's message there)."""
+        return ()
+
+    def local_entry(
+        self,
+        destination: Address,
+        message: Text | Card | Notice,
+        *,
+        key: str,
+        at: datetime,
+        message_id: str | None = None,
+    ) -> FeedEntry:
+        """``Capability.LOCAL`` adapters: the row that delivers ``message`` (``message_id``:
+        the card it updates). Written in the transaction that decided the message."""
+        raise NotImplementedError(f"{self.platform} does not deliver locally")
+
+    def delivered(self) -> None:  # noqa: B027 (optional hook)
+        """``Capability.LOCAL`` adapters: rows of theirs were just committed."""

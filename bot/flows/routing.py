@@ -1,34 +1,33 @@
 """Routing, first version: the least-loaded engineer whose skills fit, within capacity.
 
-Later issues add distance and team rules; the contract stays ``route(ctx, ticket)``.
+Later issues add distance and team rules; the contract stays "who should take this ticket",
+and the assignment itself goes through the state table (``ASSIGN`` by the system).
 """
 
 from __future__ import annotations
 
-from bot.flows import FlowContext
-from bot.tickets import OPEN_STATES, TicketState
-from storage import repo
-from storage.models import Ticket
+from bot.unit import Turn
 
-__all__ = ["pick_engineer", "route"]
+__all__ = ["pick_engineer"]
 
 
 async def pick_engineer(
-    ctx: FlowContext, ticket: Ticket, *, exclude: set[int] | None = None
+    turn: Turn,
+    *,
+    category: str,
+    device_code: str | None,
+    title: str,
+    exclude: set[int] | None = None,
 ) -> int | None:
     """The person id to assign, or None when nobody has capacity (dispatch by hand);
     ``exclude``: people not to pick (an escalation looking for the next candidate)."""
-    wanted = {ticket.category, *(w for w in (ticket.device_code, ticket.title) if w)}
+    wanted = {category, *(w for w in (device_code, title) if w)}
     best: tuple[int, int, str, int] | None = None
-    for cfg in ctx.directory.engineers():
-        person = await repo.person_by_key(ctx.session, cfg.id)
+    for cfg in turn.env.directory.engineers():
+        person = turn.env.staff.by_key.get(cfg.id)
         if person is None or not person.active or (exclude and person.id in exclude):
             continue
-        load = len(
-            await repo.list_tickets(
-                ctx.session, states=[s.value for s in OPEN_STATES], assignee_id=person.id
-            )
-        )
+        load = await turn.unit.load_of(person.id)
         if load >= cfg.max_open:
             continue
         fits = any(skill and any(skill in w for w in wanted) for skill in cfg.skills)
@@ -36,33 +35,3 @@ async def pick_engineer(
         if best is None or key < best:
             best = key
     return best[3] if best else None
-
-
-async def route(ctx: FlowContext, ticket: Ticket) -> Ticket:
-    """Assign a new ticket if someone fits; write the assignment to the audit trail."""
-    person_id = await pick_engineer(ctx, ticket)
-    if person_id is None:
-        return ticket
-    ok = await repo.transition(
-        ctx.session,
-        ticket.id,
-        expected_state=TicketState.NEW,
-        expected_version=ticket.version,
-        new_state=TicketState.ASSIGNED,
-        assignee_id=person_id,
-    )
-    if ok:
-        assignee = await repo.get_person(ctx.session, person_id)
-        await repo.append_event(
-            ctx.session,
-            ticket.id,
-            actor="system",
-            kind="transition",
-            via="system",
-            from_state=TicketState.NEW,
-            to_state=TicketState.ASSIGNED,
-            data={"action": "assign", "assignee": assignee.key if assignee else None},
-        )
-    refreshed = await repo.get_ticket(ctx.session, ticket.id)
-    assert refreshed is not None
-    return refreshed

@@ -1,177 +1,215 @@
-"""SLA clocks: which policy applies to a ticket, and the arithmetic of its clocks.
+"""SLA clocks: their arithmetic, and keeping a ticket's clocks true as it moves.
 
-Pure functions over ``SlaClock`` rows (no I/O). A clock holds a budget of business seconds on
-its calendar; it *runs* in the states of ``CLOCK_RULES`` (minus ``[sla] pause_in``), pauses
-elsewhere, and is met once the ticket reaches one of its ``met_in`` states. ``settle`` brings a
-clock up to a moment and a state; ``due_events`` says what the sweep must do now — the newest
-warning, the breach, the escalation steps whose time has come — collapsing what piled up while
-nobody looked (a hub that was down fires each of them once, not once per missed tick).
+A clock holds a budget of business seconds on its calendar; it *runs* in the states of
+``CLOCK_RULES`` (minus ``[sla] pause_in``), pauses elsewhere, and is met once the ticket reaches
+one of its ``met_in`` states. ``settle`` brings a clock up to a moment and a state;
+``due_events`` says what the sweep must do now — the newest warning, the breach, the escalation
+steps whose time has come — collapsing what piled up while nobody looked (a hub that was down
+fires each of them once, not once per missed tick).
+
+``sync`` runs on every change of a ticket's state (and when a ticket is new): each clock is
+brought up to the moment, met clocks stop for good, paused ones wait, the stay clock follows
+the state, a person acting stops any escalation under way, and the ticket's deadline columns
+and ``sla_next_at`` (what the sweep claims by) are set from the clocks. A policy that changed
+since a clock was set (``signature``) is applied on the next sync. All of it in memory, on the
+unit's records.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.config import Settings
 from bot.sla.calendar import BusinessCalendar
-from bot.sla.settings import (
-    BUILTIN_CALENDARS,
-    ChainSettings,
-    ChainStep,
-    Duration,
-    SlaPolicy,
-)
-from bot.tickets import (
-    CLOCK_RULES,
-    REMOTE_CATEGORIES,
-    Category,
-    ClockKind,
-    ClockRule,
-    Priority,
-    TicketState,
-)
-from storage.models import SlaClock
+from bot.sla.policy import Policies, ResolvedPolicy, TicketTerms
+from bot.sla.settings import ChainSettings, ChainStep
+from bot.tickets import CLOCK_RULES, Category, ClockKind, ClockRule, Priority, TicketState
+from bot.unit import Unit
+from storage.records import Clock, Person, Ticket
 
 __all__ = [
     "Breach",
-    "ClockPlan",
-    "Policies",
-    "ResolvedPolicy",
     "Step",
     "Warning",
     "due_events",
+    "extend",
+    "policy_of",
     "settle",
+    "sync",
 ]
 
-
-@dataclass(frozen=True, slots=True)
-class ClockPlan:
-    """What one clock of a ticket should be under the current policy."""
-
-    kind: ClockKind
-    budget_s: float
-    state: TicketState | None = None  # stay clocks: the state they measure
+_TIMED = (ClockKind.RESPOND, ClockKind.ARRIVE, ClockKind.RESOLVE)
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedPolicy:
-    name: str
-    calendar: BusinessCalendar
-    chain_name: str
-    chain: ChainSettings
-    warn_at: tuple[float, ...]
-    budgets: Mapping[ClockKind, Duration]
-    stay: Mapping[TicketState, Duration]
-    signature: str
-
-    def plan(self, kind: ClockKind, state: TicketState | None = None) -> ClockPlan | None:
-        if kind == ClockKind.STAY:
-            duration = self.stay.get(state) if state is not None else None
-        else:
-            duration = self.budgets.get(kind)
-        if duration is None:
-            return None
-        seconds = self.calendar.seconds_of(duration.days, duration.seconds)
-        return ClockPlan(kind, seconds, state if kind == ClockKind.STAY else None)
+async def policy_of(unit: Unit, ticket: Ticket) -> ResolvedPolicy:
+    """The policy that applies to ``ticket`` now."""
+    policies = unit.env.policies
+    assert policies is not None
+    refs: frozenset[str] = frozenset()
+    if policies.needs_customer:  # only then: the terms are also the policy cache's key
+        refs = frozenset({ticket.origin_chat, *await unit.identities(ticket.reporter_id)})
+    terms = TicketTerms(
+        priority=Priority(ticket.priority),
+        category=Category(ticket.category),
+        team_calendar=policies.team_calendars.get(ticket.team_key or ""),
+        customer_refs=refs,
+    )
+    return policies.resolve(terms)
 
 
-@dataclass(frozen=True, slots=True)
-class TicketTerms:
-    """What decides a ticket's policy."""
+def _new_clock(
+    ticket: Ticket, kind: ClockKind, budget: float, policy: ResolvedPolicy, since: datetime
+) -> Clock:
+    clock = Clock(
+        id=None,
+        ticket_id=ticket.id,
+        kind=kind.value,
+        state=None,
+        policy=policy.name,
+        calendar=policy.calendar.name,
+        chain=policy.chain_name,
+        signature=policy.signature,
+        budget_s=budget,
+        used_s=0.0,
+        started_at=since,
+    )
+    _restart(clock, budget, policy, since)
+    return clock
 
-    priority: Priority
-    category: Category
-    team_calendar: str | None
-    customer_refs: frozenset[str]  # origin chat and the reporter's identities
+
+def _restart(clock: Clock, budget: float, policy: ResolvedPolicy, since: datetime) -> None:
+    clock.policy, clock.calendar, clock.chain = policy.name, policy.calendar.name, policy.chain_name
+    clock.signature = policy.signature
+    clock.budget_s, clock.used_s = budget, 0.0
+    clock.started_at, clock.running_since = since, since
+    clock.warned, clock.step = 0, 0
+    clock.due_at = clock.next_at = clock.breached_at = None
+    clock.met_at = clock.escalation_stopped_at = None
 
 
-class Policies:
-    """The ``[sla]`` section compiled once: calendars, chains, and policy lookup."""
-
-    def __init__(self, settings: Settings) -> None:
-        sla = settings.sla
-        self.settings = sla
-        self.pause_in = frozenset(sla.pause_in)
-        merged = {**BUILTIN_CALENDARS, **sla.calendars}
-        self.calendars = {
-            name: BusinessCalendar(name, cfg, settings.timezone) for name, cfg in merged.items()
-        }
-        self.team_calendars = {t.id: t.calendar for t in settings.teams}
-        self._cache: dict[TicketTerms, ResolvedPolicy] = {}
-        self.needs_customer = any(o.customers for o in sla.overrides)
-
-    def calendar(self, name: str) -> BusinessCalendar:
-        return self.calendars.get(name) or self.calendars[self.settings.default_calendar]
-
-    def chain(self, name: str) -> ChainSettings:
-        return self.settings.chains.get(name) or self.settings.chains[self.settings.default_chain]
-
-    def resolve(self, terms: TicketTerms) -> ResolvedPolicy:
-        found = self._cache.get(terms)
-        if found is None:
-            if len(self._cache) >= 10_000:  # per-customer terms: keep the cache bounded
-                self._cache.clear()
-            found = self._cache[terms] = self._resolve(terms)
-        return found
-
-    def _resolve(self, terms: TicketTerms) -> ResolvedPolicy:
-        base = self.settings.policies[terms.priority]
-        name = terms.priority.value
-        fields = base.model_dump(exclude_unset=False)
-        for override in self.settings.overrides:
-            if override.priorities and terms.priority not in override.priorities:
+async def sync(
+    unit: Unit, ticket: Ticket, *, actor: Person | None, since: datetime | None = None
+) -> list[Clock]:
+    """Bring every clock of ``ticket`` (in its current state) up to the unit's now; set the
+    ticket's deadlines from them. ``since``: when a new ticket's clocks started."""
+    policies = unit.env.policies
+    if policies is None:
+        return []
+    now = unit.now
+    policy = await policy_of(unit, ticket)
+    state = TicketState(ticket.state)
+    clocks = {c.kind: c for c in unit.clocks.setdefault(ticket.id, [])}
+    stopped: list[str] = []
+    late: list[Clock] = []
+    for kind in (*_TIMED, ClockKind.STAY):
+        plan = policy.plan(kind, state if kind == ClockKind.STAY else None)
+        clock = clocks.get(kind.value)
+        if clock is not None and kind == ClockKind.STAY and clock.state != state.value:
+            # The state it measured is over (its breaches are in the audit trail): the row
+            # measures the new state from now, or goes if that state has no limit.
+            if plan is None:
+                unit.drop_clock(clock)
+                del clocks[kind.value]
                 continue
-            if override.categories and terms.category not in override.categories:
+            _restart(clock, plan.budget_s, policy, now)
+            clock.state = state.value
+        if clock is None:
+            if plan is None:
                 continue
-            if override.customers and not terms.customer_refs & set(override.customers):
-                continue
-            name = f"{name}/{override.name}"
-            for key in SlaPolicy.model_fields:
-                if key in override.model_fields_set:
-                    fields[key] = getattr(override, key)
-            break
-        policy = SlaPolicy.model_validate(fields)
-        calendar = self.calendar(
-            policy.calendar or terms.team_calendar or self.settings.default_calendar
+            begun = since or (now if kind == ClockKind.STAY else ticket.created_at)
+            clock = _new_clock(ticket, kind, plan.budget_s, policy, begun)
+            clock.state = plan.state.value if plan.state else None
+            clock.used_s = policy.calendar.between(begun, now) if begun < now else 0.0
+            clock.running_since = None
+            unit.add_clock(clock)
+            clocks[kind.value] = clock
+        elif plan is None:
+            unit.drop_clock(clock)
+            del clocks[kind.value]
+            continue
+        elif clock.signature != policy.signature:
+            _apply_policy(clock, policy, plan.budget_s, policies, now)
+        if (
+            actor is not None
+            and clock.breached_at is not None
+            and clock.escalation_stopped_at is None
+            and clock.met_at is None
+        ):
+            clock.escalation_stopped_at = now  # someone acted: the chain stops
+            stopped.append(kind.value)
+        was_met = clock.met_at is not None
+        settle(clock, state, now, policy, policies.pause_in)
+        newly_met = not was_met and clock.met_at is not None
+        if newly_met and clock.breached_at is None and clock.used_s > clock.budget_s:
+            clock.breached_at = clock.met_at  # met, but after its deadline: on the record
+            late.append(clock)
+    project(ticket, list(clocks.values()))
+    if stopped or late:
+        unit.record(
+            ticket,
+            "sla",
+            actor=actor,
+            via="system",
+            data={
+                **({"escalation_stopped": stopped} if stopped else {}),
+                **({"met_late": [c.kind for c in late]} if late else {}),
+            },
         )
-        chain_name = policy.chain or self.settings.default_chain
-        budgets = {
-            kind: d
-            for kind, d in (
-                (ClockKind.RESPOND, policy.respond),
-                (ClockKind.ARRIVE, policy.arrive),
-                (ClockKind.RESOLVE, policy.resolve),
-            )
-            if d is not None
-            and not (CLOCK_RULES[kind].remote_skips and terms.category in REMOTE_CATEGORIES)
-        }
-        stay = {**self.settings.stay, **policy.stay}
-        warn_at = tuple(policy.warn_at if policy.warn_at is not None else self.settings.warn_at)
-        chain = self.chain(chain_name)
-        signature = hashlib.sha256(
-            json.dumps(
-                [
-                    name,
-                    policy.model_dump(mode="json"),
-                    calendar.fingerprint,
-                    chain.model_dump(mode="json"),
-                    sorted(self.pause_in),
-                    warn_at,
-                ],
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()[:32]
-        return ResolvedPolicy(name, calendar, chain_name, chain, warn_at, budgets, stay, signature)
+    return list(clocks.values())
+
+
+def _apply_policy(
+    clock: Clock, policy: ResolvedPolicy, budget: float, policies: Policies, now: datetime
+) -> None:
+    """Switch a clock to a changed policy: time used so far counts on its old calendar."""
+    old = policies.calendar(clock.calendar)
+    clock.used_s = used_at(clock, now, old)
+    clock.running_since = now if clock.running_since is not None else None
+    clock.budget_s = budget
+    clock.policy, clock.calendar, clock.chain = policy.name, policy.calendar.name, policy.chain_name
+    clock.signature = policy.signature
+    if clock.breached_at is not None and clock.used_s < budget:
+        clock.breached_at = None  # the new budget is not spent: no longer breached
+        clock.step = 0
+    clock.warned = sum(1 for f in policy.warn_at if clock.used_s >= f * budget)
+
+
+def project(ticket: Ticket, clocks: list[Clock]) -> None:
+    """The ticket's deadline columns, from its clocks."""
+    by_kind = {c.kind: c.due_at for c in clocks}
+    ticket.respond_due = by_kind.get(ClockKind.RESPOND.value)
+    ticket.arrive_due = by_kind.get(ClockKind.ARRIVE.value)
+    ticket.resolve_due = by_kind.get(ClockKind.RESOLVE.value)
+    ticket.state_due = by_kind.get(ClockKind.STAY.value)
+    ticket.sla_next_at = earliest(c.next_at for c in clocks)
+
+
+def extend(
+    clocks: list[Clock], now: datetime, policy: ResolvedPolicy, seconds: float
+) -> dict[str, datetime | None]:
+    """延期: push the deadlines that nag (or, if none does, every running one) by ``seconds``
+    of business time. Returns the chosen clocks' kinds with their deadlines before."""
+    running = [c for c in clocks if c.running_since is not None and c.met_at is None]
+    at_risk = [c for c in running if c.breached_at is not None or c.warned > 0]
+    chosen = at_risk or running
+    before = {c.kind: c.due_at for c in chosen}
+    for clock in chosen:
+        clock.used_s = used_at(clock, now, policy.calendar)
+        clock.running_since = now
+        clock.budget_s = max(clock.budget_s, clock.used_s) + seconds
+        clock.breached_at = None
+        clock.escalation_stopped_at = None
+        clock.step = 0
+        clock.warned = sum(1 for f in policy.warn_at if clock.used_s >= f * clock.budget_s)
+        schedule(clock, policy)
+    return before
 
 
 # ------------------------------------------------------------------------------ arithmetic
 
 
-def rule_of(clock: SlaClock) -> ClockRule:
+def rule_of(clock: Clock) -> ClockRule:
     kind = ClockKind(clock.kind)
     if kind == ClockKind.STAY:
         state = TicketState(clock.state or "")
@@ -179,20 +217,20 @@ def rule_of(clock: SlaClock) -> ClockRule:
     return CLOCK_RULES[kind]
 
 
-def _running(clock: SlaClock, state: TicketState, pause_in: frozenset[TicketState]) -> bool:
+def _running(clock: Clock, state: TicketState, pause_in: frozenset[TicketState]) -> bool:
     rule = rule_of(clock)
     paused = pause_in if clock.kind != ClockKind.STAY else frozenset()
     return state in rule.runs_in and state not in paused
 
 
-def used_at(clock: SlaClock, now: datetime, calendar: BusinessCalendar) -> float:
+def used_at(clock: Clock, now: datetime, calendar: BusinessCalendar) -> float:
     if clock.running_since is None:
         return clock.used_s
     return clock.used_s + calendar.between(clock.running_since, now)
 
 
 def settle(
-    clock: SlaClock,
+    clock: Clock,
     state: TicketState,
     now: datetime,
     policy: ResolvedPolicy,
@@ -214,7 +252,7 @@ def settle(
     schedule(clock, policy)
 
 
-def schedule(clock: SlaClock, policy: ResolvedPolicy) -> None:
+def schedule(clock: Clock, policy: ResolvedPolicy) -> None:
     """Recompute ``due_at`` and ``next_at`` from the clock's own fields."""
     cal = policy.calendar
     if clock.running_since is None or clock.met_at is not None:
@@ -240,7 +278,7 @@ def schedule(clock: SlaClock, policy: ResolvedPolicy) -> None:
         clock.next_at = None
 
 
-def warn_time(clock: SlaClock, policy: ResolvedPolicy, level: int) -> datetime:
+def warn_time(clock: Clock, policy: ResolvedPolicy, level: int) -> datetime:
     assert clock.running_since is not None
     target = policy.warn_at[level] * clock.budget_s - clock.used_s
     return policy.calendar.add(clock.running_since, max(target, 0.0))
@@ -282,7 +320,7 @@ class Step:
 Due = Warning | Breach | Step
 
 
-def due_events(clock: SlaClock, now: datetime, policy: ResolvedPolicy) -> list[Due]:
+def due_events(clock: Clock, now: datetime, policy: ResolvedPolicy) -> list[Due]:
     """What the sweep must do for ``clock`` at ``now``; advances the clock past it."""
     if clock.met_at is not None or clock.running_since is None or clock.due_at is None:
         return []
@@ -330,6 +368,6 @@ def earliest(values: Iterable[datetime | None]) -> datetime | None:
     return min(present) if present else None
 
 
-def remaining(clock: SlaClock, now: datetime, calendar: BusinessCalendar) -> float:
+def remaining(clock: Clock, now: datetime, calendar: BusinessCalendar) -> float:
     """Business seconds left (negative: over by that much)."""
     return clock.budget_s - used_at(clock, now, calendar)

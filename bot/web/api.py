@@ -7,12 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.flows.sla import clock_view
 from bot.hub import Hub
+from bot.sla.view import clock_status
 from bot.texts import say
 from bot.tickets import TicketState, state_label
-from storage import queues, repo
+from storage import outbox, repo
 from storage.models import Ticket
+from storage.unit import Store
 
 __all__ = ["routes"]
 
@@ -67,7 +68,9 @@ async def _ticket_json(hub: Hub, s: Any, t: Ticket, *, events: bool) -> dict[str
     }
     if events:
         # Each clock: due time, business time left, paused or not, breached, escalation.
-        out["clocks"] = await clock_view(s, hub.engine.policies, t, hub.clock())
+        policies, now = hub.env.policies, hub.clock()
+        clocks = (await Store(await s.connection()).clocks([t.id]))[t.id] if policies else []
+        out["clocks"] = [clock_status(c, now, policies) for c in clocks if policies]
         out["events"] = [
             {
                 "seq": e.seq,
@@ -145,7 +148,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     async with hub.db.read() as s:
-        counts = await queues.outbox_counts(s)
+        counts = await outbox.counts(s)
     for state in ("pending", "sending", "sent", "dead", "superseded"):
         hub.metrics.outbox_depth.labels(state).set(counts.get(state, 0))
     return web.Response(

@@ -30,6 +30,7 @@ from bot.errors import (
 )
 from bot.events import Address, Button, Card, Inbound, Notice, Text
 from bot.inbox import Accepted, Inbox
+from bot.texts import refusal
 from bot.tickets import TicketAction, TicketState
 from storage.models import InboundEvent
 from tests.adapters.telegram_driver import PAYLOADS, SECRET, webhook
@@ -262,7 +263,7 @@ async def test_a_press_by_someone_not_allowed_is_refused_in_a_toast(
     )
     assert await deliver(hub, press) == 200
     toast = await answer_to(api, press)
-    reason = NotAllowed(action=TicketAction.ACCEPT, state=TicketState.ASSIGNED).reason("en")
+    reason = refusal(NotAllowed(action=TicketAction.ACCEPT, state=TicketState.ASSIGNED), "en")
     assert toast["text"] == reason  # in the presser's own language (language_code "en")
     assert (await hub.api(f"/api/tickets/{ticket['id']}"))["state"] == "assigned"
 

@@ -25,9 +25,10 @@ from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.outbox import Governor, OutboxSender
 from bot.tickets import TicketAction
-from storage import queues
+from storage import outbox
 from storage.db import Database
 from storage.models import InboundEvent, utcnow
+from storage.outbox import Outcome
 from tests.adapters.wecom_driver import (
     PAYLOADS,
     aibot_callback,
@@ -38,6 +39,7 @@ from tests.adapters.wecom_driver import (
     voice_message,
 )
 from tests.conftest import STAFF, RunningHub, eventually
+from tests.fakes import enqueue
 from tests.fakes_wecom import AMR_HEADER, CORP_ID, SECRET, FakeWecomApi
 
 Start = Callable[..., Awaitable[RunningHub]]
@@ -331,7 +333,7 @@ async def test_a_robot_burst_of_21_is_paced_not_dropped(api: FakeWecomApi, db: D
     )
     async with db.transaction() as s:
         for i in range(21):
-            await queues.enqueue(
+            await enqueue(
                 s,
                 destination=f"wecom-robot:{ROBOT_KEY}",
                 op="send",
@@ -342,7 +344,7 @@ async def test_a_robot_burst_of_21_is_paced_not_dropped(api: FakeWecomApi, db: D
     async def deferred() -> list[Any]:
         await sender.tick()
         async with db.read() as s:
-            rows = await queues.outbox_rows(s, destination=f"wecom-robot:{ROBOT_KEY}")
+            rows = await outbox.rows(s, destination=f"wecom-robot:{ROBOT_KEY}")
         later = utcnow() + timedelta(seconds=55)
         return [r for r in rows if r.state == "pending" and _aware(r.next_attempt_at) >= later]
 
@@ -352,8 +354,10 @@ async def test_a_robot_burst_of_21_is_paced_not_dropped(api: FakeWecomApi, db: D
     assert await sender.tick() == 0  # not due: it waits out the minute
 
     clock[0] += 60.5  # a minute later (the row's due time moved up to now with it)
-    async with db.transaction() as s:
-        await queues.outbox_retry(s, waiting.id, at=utcnow(), error=None, attempt=False)
+    async with db.begin() as conn:
+        await outbox.record(
+            conn, Outcome(retry=[(waiting.id, utcnow(), None, False)]), now=utcnow()
+        )
 
     async def all_out() -> bool:
         await sender.tick()

@@ -30,6 +30,7 @@ from bot.errors import AudioRejected, ConfigError
 from bot.nlp import asr_model
 from bot.nlp.asr import Engine, PooledTranscriber, Recognition, Transcript, build_transcriber
 from bot.nlp.normalize import cer
+from bot.texts import refusal
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 MINI = FIXTURES / "models" / "whisper-mini"
@@ -215,7 +216,7 @@ async def test_a_full_queue_answers_busy_and_frees_up(tmp_path: Path) -> None:
     with pytest.raises(AudioRejected) as caught:
         await transcriber.transcribe(NOTE)
     assert caught.value.kind == "busy" and caught.value.limit == 2
-    assert caught.value.reason("zh")  # the voice flow tells the sender
+    assert refusal(caught.value, "zh")  # the voice flow tells the sender
     engine.gate.set()
     assert (await running).text == (await queued).text == MINI_MEANS
     assert transcriber.in_hand == 0

@@ -13,6 +13,7 @@ import pytest
 
 from bot.errors import AudioRejected
 from bot.nlp.audio import SAMPLE_RATE, DecodedAudio, decode_audio, sniff_format
+from bot.texts import refusal
 
 AUDIO = Path(__file__).parent.parent / "fixtures" / "audio"
 
@@ -138,7 +139,7 @@ def test_larger_than_the_limit_is_refused_before_decoding() -> None:
     with pytest.raises(AudioRejected) as caught:
         decode_audio(data, max_duration_s=120, max_bytes=50_000)
     assert caught.value.kind == "too_large" and caught.value.limit == 0.1  # MB, for the sender
-    assert "0.1 MB" in caught.value.reason("en")
+    assert "0.1 MB" in refusal(caught.value, "en")
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from bot.config import load_settings
 from bot.errors import ConfigError
 from bot.sla import calendar as calendar_module
 from bot.sla.calendar import BusinessCalendar
-from bot.sla.clocks import Policies
+from bot.sla.policy import Policies
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,5 +1,5 @@
 """SLA clock math without I/O: which policy applies to a ticket (``Policies.resolve``), and
-what ``settle`` / ``schedule`` / ``due_events`` do to ``SlaClock`` rows as a ticket moves."""
+what ``settle`` / ``schedule`` / ``due_events`` do to a ticket's clocks as it moves."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 
 from bot.config import load_settings
 from bot.sla import clocks as sla
-from bot.sla.clocks import Policies, ResolvedPolicy, TicketTerms, due_events, schedule, settle
+from bot.sla.clocks import due_events, schedule, settle
+from bot.sla.policy import Policies, ResolvedPolicy, TicketTerms
 from bot.tickets import Category, ClockKind, Priority, TicketState
-from storage.models import SlaClock
+from storage.records import Clock
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 HOUR = 3600.0
@@ -65,19 +66,24 @@ def budget(
 
 def new_clock(
     pols: Policies, policy: ResolvedPolicy, kind: ClockKind, since: datetime, state: TicketState
-) -> SlaClock:
-    """A clock started at ``since`` in ``state``, initialised as ``bot.flows.sla._restart``."""
+) -> Clock:
+    """A clock started at ``since`` in ``state``, as ``bot.sla.clocks.sync`` starts one."""
     plan = policy.plan(kind, state if kind == K.STAY else None)
     assert plan is not None
-    clock = SlaClock(ticket_id=1, kind=kind.value)
-    clock.state = plan.state.value if plan.state else None
-    clock.policy, clock.calendar, clock.chain = policy.name, policy.calendar.name, policy.chain_name
-    clock.signature = policy.signature
-    clock.budget_s, clock.used_s = plan.budget_s, 0.0
-    clock.started_at, clock.running_since = since, since
-    clock.warned, clock.step = 0, 0
-    clock.due_at = clock.next_at = clock.breached_at = None
-    clock.met_at = clock.escalation_stopped_at = None
+    clock = Clock(
+        id=None,
+        ticket_id=1,
+        kind=kind.value,
+        state=plan.state.value if plan.state else None,
+        policy=policy.name,
+        calendar=policy.calendar.name,
+        chain=policy.chain_name,
+        signature=policy.signature,
+        budget_s=plan.budget_s,
+        used_s=0.0,
+        started_at=since,
+        running_since=since,
+    )
     settle(clock, state, since, policy, pols.pause_in)
     return clock
 
@@ -90,7 +96,7 @@ class Ticket:
         self.policy = self.pols.resolve(t or terms())
         self.clock = new_clock(self.pols, self.policy, kind, T0, S.NEW)
 
-    def to(self, state: TicketState, now: datetime) -> SlaClock:
+    def to(self, state: TicketState, now: datetime) -> Clock:
         settle(self.clock, state, now, self.policy, self.pols.pause_in)
         return self.clock
 

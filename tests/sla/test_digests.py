@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bot.tickets import Priority
-from storage import queues
+from storage import outbox as outbox_table
 from tests.adapters.telegram_driver import SECRET
 from tests.adapters.test_telegram import CUSTOMER, TEAM, deliver, says
 from tests.conftest import STAFF, FakeClock, RunningHub, eventually, outbox_drained
@@ -121,7 +121,7 @@ def nags_in_group(api: FakeBotApi) -> list[str]:
 
 async def outbox(hub: RunningHub) -> dict[str, int]:
     async with hub.hub.db.read() as s:
-        return await queues.outbox_counts(s)
+        return await outbox_table.counts(s)
 
 
 async def report_at(hub: RunningHub, clock: FakeClock, minutes: list[int]) -> list[str]:

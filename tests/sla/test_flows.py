@@ -65,10 +65,10 @@ async def test_a_deadline_that_passed_while_down_fires_once_on_start(running: St
 
 
 async def _nags_sent(hub: RunningHub, destination: str) -> int:
-    from storage import queues
+    from storage import outbox
 
     async with hub.hub.db.read() as s:
-        rows = await queues.outbox_rows(s, destination=destination, states=["sent"])
+        rows = await outbox.rows(s, destination=destination, states=["sent"])
     return len([r for r in rows if "nag" in r.payload])
 
 
@@ -256,7 +256,7 @@ async def test_business_hours_clock_shows_remaining_business_time(running: Start
 
 
 async def test_a_breach_after_a_snooze_nags_again(running: Start) -> None:
-    from storage import queues
+    from storage import outbox
 
     clock = FakeClock(T0)
     hub = await running(clock=clock, sla=sla_config(steps=[{"do": "notify_manager"}]))
@@ -279,5 +279,5 @@ async def test_a_breach_after_a_snooze_nags_again(running: Start) -> None:
     kinds = [e["kind"] for e in await audit(hub, number)]
     assert kinds.count("sla_breach") == 2 and kinds.count("sla_escalation") == 2
     async with hub.hub.db.read() as s:
-        rows = await queues.outbox_rows(s, destination="web:zhao", states=["sent"])
+        rows = await outbox.rows(s, destination="web:zhao", states=["sent"])
     assert len([r for r in rows if "nag" in r.payload]) == 2

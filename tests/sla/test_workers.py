@@ -1,7 +1,7 @@
 """Two worker processes on PostgreSQL sharing 1,000 due tickets: every nag sent exactly once.
 
-The tickets and their SLA clocks are made by production code (``repo.create_ticket`` and
-``bot.flows.sla.start``) as if each had been reported an hour ago with a 10-minute respond
+The tickets and their SLA clocks are made by production code (a unit of work and
+``bot.sla.clocks.sync``) as if each had been reported an hour ago with a 10-minute respond
 clock, so all of them are breached when the two real ``gongdan serve`` processes start. Both
 sweep the same database (``FOR UPDATE SKIP LOCKED``) and send through one fake Telegram Bot API;
 each engineer's nags arrive as cards or digests in their direct chat.
@@ -29,10 +29,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from bot.config import Settings, load_settings
-from bot.flows import sla
 from bot.hub import Hub
+from bot.sla.clocks import sync
 from bot.tickets import TicketState
-from storage import queues, repo
+from storage import outbox as outbox_table
+from storage import repo
 from storage.db import Database
 from storage.models import TicketEvent
 from tests.adapters.telegram_driver import SECRET
@@ -177,21 +178,23 @@ async def bot_api() -> AsyncIterator[ThrottledBotApi]:
 async def seed(settings: Settings, reported: datetime) -> dict[str, int]:
     """1,000 assigned P1 tickets reported from ``reported`` on (a second apart), with their
     SLA clocks started at that moment; returns ticket number → the assignee's Telegram id."""
-    hub = Hub(settings)  # not started: only its database, directory and flow contexts
+    hub = Hub(settings)  # not started: only its database, directory and units of work
     out: dict[str, int] = {}
     try:
         async with hub.db.transaction() as s:
             await repo.sync_staff(s, hub.directory.staff_records())
             customer = await repo.identify(s, "telegram", CUSTOMER, "张三")
-            ids = {p.key: p.id for p in await repo.people_by_keys(s, ENGINEERS)}
-            keys = list(ENGINEERS)
+        async with hub.db.read() as s:
+            hub.env.staff.load(*await repo.staff(s))
+        ids = {key: hub.env.staff.by_key[key].id for key in ENGINEERS}
+        keys = list(ENGINEERS)
+        async with hub.work.unit(now=reported) as tx:
+            reporter = await tx.unit.person(customer.id)
             for i in range(TICKETS):
                 key = keys[i % len(keys)]
                 at = reported + timedelta(seconds=i)
-                ctx = hub.engine.context(s, f"seed:{i}")
-                ctx.now = at
-                ticket = await repo.create_ticket(
-                    s,
+                tx.unit.now = at
+                ticket = await tx.unit.new_ticket(
                     title=f"{i}号注塑机停机",
                     description=f"{i}号注塑机停机了，报警E102，在二车间",
                     priority="P1",
@@ -205,18 +208,15 @@ async def seed(settings: Settings, reported: datetime) -> dict[str, int]:
                     created_at=at,
                     updated_at=at,
                 )
-                await repo.append_event(
-                    s,
-                    ticket.id,
-                    actor="张三",
-                    actor_id=customer.id,
-                    kind="created",
+                tx.unit.record(
+                    ticket,
+                    "created",
+                    actor=reporter,
                     via="message",
                     to_state=TicketState.ASSIGNED,
                     data={"assignee": key},
-                    at=at,
                 )
-                await sla.start(ctx, ticket)
+                await sync(tx.unit, ticket, actor=None, since=at)
                 assert ticket.number is not None
                 out[ticket.number] = ENGINEERS[key]
         async with hub.db.read() as s:  # the clocks are real: every ticket is due now
@@ -273,7 +273,7 @@ async def test_two_workers_share_1000_due_tickets_and_send_every_nag_once(
 
                 async def drained() -> dict[str, int] | None:
                     async with db.read() as s:
-                        counts = await queues.outbox_counts(s)
+                        counts = await outbox_table.counts(s)
                     return None if counts.get("pending") or counts.get("sending") else counts
 
                 outbox = await eventually(drained, within=30, what="the outbox to drain")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
-from storage import queues, repo
+from storage import inbound, outbox, repo
 from storage.db import Database
-from storage.queues import InboundRow
+from storage.inbound import InboundRow
+from storage.models import OutboxMessage
+from storage.outbox import Outcome
+from storage.unit import Changes, Conflict, Store
+from tests.fakes import enqueue
 
 
 async def _customer_ticket(db: Database, **fields: object) -> int:
@@ -59,20 +63,32 @@ async def test_staff_sync_adds_updates_and_deactivates(db: Database) -> None:
         assert wang is not None and not wang.active
 
 
-async def test_transition_is_compare_and_set(db: Database) -> None:
+async def test_a_ticket_changed_meanwhile_is_not_overwritten(db: Database) -> None:
+    """A unit writes a transition with a compare-and-set on the version it loaded."""
     ticket_id = await _customer_ticket(db)
-
-    async def press() -> bool:
-        async with db.transaction() as s:
-            return await repo.transition(
-                s, ticket_id, expected_state="new", expected_version=1, new_state="accepted"
-            )
-
-    results = await asyncio.gather(press(), press(), press())
-    assert sorted(results) == [False, False, True]
+    with pytest.raises(Conflict):
+        async with db.begin() as conn:
+            store = Store(conn)
+            (ticket,) = await store.tickets([ticket_id], lock=True)
+            # Someone else moves it after we loaded it (here, in the same transaction).
+            await conn.execute(text("UPDATE tickets SET version = 2, state = 'cancelled'"))
+            ticket.state, ticket.version = "accepted", 2
+            await store.write(Changes(tickets=[ticket]))
     async with db.read() as s:
         t = await repo.get_ticket(s, ticket_id)
-        assert t is not None and (t.state, t.version) == ("accepted", 2)
+        assert t is not None and (t.state, t.version) == ("new", 1)  # rolled back whole
+
+
+async def test_a_unit_writes_only_what_changed(db: Database) -> None:
+    ticket_id = await _customer_ticket(db)
+    async with db.begin() as conn:
+        store = Store(conn)
+        (ticket,) = await store.tickets([ticket_id])
+        ticket.site = "二车间"
+        await store.write(Changes(tickets=[ticket]))
+    async with db.read() as s:
+        t = await repo.get_ticket(s, ticket_id)
+        assert t is not None and (t.site, t.state, t.version) == ("二车间", "new", 1)
 
 
 async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
@@ -108,58 +124,111 @@ async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
 
 async def test_inbound_is_stored_once(db: Database) -> None:
     now = datetime.now(UTC)
-    row = InboundRow("slack", "Ev1", "message", {"k": 1}, "{}", now)
-    async with db.engine.begin() as conn:
-        assert await queues.insert_inbound(conn, [row]) == {("slack", "Ev1")}
-    async with db.engine.begin() as conn:
-        assert await queues.insert_inbound(conn, [row]) == set()
+    row = InboundRow("slack", "Ev1", "message", {"k": 1}, "{}", now, "slack:C1")
+    async with db.begin() as conn:
+        assert await inbound.insert(conn, [row]) == {("slack", "Ev1")}
+    async with db.begin() as conn:
+        assert await inbound.insert(conn, [row]) == set()
     async with db.read() as s:
-        assert (await queues.inbound_counts(s)) == {"pending": 1}
+        assert (await inbound.counts(s)) == {"pending": 1}
 
 
-async def test_inbound_claim_is_leased_and_expired_claims_return(db: Database) -> None:
+async def _claim(db: Database, **kw: object) -> list[inbound.Claimed]:
     now = datetime.now(UTC)
-    async with db.engine.begin() as conn:
-        await queues.insert_inbound(conn, [InboundRow("web", "a", "message", {}, None, now)])
-    async with db.transaction() as s:
-        (first,) = await queues.claim_inbound(
-            s, limit=10, lease=timedelta(seconds=-1), max_attempts=3
+    async with db.begin() as conn:
+        return await inbound.claim(
+            conn,
+            limit=10,
+            now=now,
+            lease_until=now + kw.pop("lease", timedelta(minutes=1)),  # type: ignore[operator]
+            max_attempts=3,
         )
-    async with db.transaction() as s:  # the first claimer "died": its lease is already over
-        (again,) = await queues.claim_inbound(
-            s, limit=10, lease=timedelta(minutes=1), max_attempts=3
-        )
+
+
+async def test_a_chat_s_events_are_claimed_one_after_another(db: Database) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        InboundRow("web", "a1", "message", {}, None, now, "web:a"),
+        InboundRow("web", "b1", "message", {}, None, now, "web:b"),
+        InboundRow("web", "a2", "message", {}, None, now, "web:a"),
+    ]
+    async with db.begin() as conn:
+        await inbound.insert(conn, rows)
+    first = await _claim(db)
+    assert [c.event_id for c in first] == ["a1", "b1"]  # a2 waits for a1
+    assert [c.event_id for c in await _claim(db)] == ["a2"]
+    assert await _claim(db) == []
+    async with db.read() as s:
+        assert (await inbound.counts(s)) == {"done": 3}
+
+
+async def test_a_claim_rolled_back_leaves_the_events_pending(db: Database) -> None:
+    now = datetime.now(UTC)
+    async with db.begin() as conn:
+        await inbound.insert(conn, [InboundRow("web", "a", "message", {}, None, now, "web:a")])
+    with pytest.raises(RuntimeError):
+        async with db.begin() as conn:
+            (claimed,) = await inbound.claim(
+                conn, limit=10, now=now, lease_until=now, max_attempts=3
+            )
+            raise RuntimeError("the unit of work failed")
+    (again,) = await _claim(db)
+    assert again.id == claimed.id and again.attempts == 1
+
+
+async def test_voice_claims_are_leased_and_expired_claims_return(db: Database) -> None:
+    now = datetime.now(UTC)
+    async with db.begin() as conn:
+        await inbound.insert(conn, [InboundRow("web", "v", "voice", {}, None, now)])
+    (first,) = await _claim(db, lease=timedelta(seconds=-1))  # the claimer "died" at once
+    (again,) = await _claim(db)
     assert again.id == first.id and again.attempts == 2
-    async with db.transaction() as s:
-        assert not await queues.finish_inbound(s, first, "done")  # stale claim loses
-        assert await queues.finish_inbound(s, again, "done")
-    async with db.transaction() as s:
-        assert (
-            await queues.claim_inbound(s, limit=10, lease=timedelta(minutes=1), max_attempts=3)
-            == []
-        )
+    async with db.begin() as conn:
+        assert not await inbound.finish(conn, first.id, first.attempts, "done", now=now)
+        assert await inbound.finish(conn, again.id, again.attempts, "done", now=now)
+    assert await _claim(db) == []
+
+
+async def _outbox_claim(db: Database) -> list[OutboxMessage]:
+    now = datetime.now(UTC)
+    async with db.begin() as conn:
+        return await outbox.claim(conn, limit=10, now=now, lease_until=now + timedelta(minutes=1))
 
 
 async def test_outbox_keeps_order_per_destination_and_dedupes(db: Database) -> None:
     async with db.transaction() as s:
         for i in range(3):
             for dest in ("web:a", "web:b"):
-                assert await queues.enqueue(
+                await enqueue(
                     s, destination=dest, op="send", payload={"n": i}, idempotency_key=f"{dest}-{i}"
                 )
-        assert not await queues.enqueue(
+        await enqueue(
             s, destination="web:a", op="send", payload={"n": 9}, idempotency_key="web:a-0"
         )
-    async with db.transaction() as s:
-        heads = await queues.claim_outbox(s, limit=10, lease=timedelta(minutes=1))
+    async with db.read() as s:
+        assert (await outbox.counts(s)) == {"pending": 6}  # the repeated key was a no-op
+    heads = await _outbox_claim(db)
     assert sorted((r.destination, r.payload["n"]) for r in heads) == [("web:a", 0), ("web:b", 0)]
-    async with db.transaction() as s:  # nothing more until the heads are done
-        assert await queues.claim_outbox(s, limit=10, lease=timedelta(minutes=1)) == []
-        for r in heads:
-            await queues.outbox_sent(s, r.id, "m1")
-    async with db.transaction() as s:
-        nxt = await queues.claim_outbox(s, limit=10, lease=timedelta(minutes=1))
+    assert await _outbox_claim(db) == []  # nothing more until the heads are done
+    async with db.begin() as conn:
+        sent = Outcome(sent=[(r.id, "m1") for r in heads])
+        await outbox.record(conn, sent, now=datetime.now(UTC))
+    nxt = await _outbox_claim(db)
     assert sorted(r.payload["n"] for r in nxt) == [1, 1]
+
+
+async def test_nags_for_one_chat_are_claimed_together(db: Database) -> None:
+    async with db.transaction() as s:
+        for i in range(3):
+            await enqueue(
+                s,
+                destination="web:z",
+                op="send",
+                payload={"n": i},
+                idempotency_key=f"nag-{i}",
+                coalesce_key="sla:web:z",
+            )
+    assert [r.payload["n"] for r in await _outbox_claim(db)] == [0, 1, 2]
 
 
 async def test_only_the_newest_pending_card_update_is_sent(db: Database) -> None:
@@ -167,7 +236,7 @@ async def test_only_the_newest_pending_card_update_is_sent(db: Database) -> None
     async with db.transaction() as s:
         ref = await repo.add_card_ref(s, ticket_id, "web:team", "staff", "zh")
         for v in (2, 3, 4):
-            await queues.enqueue(
+            await enqueue(
                 s,
                 destination="web:team",
                 op="update",
@@ -176,5 +245,5 @@ async def test_only_the_newest_pending_card_update_is_sent(db: Database) -> None
                 card_ref_id=ref.id,
             )
     async with db.read() as s:
-        rows = await queues.outbox_rows(s, destination="web:team", states=["pending"])
+        rows = await outbox.rows(s, destination="web:team", states=["pending"])
     assert [r.payload["v"] for r in rows] == [4]

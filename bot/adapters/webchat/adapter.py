@@ -1,8 +1,12 @@
 """The built-in web chat: ``/chat`` for customers, ``/console`` for engineers and dispatchers.
 
 It keeps the same contract as the IM adapters. Its "platform API" is the ``webchat_feed`` table:
-``send`` appends a row, ``update`` appends a newer version of a card under the same message key,
-and the pages follow the feed live over Server-Sent Events.
+sending appends a row, updating a card appends a newer version under the same message key, and
+the pages follow the feed live over Server-Sent Events. Because that table is ours, the web chat
+delivers ``LOCAL``ly: a reply's row is written in the very transaction that decided it (no
+outbox round trip, visible exactly when the change it reports is). ``send`` / ``update`` /
+``notify`` remain for what still comes through the outbox (folded SLA nags, dead-letter
+reports).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
 from bot.adapters.webchat.parse import (
@@ -35,8 +38,9 @@ from bot.config import Settings
 from bot.errors import BadRequest, SignatureInvalid
 from bot.events import Address, Card, Inbound, Message, Notice, Text
 from bot.inbox import Inbox
-from storage import queues
+from storage import feed
 from storage.db import Database
+from storage.records import FeedEntry
 
 __all__ = ["WebchatAdapter"]
 
@@ -48,7 +52,7 @@ _POLL_S = 2.0  # also picks up rows written by other processes
 
 class WebchatAdapter(Adapter):
     platform = PLATFORM
-    capabilities = Capability.BUTTONS | Capability.EDIT_CARD | Capability.NOTICE
+    capabilities = Capability.BUTTONS | Capability.EDIT_CARD | Capability.NOTICE | Capability.LOCAL
 
     def __init__(self, inbox: Inbox, db: Database, settings: Settings, secret: bytes) -> None:
         super().__init__(inbox)
@@ -74,35 +78,50 @@ class WebchatAdapter(Adapter):
         return ()  # our own pages: no platform limit
 
     async def send(self, destination: Address, message: Text | Card, *, key: str) -> Sent:
-        message_key = uuid.uuid5(uuid.NAMESPACE_URL, key).hex
-        await self._append(destination, message_key, message, key)
-        return Sent(message_key)
+        entry = self.local_entry(destination, message, key=key, at=datetime.now(UTC))
+        await self._append(entry)
+        return Sent(entry.message_key)
 
     async def update(self, destination: Address, platform_message_id: str, card: Card) -> None:
-        await self._append(destination, platform_message_id, card, None)
+        at = datetime.now(UTC)
+        await self._append(
+            self.local_entry(destination, card, key="", at=at, message_id=platform_message_id)
+        )
 
     async def notify(self, destination: Address, notice: Notice, *, key: str) -> None:
-        await self._append(destination, uuid.uuid5(uuid.NAMESPACE_URL, key).hex, notice, key)
+        await self._append(self.local_entry(destination, notice, key=key, at=datetime.now(UTC)))
 
-    async def _append(
-        self, dest: Address, message_key: str, message: Text | Card | Notice, key: str | None
-    ) -> None:
-        kind, payload = render(message)
-        async with self.db.transaction() as s:
-            await queues.feed_append(
-                s,
-                conversation=dest.chat_id,
-                message_key=message_key,
-                kind=kind,
-                payload=payload,
-                idempotency_key=key,
-            )
+    async def _append(self, entry: FeedEntry) -> None:
+        async with self.db.begin() as conn:
+            await feed.append(conn, [entry])
         self._notify()
 
-    async def record_inbound(self, session: AsyncSession, event: Inbound) -> None:
-        if isinstance(event, Message):
-            await queues.feed_append(
-                session,
+    def local_entry(
+        self,
+        destination: Address,
+        message: Text | Card | Notice,
+        *,
+        key: str,
+        at: datetime,
+        message_id: str | None = None,
+    ) -> FeedEntry:
+        """A card update keeps the card's message key (the page replaces it) and may repeat;
+        anything else gets a key of its own, derived from the idempotency key."""
+        kind, payload = render(message)
+        return FeedEntry(
+            conversation=destination.chat_id,
+            message_key=message_id or uuid.uuid5(uuid.NAMESPACE_URL, key).hex,
+            kind=kind,
+            payload=payload,
+            idempotency_key=None if message_id else key,
+            created_at=at,
+        )
+
+    def inbound_entries(self, event: Inbound) -> Sequence[FeedEntry]:
+        if not isinstance(event, Message):
+            return ()
+        return (
+            FeedEntry(
                 conversation=event.chat.chat_id,
                 message_key=event.event_id[-64:],
                 kind="user",
@@ -112,8 +131,12 @@ class WebchatAdapter(Adapter):
                     "user_id": event.sender.user_id,
                 },
                 idempotency_key=f"user:{event.event_id}",
-            )
-            self._notify()
+                created_at=event.received_at,
+            ),
+        )
+
+    def delivered(self) -> None:
+        self._notify()
 
     def _notify(self) -> None:
         for ev in self._listeners:
@@ -252,8 +275,8 @@ class WebchatAdapter(Adapter):
         idle = 0.0
         try:
             while not self._closing:
-                async with self.db.read() as s:
-                    rows = await queues.feed_since(s, convs, last)
+                async with self.db.read_engine.connect() as conn:
+                    rows = await feed.since(conn, convs, last)
                 for row in rows:
                     last = row.id
                     if row.kind == "notice" and row.payload.get("user_id") not in (

@@ -1,0 +1,98 @@
+"""The ticket card: state, people, place, deadlines, and the buttons the table allows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.adapters.codec import ActionToken, TokenCodec
+from bot.events import Button, Card
+from bot.sla.view import deadline_summary
+from bot.texts import local_time, say
+from bot.tickets import (
+    TRANSITIONS,
+    NoteAction,
+    Role,
+    SlaAction,
+    TicketAction,
+    TicketState,
+    action_label,
+    allowed_actions,
+    facts_of,
+    state_label,
+)
+from bot.unit import Turn
+from storage.records import Ticket
+
+__all__ = ["AUDIENCE_ROLES", "action_button", "ticket_card"]
+
+#: Who looks at a card. A group card is seen by many staff; the click decides who may act.
+AUDIENCE_ROLES = {
+    "customer": frozenset({Role.CUSTOMER}),
+    "staff": frozenset({Role.ENGINEER, Role.ASSIGNEE, Role.DISPATCHER, Role.MANAGER}),
+}
+
+
+def action_button(
+    codec: TokenCodec,
+    ticket: Ticket,
+    action: TicketAction | NoteAction | SlaAction,
+    locale: str,
+    *,
+    arg: int | None = None,
+    label: str | None = None,
+    style: str | None = None,
+) -> Button:
+    """A button that carries ``action`` on ``ticket`` as a signed token (the table gives its
+    style and whether it asks for confirmation)."""
+    rule = TRANSITIONS.get(action) if isinstance(action, TicketAction) else None
+    name = action_label(action, locale)
+    return Button(
+        label=label or name,
+        token=codec.encode(ActionToken(ticket.id, action, ticket.version, arg)),
+        style=style or (rule.style.value if rule else "default"),
+        confirm=say("confirm.action", locale, action=name) if rule and rule.confirm else None,
+        action=action.value,
+    )
+
+
+async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) -> Card:
+    """The ticket as ``audience`` (customer or staff) sees it."""
+    unit, tz = turn.unit, turn.env.settings.tz
+    reporter = await unit.person(ticket.reporter_id)
+    assignee = await unit.person(ticket.assignee_id)
+    fields: list[tuple[str, str]] = [
+        (say("field.state", locale), state_label(TicketState(ticket.state), locale)),
+        (say("field.assignee", locale), assignee.name if assignee else say("unassigned", locale)),
+    ]
+    optional = [
+        ("field.device", ticket.device_code),
+        ("field.site", ticket.site),
+        ("field.alarm", ticket.alarm_code),
+        ("field.reporter", reporter.name if reporter else None),
+        ("field.root_cause", ticket.root_cause),
+        ("field.diagnosis", _diagnosis_line(ticket.diagnosis)),
+    ]
+    fields += [(say(k, locale), v) for k, v in optional if v]
+    fields.append((say("field.created", locale), local_time(ticket.created_at, tz)))
+    if turn.env.policies is not None:
+        deadlines = deadline_summary(unit.clocks.get(ticket.id, []), turn.now, locale, tz)
+        if deadlines:
+            fields.append((say("field.sla", locale), deadlines))
+    actions = allowed_actions(facts_of(ticket), AUDIENCE_ROLES[audience])
+    return Card(
+        ticket_id=ticket.id,
+        version=ticket.version,
+        title=f"{ticket.number} · {ticket.priority} · {ticket.title}",
+        fields=tuple(fields),
+        text=ticket.description if ticket.description != ticket.title else "",
+        buttons=tuple(action_button(turn.env.codec, ticket, a, locale) for a in actions),
+        footer=say("card.updated", locale, at=local_time(ticket.updated_at, tz)),
+    )
+
+
+def _diagnosis_line(diagnosis: dict[str, Any] | None) -> str | None:
+    if not diagnosis:
+        return None
+    parts = "、".join(f"{p['name']}×{p['qty']}" for p in diagnosis.get("parts_needed", []))
+    bits = [diagnosis.get("symptom"), diagnosis.get("suspected_cause"), parts or None]
+    return " / ".join(str(b) for b in bits if b) or str(diagnosis.get("transcript", ""))[:80]

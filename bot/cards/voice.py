@@ -1,0 +1,134 @@
+"""The voice-diagnosis card: transcript, the diagnosis read from it, and [确认] [重录] plus the
+transition the diagnosis suggests — offered only where the state table leads there once the
+diagnosis is confirmed (confirming is evidence, and moves an on-site ticket to 诊断中)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from bot.cards.ticket import action_button
+from bot.events import Button, Card
+from bot.texts import say
+from bot.tickets import (
+    OPEN_STATES,
+    NoteAction,
+    Role,
+    TicketAction,
+    TicketFacts,
+    TicketState,
+    action_label,
+    allowed_actions,
+    applies,
+    facts_of,
+    state_label,
+)
+from bot.unit import Turn
+from storage.records import Ticket, VoiceNote
+
+__all__ = ["SUGGESTED_ACTION", "after_confirming", "build_voice_card", "drafts_of", "voice_card"]
+
+#: The transition that leads to the state a diagnosis suggests.
+SUGGESTED_ACTION = {
+    "waiting_parts": TicketAction.NEED_PARTS,
+    "third_party": TicketAction.NEED_THIRD_PARTY,
+    "repairing": TicketAction.REPAIR,
+    "resolved": TicketAction.RESOLVE,
+}
+#: Tickets a voice note can belong to: its author's, still being worked on.
+WORKING = frozenset(s.value for s in OPEN_STATES - {TicketState.RESOLVED})
+
+
+def after_confirming(ticket: Ticket) -> TicketFacts:
+    """The ticket's facts once a diagnosis is confirmed: evidence, and 诊断中 where the table's
+    DIAGNOSE leads from here."""
+    facts = facts_of(ticket, has_evidence=True)
+    if applies(TicketAction.DIAGNOSE, facts):
+        facts = dataclasses.replace(facts, state=TicketState.DIAGNOSING)
+    return facts
+
+
+async def drafts_of(turn: Turn, person_id: int) -> list[Ticket]:
+    """The tickets a note by ``person_id`` may be filed on."""
+    return await turn.unit.open_tickets(WORKING, assignee_id=person_id, limit=5)
+
+
+async def voice_card(turn: Turn, ticket: Ticket, audience: str, locale: str) -> Card:
+    """Draw a diagnosis card again (``audience`` is ``voice:<note id>``)."""
+    note = await turn.unit.note(int(audience.partition(":")[2]))
+    assert note is not None
+    candidates = [ticket]
+    if note.status == "draft" and note.ticket_id is None:
+        candidates = await drafts_of(turn, note.person_id) or [ticket]
+    return build_voice_card(turn, note, candidates, locale)
+
+
+def _summary(diagnosis: dict[str, Any], locale: str) -> list[tuple[str, str]]:
+    parts = "、".join(f"{p['name']}×{p['qty']}" for p in diagnosis.get("parts_needed", []))
+    measured = "；".join(
+        f"{m['quantity']} {m['value']:g}{m['unit']}" for m in diagnosis.get("measurements", [])
+    )
+    rows = [
+        ("diag.equipment", diagnosis.get("equipment")),
+        ("diag.symptom", diagnosis.get("symptom")),
+        ("diag.cause", diagnosis.get("suspected_cause")),
+        ("diag.actions", "；".join(diagnosis.get("actions_taken", []))),
+        ("diag.parts", parts),
+        ("diag.measurements", measured),
+        ("diag.next", diagnosis.get("next_step")),
+    ]
+    return [(say(k, locale), str(v)) for k, v in rows if v]
+
+
+def build_voice_card(turn: Turn, note: VoiceNote, candidates: list[Ticket], locale: str) -> Card:
+    """The diagnosis card; buttons only while the note is a draft."""
+    suggested = str(note.diagnosis.get("suggested_state", "diagnosing"))
+    fields = [(say("diag.transcript", locale), note.transcript[:500])]
+    fields += _summary(note.diagnosis, locale)
+    if suggested in TicketState.__members__.values():
+        fields.append((say("diag.suggested", locale), state_label(TicketState(suggested), locale)))
+    fields.append((say("diag.status", locale), say(f"diag.status.{note.status}", locale)))
+    buttons: list[Button] = []
+    if note.status == "draft" and candidates:
+        buttons = _draft_buttons(turn, note, candidates, suggested, locale)
+    numbers = " / ".join(t.number or "" for t in candidates)
+    return Card(
+        ticket_id=candidates[0].id if candidates else 0,
+        version=candidates[0].version if candidates else 0,
+        title=f"{numbers} · {say('diag.title', locale)}" if numbers else say("diag.title", locale),
+        fields=tuple(fields),
+        buttons=tuple(buttons),
+    )
+
+
+def _draft_buttons(
+    turn: Turn, note: VoiceNote, candidates: list[Ticket], suggested: str, locale: str
+) -> list[Button]:
+    codec = turn.env.codec
+    confirm = NoteAction.CONFIRM_DIAGNOSIS
+    buttons: list[Button] = []
+    if len(candidates) == 1:
+        ticket = candidates[0]
+        buttons.append(action_button(codec, ticket, confirm, locale, arg=note.id, style="primary"))
+        move = SUGGESTED_ACTION.get(suggested)
+        work = frozenset({Role.ASSIGNEE})
+        if move is not None and move in allowed_actions(after_confirming(ticket), work):
+            label = say("diag.confirm_and", locale, action=action_label(move, locale))
+            buttons.append(
+                action_button(
+                    codec, ticket, move, locale, arg=note.id, label=label, style="default"
+                )
+            )
+    else:
+        for ticket in candidates:
+            label = f"{action_label(confirm, locale)} → {ticket.number}"
+            buttons.append(
+                action_button(
+                    codec, ticket, confirm, locale, arg=note.id, label=label, style="primary"
+                )
+            )
+    discard = NoteAction.DISCARD_DIAGNOSIS
+    buttons.append(
+        action_button(codec, candidates[0], discard, locale, arg=note.id, style="danger")
+    )
+    return buttons

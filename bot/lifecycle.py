@@ -1,0 +1,147 @@
+"""The lifecycle in motion: a transition of the state table and everything it declares.
+
+``apply`` is the one place a ticket changes state. It asks the table (``bot.tickets.check``)
+whether the action may happen — state, role, requirements — then carries out the transition
+and its declared ``effects`` on the unit's records: the new assignee, timestamps, a new version
+(older card buttons go stale), the audit row, the SLA clocks settled, every copy of the card
+redrawn, staff cards for a new assignee, and the customer's milestone message.
+
+``publish`` posts a new card and remembers where (so ``refresh`` can redraw it in place later).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.cards import build
+from bot.errors import StaleTransition
+from bot.events import Address, Text
+from bot.sla.clocks import sync
+from bot.texts import say
+from bot.tickets import (
+    TRANSITIONS,
+    Effect,
+    Role,
+    TicketAction,
+    TicketState,
+    Transition,
+    check,
+    facts_of,
+    roles_of,
+)
+from bot.unit import Turn
+from storage.records import Person, Ticket
+
+__all__ = ["apply", "publish", "publish_staff_cards", "refresh"]
+
+
+async def apply(
+    turn: Turn,
+    ticket: Ticket,
+    action: TicketAction,
+    actor: Person | None,
+    *,
+    via: str,
+    note: str | None = None,
+    target: int | None = None,
+    version: int | None = None,
+) -> Transition:
+    """Run one transition of the state table on ``ticket`` as ``actor`` (None: the system).
+
+    ``version``: the card version the press was made on (a stale card changes nothing);
+    ``target``: the engineer an ASSIGN names. Raises a ``FlowError`` when the rules say no.
+    """
+    if version is not None and version != ticket.version:
+        raise StaleTransition()
+    roles = roles_of(actor, ticket)
+    if note and Effect.NOTE_IS_ROOT_CAUSE in TRANSITIONS[action].effects and Role.ASSIGNEE in roles:
+        ticket.root_cause = note  # a written root cause typed with the press is evidence
+    rule = check(action, facts_of(ticket), roles, target_given=target is not None)
+    unit, now = turn.unit, turn.now
+    before, assignee_before = ticket.state, ticket.assignee_id
+    if Effect.ASSIGN_PRESSER in rule.effects and actor is not None:
+        ticket.assignee_id = actor.id
+    elif Effect.ASSIGN_TARGET in rule.effects:
+        ticket.assignee_id = target
+    elif Effect.UNASSIGN in rule.effects:
+        ticket.assignee_id = None
+    if Effect.CLOSE in rule.effects:
+        ticket.closed_at = now
+    elif Effect.REOPEN in rule.effects:
+        ticket.closed_at = None
+    ticket.state = rule.target.value
+    ticket.version += 1
+    ticket.updated_at = now
+    unit.moved(ticket, assignee_before, before)
+    data: dict[str, Any] = {"action": action.value}
+    if note:
+        data["note"] = note
+    if rule.assigns:
+        assignee = await unit.person(ticket.assignee_id)
+        data["assignee"] = assignee.key if assignee else None
+    unit.record(
+        ticket,
+        "transition",
+        actor=actor,
+        via=via,
+        from_state=before,
+        to_state=rule.target.value,
+        data=data,
+    )
+    turn.env.metrics.transitions.labels(action.value).inc()
+    await sync(unit, ticket, actor=actor)  # clocks stop, pause, resume; escalation ends
+    await refresh(turn, ticket)
+    if rule.assigns and ticket.assignee_id is not None:
+        await publish_staff_cards(turn, ticket)
+    if Effect.TELL_CUSTOMER in rule.effects:
+        await _tell_customer(turn, ticket, rule.target)
+    return rule
+
+
+async def publish(
+    turn: Turn, ticket: Ticket, destination: Address, audience: str, locale: str
+) -> None:
+    """Post a new card and remember where it is, so later changes update it in place."""
+    ref = await turn.unit.new_card_ref(ticket, destination, audience, locale)
+    card = await build(turn, ticket, audience, locale)
+    turn.send(destination, card, ticket_id=ticket.id, card_ref=ref)
+
+
+async def refresh(turn: Turn, ticket: Ticket) -> None:
+    """Update every copy of the ticket's card, on every platform it was posted to."""
+    for ref in list(turn.unit.refs.get(ticket.id, [])):
+        if ref.stale:
+            continue
+        card = await build(turn, ticket, ref.audience, ref.locale)
+        turn.send(
+            Address.parse(ref.destination), card, ticket_id=ticket.id, card_ref=ref, op="update"
+        )
+
+
+async def publish_staff_cards(turn: Turn, ticket: Ticket) -> None:
+    """The assignee's direct chat and the team's group chats, each once."""
+    env = turn.env
+    destinations: list[tuple[Address, str]] = []
+    assignee = await turn.unit.person(ticket.assignee_id)
+    if assignee is not None:
+        dm = env.directory.direct_address(assignee.key, set(env.platforms))
+        if dm is not None:
+            destinations.append((dm, assignee.locale or env.settings.locale))
+    for chat in env.directory.team_chats(ticket.team_key):
+        if chat.platform in env.platforms:
+            destinations.append((chat, env.settings.locale))
+    shown = {r.destination for r in turn.unit.refs.get(ticket.id, []) if not r.stale}
+    for dest, locale in destinations:
+        if dest.ref not in shown:
+            shown.add(dest.ref)
+            await publish(turn, ticket, dest, "staff", locale)
+
+
+async def _tell_customer(turn: Turn, ticket: Ticket, state: TicketState) -> None:
+    reporter = await turn.unit.person(ticket.reporter_id)
+    locale = (reporter.locale if reporter else None) or turn.env.settings.locale
+    assignee = await turn.unit.person(ticket.assignee_id)
+    text = say("milestone.prefix", locale, number=ticket.number) + say(
+        f"milestone.{state.value}", locale, name=assignee.name if assignee else ""
+    )
+    turn.send(Address.parse(ticket.origin_chat), Text(text), ticket_id=ticket.id)

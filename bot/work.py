@@ -1,0 +1,136 @@
+"""Running units of work: one transaction, the flows' decisions, one write, then delivery.
+
+``Work.unit()`` opens a write transaction, gives the caller a ``Unit`` whose reads run in it,
+and on leaving turns what the flows decided into rows — an outbox row per message, or, for a
+platform whose delivery is a table of our own (the web chat's feed), that table's row, which
+makes such a reply visible exactly when the change it reports commits — and writes all of it
+with the unit's other changes before the commit. The engine, the SLA sweep and the hub's jobs
+all change tickets this way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.adapters.base import Adapter, Capability
+from bot.events import outbound_to_json
+from bot.unit import Env, Unit
+from storage.db import Database
+from storage.models import utcnow
+from storage.records import FeedEntry, OutboxEntry
+from storage.unit import Changes, Store
+
+__all__ = ["Tx", "Work"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tx:
+    """A unit of work with its store (for statements of the engine's own, like claims)."""
+
+    unit: Unit
+    store: Store
+    feed: list[FeedEntry] = field(default_factory=list)  # extra rows (a web user's message)
+    local: set[Adapter] = field(default_factory=set)  # adapters whose table those went to
+
+
+class Work:
+    def __init__(
+        self,
+        db: Database,
+        env: Env,
+        adapters: Mapping[str, Adapter],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        on_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.env = env
+        self.adapters = adapters
+        self.clock = clock
+        self.on_outbox = on_outbox
+
+    @asynccontextmanager
+    async def unit(self, *, now: datetime | None = None, urgent: bool = False) -> AsyncIterator[Tx]:
+        """A unit in its own transaction; its decisions are written when the block ends
+        (nothing is written if it raises)."""
+        async with self.db.begin(urgent=urgent) as conn:
+            store = Store(conn)
+            tx = Tx(Unit(self.env, store, now or self.clock()), store)
+            yield tx
+            changes, local = self.changes(tx)
+            await store.write(changes)
+        if changes.outbox:
+            self.on_outbox()
+        for adapter in local:
+            adapter.delivered()
+
+    @asynccontextmanager
+    async def reader(self, *, now: datetime | None = None) -> AsyncIterator[Tx]:
+        """A unit that only reads (no write lock; whatever it decides is never written)."""
+        async with self.db.read_engine.connect() as conn:
+            store = Store(conn)
+            yield Tx(Unit(self.env, store, now or self.clock()), store)
+
+    def changes(self, tx: Tx) -> tuple[Changes, set[Adapter]]:
+        """What the unit decided, as rows; and the adapters that deliver by our own table."""
+        unit = tx.unit
+        outbox: list[OutboxEntry] = []
+        feed = list(tx.feed)
+        local = set(tx.local)
+        wall = utcnow()  # the outbox keeps wall-clock time, whatever "now" the tickets use
+        for out in unit.outgoing:
+            adapter = self.adapters.get(out.destination.platform)
+            ref = out.card_ref
+            if (
+                adapter is not None
+                and adapter.capabilities & Capability.LOCAL
+                and out.coalesce_key is None
+                and (out.op != "update" or (ref is not None and ref.platform_message_id))
+            ):
+                message_id = ref.platform_message_id if out.op == "update" and ref else None
+                entry = adapter.local_entry(
+                    out.destination, out.message, key=out.key, at=wall, message_id=message_id
+                )
+                if out.op == "send" and ref is not None:
+                    ref.platform_message_id = entry.message_key
+                feed.append(entry)
+                local.add(adapter)
+                continue
+            payload = outbound_to_json(out.message)
+            if out.extra:
+                payload.update(out.extra)
+            outbox.append(
+                OutboxEntry(
+                    destination=out.destination.ref,
+                    op=out.op,
+                    payload=payload,
+                    idempotency_key=out.key[:300],
+                    next_attempt_at=max(wall, out.not_before) if out.not_before else wall,
+                    ticket_id=out.ticket_id,
+                    card_ref_id=ref.id if ref is not None else None,
+                    coalesce_key=out.coalesce_key,
+                )
+            )
+        clocks = [c for cs in unit.clocks.values() for c in cs]
+        refs = [r for rs in unit.refs.values() for r in rs]
+        changes = Changes(
+            tickets=list(unit.tickets.values()),
+            new_ticket_ids=set(unit.new_tickets),
+            clocks=clocks,
+            deleted_clocks=unit.deleted_clocks,
+            card_refs=refs,
+            new_card_ref_ids=set(unit.new_refs),
+            notes=list(unit.notes.values()),
+            new_note_ids=set(unit.new_notes),
+            audit=unit.audit,
+            outbox=outbox,
+            feed=feed,
+            chats=unit.chats,
+        )
+        return changes, local

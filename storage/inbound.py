@@ -1,0 +1,209 @@
+"""The inbound queue: every verified event, stored before the platform is answered.
+
+``insert`` is the intake's group commit (one cached statement for many events). ``claim``
+hands the engine the next events in arrival order, at most one per *lane* (a chat): an event
+is claimable only when nothing earlier in its lane is still pending or in hand, so a chat's
+events are processed in the order they came, by whichever worker, while different chats go
+side by side. Claiming marks them done in the same transaction that writes their effects —
+if that transaction rolls back, they are pending again. Voice notes, whose processing takes
+seconds outside any transaction, have no lane and are claimed with a lease instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.elements import BindParameter
+
+from storage.db import insert_stmt
+from storage.models import TABLES, UTCDateTime
+
+__all__ = [
+    "Claimed",
+    "InboundRow",
+    "attempted",
+    "claim",
+    "counts",
+    "extend",
+    "finish",
+    "insert",
+    "settle",
+]
+
+I = TABLES["inbound_events"]  # noqa: E741
+Executor = AsyncConnection | AsyncSession
+_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRow:
+    platform: str
+    event_id: str
+    kind: str
+    payload: dict[str, Any]
+    raw: str | None
+    received_at: datetime
+    lane: str | None = None  # the chat whose order it keeps (None: no order to keep)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    platform: str
+    event_id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int  # including this claim
+
+
+def _pg(conn: Executor) -> bool:
+    bind = conn.get_bind() if isinstance(conn, AsyncSession) else conn
+    return bind.dialect.name == "postgresql"
+
+
+async def insert(conn: AsyncConnection, rows: Sequence[InboundRow]) -> set[tuple[str, str]]:
+    """Store many events in one statement; return the (platform, event_id)s that were new."""
+    if not rows:
+        return set()
+    key = ("insert", conn.dialect.name)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = (
+            insert_stmt(conn, I)
+            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
+            .returning(I.c.platform, I.c.event_id)
+        )
+    params = [
+        {
+            "platform": r.platform,
+            "event_id": r.event_id,
+            "kind": r.kind,
+            "payload": r.payload,
+            "raw": r.raw,
+            "received_at": r.received_at,
+            "lane": r.lane,
+            "status": "pending",
+            "attempts": 0,
+        }
+        for r in rows
+    ]
+    result = await conn.execute(stmt, params)
+    return {(p, e) for p, e in result.all()}
+
+
+def _claim_stmt(pg: bool) -> Any:
+    earlier = I.alias("earlier")
+    blocked = exists().where(
+        earlier.c.lane == I.c.lane,
+        earlier.c.id < I.c.id,
+        earlier.c.status.in_(("pending", "processing")),
+    )
+    now: BindParameter[Any] = bindparam("now", type_=UTCDateTime())
+    candidates = (
+        select(I.c.id)
+        .where(
+            I.c.attempts < bindparam("max_attempts"),
+            or_(
+                I.c.status == "pending",
+                and_(I.c.status == "processing", I.c.claimed_until < now),
+            ),
+            or_(I.c.lane.is_(None), ~blocked),
+        )
+        .order_by(I.c.id)
+        .limit(bindparam("limit"))
+    )
+    if pg:
+        candidates = candidates.with_for_update(skip_locked=True)
+    voice = I.c.kind == "voice"
+    return (
+        update(I)
+        .where(I.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=case((voice, "processing"), else_="done"),
+            claimed_until=case((voice, bindparam("lease_until", type_=UTCDateTime())), else_=None),
+            processed_at=case((voice, None), else_=now),
+            attempts=I.c.attempts + 1,
+        )
+        .returning(I.c.id, I.c.platform, I.c.event_id, I.c.kind, I.c.payload, I.c.attempts)
+    )
+
+
+async def claim(
+    conn: Executor, *, limit: int, now: datetime, lease_until: datetime, max_attempts: int
+) -> list[Claimed]:
+    """The next events to process (at most one per lane), oldest first. Events are marked done
+    here — the caller's transaction commits that together with their effects; voice notes are
+    marked in hand until ``lease_until``."""
+    pg = _pg(conn)
+    key = ("claim", str(pg))
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = _claim_stmt(pg)
+    params = {"now": now, "lease_until": lease_until, "limit": limit, "max_attempts": max_attempts}
+    rows = (await conn.execute(stmt, params)).all()
+    return sorted((Claimed(*r) for r in rows), key=lambda c: c.id)
+
+
+async def settle(conn: Executor, outcomes: Sequence[tuple[int, str, str | None]]) -> None:
+    """(event id, status, error) for events that did not simply succeed: ``pending`` to try
+    again, ``failed`` when given up on, ``done`` with the reason it was refused."""
+    if not outcomes:
+        return
+    stmt = _STATEMENTS.get(("settle",))
+    if stmt is None:
+        stmt = _STATEMENTS[("settle",)] = (
+            update(I)
+            .where(I.c.id == bindparam("_id"))
+            .values(status=bindparam("_status"), error=bindparam("_error"), claimed_until=None)
+        )
+    await conn.execute(
+        stmt, [{"_id": i, "_status": status, "_error": error} for i, status, error in outcomes]
+    )
+
+
+async def finish(
+    conn: Executor,
+    event_id: int,
+    attempts: int,
+    status: str,
+    *,
+    now: datetime,
+    error: str | None = None,
+) -> bool:
+    """End a leased claim (a voice note) — only if this claim still holds it (False: another
+    worker took it over, and the caller must roll back)."""
+    result = await conn.execute(
+        update(I)
+        .where(I.c.id == event_id, I.c.status == "processing", I.c.attempts == attempts)
+        .values(status=status, processed_at=now, claimed_until=None, error=error)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def extend(conn: Executor, event_id: int, attempts: int, until: datetime) -> bool:
+    """Keep a leased claim alive during long work; False if it was lost already."""
+    result = await conn.execute(
+        update(I)
+        .where(I.c.id == event_id, I.c.status == "processing", I.c.attempts == attempts)
+        .values(claimed_until=until)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def counts(conn: Executor) -> dict[str, int]:
+    rows = await conn.execute(select(I.c.status, func.count()).group_by(I.c.status))
+    return {s: int(n) for s, n in rows.all()}
+
+
+async def attempted(conn: Executor, event_id: int, attempts: int, status: str, error: str) -> None:
+    """Count an attempt whose transaction was lost (``attempts`` including it)."""
+    await conn.execute(
+        update(I)
+        .where(I.c.id == event_id)
+        .values(status=status, attempts=attempts, error=error, claimed_until=None)
+    )

@@ -1,0 +1,434 @@
+"""A unit of work's reads and its one write: ticket aggregates in, decided changes out.
+
+``Store`` runs inside the unit's transaction (one ``AsyncConnection``). It loads what a batch
+of events needs in a few set-based queries (tickets with their clocks, card references, people,
+voice notes) and, at the end, writes everything the flows decided in one pass: each table gets
+at most a handful of statements however many events the unit held (``executemany`` of cached
+Core statements, which SQLAlchemy sends as multi-row ``INSERT … VALUES`` where it can).
+
+What changed is found by comparing each loaded record with its snapshot from load time; only
+changed columns are written. A ticket whose state or version changed is written with a
+compare-and-set on the version it was loaded with (``Conflict`` if someone else moved it).
+On PostgreSQL the tickets a unit will change are loaded ``FOR UPDATE`` so units on other
+workers wait for it instead of deciding on stale rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Select,
+    Update,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
+
+from storage import feed as feed_table
+from storage import outbox as outbox_table
+from storage.db import insert_stmt
+from storage.models import TABLES
+from storage.records import (
+    AuditEntry,
+    CardRef,
+    Clock,
+    FeedEntry,
+    OutboxEntry,
+    Person,
+    Ticket,
+    VoiceNote,
+    columns,
+    snapshot,
+)
+
+__all__ = ["Changes", "Conflict", "Store", "customer_key"]
+
+T = TABLES["tickets"]
+C = TABLES["sla_clocks"]
+R = TABLES["card_refs"]
+P = TABLES["people"]
+N = TABLES["voice_notes"]
+E = TABLES["ticket_events"]
+O = TABLES["outbox"]  # noqa: E741
+CH = TABLES["chats"]
+I = TABLES["identities"]  # noqa: E741
+
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_STATES: BindParameter[Any] = bindparam("states", expanding=True)
+
+
+def customer_key(platform: str, user_id: str) -> str:
+    """The people key of a customer (anyone who writes in and is not on the staff)."""
+    return f"cust-{platform}-{user_id}"[:200]
+
+
+class Conflict(Exception):
+    """A compare-and-set found a row changed by someone else: the unit must be run again."""
+
+
+def _cols(table: Any, record: type) -> list[Any]:
+    return [table.c[name] for name in columns(record)]
+
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _cached(key: tuple[Any, ...], build: Any) -> Any:
+    """Build a statement once per shape; SQLAlchemy then caches its compiled form."""
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build()
+    return stmt
+
+
+@dataclass
+class Changes:
+    """Everything a unit decided, as rows (the flows' records and what the engine added)."""
+
+    tickets: Sequence[Ticket] = ()  # loaded and new: written when new or changed
+    new_ticket_ids: Collection[int] = ()
+    clocks: Sequence[Clock] = ()  # loaded and new (id None)
+    deleted_clocks: Sequence[int] = ()
+    card_refs: Sequence[CardRef] = ()
+    new_card_ref_ids: Collection[int] = ()
+    notes: Sequence[VoiceNote] = ()
+    new_note_ids: Collection[int] = ()
+    audit: Sequence[AuditEntry] = ()
+    outbox: Sequence[OutboxEntry] = ()
+    feed: Sequence[FeedEntry] = ()
+    chats: Sequence[tuple[str, str, str]] = ()  # (platform, chat_id, kind) seen
+
+
+class Store:
+    """Reads and the final write of one unit of work, on the unit's connection."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+        self.pg = self.dialect == "postgresql"
+        self.loaded: dict[tuple[type, int], tuple[Any, ...]] = {}
+        self._next_ids: dict[str, int] = {}
+        self._max_ids: dict[str, int] | None = None
+
+    # ------------------------------------------------------------------------------ reads
+
+    def _remember(self, record: Any) -> Any:
+        self.loaded[(type(record), record.id)] = snapshot(record)
+        return record
+
+    async def tickets(self, ids: Collection[int], *, lock: bool = False) -> list[Ticket]:
+        if not ids:
+            return []
+        lock = lock and self.pg
+
+        def build() -> Select[Any]:
+            q = select(*_cols(T, Ticket)).where(T.c.id.in_(_IDS)).order_by(T.c.id)
+            return q.with_for_update() if lock else q
+
+        stmt = _cached(("tickets", lock), build)
+        rows = await self.conn.execute(stmt, {"ids": list(ids)})
+        return [self._remember(Ticket(**r._mapping)) for r in rows]
+
+    async def ticket_ids_by_number(self, numbers: Collection[str]) -> dict[str, int]:
+        if not numbers:
+            return {}
+        stmt = _cached(("numbers",), lambda: select(T.c.number, T.c.id).where(T.c.number.in_(_IDS)))
+        rows = await self.conn.execute(stmt, {"ids": [n.upper() for n in numbers]})
+        return {n: i for n, i in rows}
+
+    async def open_ticket_ids(
+        self,
+        states: Collection[str],
+        *,
+        reporter_id: int | None = None,
+        origin_chat: str | None = None,
+        assignee_id: int | None = None,
+        limit: int = 10,
+    ) -> list[int]:
+        """Ids of tickets in ``states`` matching the given fields, newest first."""
+        where: list[ColumnElement[bool]] = [T.c.state.in_(_STATES)]
+        params: dict[str, Any] = {"states": list(states), "limit": limit}
+        shape = []
+        for name, value in (
+            ("reporter_id", reporter_id),
+            ("origin_chat", origin_chat),
+            ("assignee_id", assignee_id),
+        ):
+            if value is not None:
+                where.append(T.c[name] == bindparam(name))
+                params[name] = value
+                shape.append(name)
+        stmt = _cached(
+            ("open", *shape),
+            lambda: select(T.c.id).where(*where).order_by(T.c.id.desc()).limit(bindparam("limit")),
+        )
+        return [i for (i,) in await self.conn.execute(stmt, params)]
+
+    async def clocks(self, ticket_ids: Collection[int]) -> dict[int, list[Clock]]:
+        out: dict[int, list[Clock]] = {t: [] for t in ticket_ids}
+        if ticket_ids:
+            stmt = _cached(
+                ("clocks",),
+                lambda: select(*_cols(C, Clock)).where(C.c.ticket_id.in_(_IDS)).order_by(C.c.id),
+            )
+            for r in await self.conn.execute(stmt, {"ids": list(ticket_ids)}):
+                out[r.ticket_id].append(self._remember(Clock(**r._mapping)))
+        return out
+
+    async def card_refs(self, ticket_ids: Collection[int]) -> dict[int, list[CardRef]]:
+        """Each ticket's cards still shown (stale ones are left out)."""
+        out: dict[int, list[CardRef]] = {t: [] for t in ticket_ids}
+        if ticket_ids:
+            stmt = _cached(
+                ("refs",),
+                lambda: (
+                    select(*_cols(R, CardRef))
+                    .where(R.c.ticket_id.in_(_IDS), R.c.stale.is_(False))
+                    .order_by(R.c.id)
+                ),
+            )
+            for r in await self.conn.execute(stmt, {"ids": list(ticket_ids)}):
+                out[r.ticket_id].append(self._remember(CardRef(**r._mapping)))
+        return out
+
+    async def people(self, ids: Collection[int]) -> list[Person]:
+        if not ids:
+            return []
+        stmt = _cached(("people",), lambda: select(*_cols(P, Person)).where(P.c.id.in_(_IDS)))
+        return [Person(**r._mapping) for r in await self.conn.execute(stmt, {"ids": list(ids)})]
+
+    async def notes(self, ids: Collection[int]) -> list[VoiceNote]:
+        if not ids:
+            return []
+        stmt = _cached(("notes",), lambda: select(*_cols(N, VoiceNote)).where(N.c.id.in_(_IDS)))
+        rows = await self.conn.execute(stmt, {"ids": list(ids)})
+        return [self._remember(VoiceNote(**r._mapping)) for r in rows]
+
+    async def loads(self, person_ids: Collection[int], states: Collection[str]) -> dict[int, int]:
+        """Open tickets per assignee."""
+        out = dict.fromkeys(person_ids, 0)
+        if person_ids:
+            stmt = _cached(
+                ("loads",),
+                lambda: (
+                    select(T.c.assignee_id, func.count())
+                    .where(T.c.assignee_id.in_(_IDS), T.c.state.in_(_STATES))
+                    .group_by(T.c.assignee_id)
+                ),
+            )
+            params = {"ids": list(person_ids), "states": list(states)}
+            for person_id, n in await self.conn.execute(stmt, params):
+                out[person_id] = int(n)
+        return out
+
+    async def chat_kind(self, platform: str, chat_id: str) -> str | None:
+        stmt = _cached(
+            ("chat_kind",),
+            lambda: select(CH.c.kind).where(
+                CH.c.platform == bindparam("p"), CH.c.chat_id == bindparam("c")
+            ),
+        )
+        return (await self.conn.execute(stmt, {"p": platform, "c": chat_id})).scalar()
+
+    async def customers(
+        self, senders: Sequence[tuple[str, str, str, str | None]], now: datetime
+    ) -> list[Person]:
+        """The people behind senders who are not staff — (platform, user id, name, locale) —
+        keyed ``cust-<platform>-<user id>``: found, or created with their identity."""
+        if not senders:
+            return []
+        stmt = _cached(
+            ("customers", self.dialect),
+            lambda: (
+                lambda ins: ins.on_conflict_do_update(
+                    index_elements=["key"], set_={"key": ins.excluded.key}
+                ).returning(*_cols(P, Person), P.c.created_at)
+            )(insert_stmt(self.conn, P)),
+        )
+        wanted = {customer_key(p, u): (p, u, name, locale) for p, u, name, locale in senders}
+        params: list[dict[str, Any]] = [
+            {
+                "key": key,
+                "name": name or user_id,
+                "role": "customer",
+                "locale": locale,
+                "skills": [],
+                "max_open": 5,
+                "active": True,
+                "created_at": now,
+            }
+            for key, (_, user_id, name, locale) in wanted.items()
+        ]
+        people, fresh = [], []
+        for row in await self.conn.execute(stmt, params):
+            values = dict(row._mapping)
+            created = values.pop("created_at")
+            person = Person(**values)
+            people.append(person)
+            if created == now:  # made just now: its identity too
+                platform, user_id, name, _ = wanted[person.key]
+                fresh.append(
+                    {
+                        "person_id": person.id,
+                        "platform": platform,
+                        "external_id": user_id,
+                        "display_name": name,
+                    }
+                )
+        if fresh:
+            stmt = _cached(
+                ("identities", self.dialect),
+                lambda: insert_stmt(self.conn, I).on_conflict_do_nothing(
+                    index_elements=["platform", "external_id"]
+                ),
+            )
+            await self.conn.execute(stmt, fresh)
+        return people
+
+    async def identities(self, person_id: int) -> list[str]:
+        stmt = _cached(
+            ("identities",),
+            lambda: (
+                select(I.c.platform, I.c.external_id)
+                .where(I.c.person_id == bindparam("p"))
+                .order_by(I.c.id)
+            ),
+        )
+        return [f"{p}:{e}" for p, e in await self.conn.execute(stmt, {"p": person_id})]
+
+    async def new_id(self, table: str) -> int:
+        """A fresh primary key for ``table`` (tickets, card_refs, voice_notes), known before
+        the row is written so everything that points at it can be decided first.
+
+        SQLite: the unit holds the write lock, so the largest id + 1 is free (read once per
+        unit for all three tables). PostgreSQL: the table's sequence.
+        """
+        if self.pg:
+            stmt = text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))")
+            return int((await self.conn.execute(stmt)).scalar_one())
+        if self._max_ids is None:
+            stmt = _cached(
+                ("max_ids",),
+                lambda: select(
+                    select(func.coalesce(func.max(T.c.id), 0)).scalar_subquery(),
+                    select(func.coalesce(func.max(R.c.id), 0)).scalar_subquery(),
+                    select(func.coalesce(func.max(N.c.id), 0)).scalar_subquery(),
+                ),
+            )
+            row = (await self.conn.execute(stmt)).one()
+            self._max_ids = {"tickets": row[0], "card_refs": row[1], "voice_notes": row[2]}
+        self._max_ids[table] += 1
+        return self._max_ids[table]
+
+    # ------------------------------------------------------------------------------ write
+
+    async def write(self, changes: Changes) -> None:
+        """Write everything in ``changes``: parents before children, each table in bulk."""
+        await self._chats(changes.chats)
+        await self._rows(T, Ticket, changes.tickets, changes.new_ticket_ids, cas="version")
+        await self._clocks(changes.clocks, changes.deleted_clocks)
+        await self._rows(R, CardRef, changes.card_refs, changes.new_card_ref_ids)
+        await self._rows(N, VoiceNote, changes.notes, changes.new_note_ids, cas="status")
+        await self._insert(E, [_row(a) for a in changes.audit])
+        await outbox_table.insert(self.conn, changes.outbox)
+        await feed_table.append(self.conn, changes.feed)
+
+    async def _insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.conn.execute(_cached(("insert", table.name), lambda: table.insert()), rows)
+
+    async def _chats(self, chats: Sequence[tuple[str, str, str]]) -> None:
+        if not chats:
+            return
+        stmt = _cached(
+            ("chats", self.dialect),
+            lambda: insert_stmt(self.conn, CH).on_conflict_do_nothing(
+                index_elements=["platform", "chat_id"]
+            ),
+        )
+        rows = [{"platform": p, "chat_id": c, "kind": k} for p, c, k in dict.fromkeys(chats)]
+        await self.conn.execute(stmt, rows)
+
+    async def _rows(
+        self,
+        table: Any,
+        record: type,
+        rows: Sequence[Any],
+        new_ids: Collection[int],
+        *,
+        cas: str | None = None,
+    ) -> None:
+        """Insert the new records, update the changed columns of the loaded ones. When the
+        ``cas`` column changed, the update holds only if it still has the loaded value."""
+        names = columns(record)
+        await self._insert(table, [_row(r) for r in rows if r.id in new_ids])
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            if r.id in new_ids:
+                continue
+            before = self.loaded.get((record, r.id))
+            if before is None:
+                continue  # not loaded here: nothing to compare with, never written
+            now = snapshot(r)
+            changed = tuple(n for n, a, b in zip(names, before, now, strict=True) if a != b)
+            if not changed:
+                continue
+            values = {n: getattr(r, n) for n in changed}
+            values["_id"] = r.id
+            if cas in changed:
+                values["_cas"] = before[names.index(cas)]
+            groups[changed].append(values)
+            self.loaded[(record, r.id)] = now
+        for changed, params in groups.items():
+            checked = cas if cas in changed else None
+            stmt = _cached(
+                ("update", table.name, changed, checked),
+                lambda c=changed, k=checked: _update(table, c, k),
+            )
+            if checked and not self.conn.dialect.supports_sane_multi_rowcount:
+                for p in params:  # one by one: the driver reports no per-batch rowcount
+                    if (await self.conn.execute(stmt, p)).rowcount != 1:
+                        raise Conflict(f"{table.name} {p['_id']} changed meanwhile")
+                continue
+            result = await self.conn.execute(stmt, params)
+            if checked and result.rowcount != len(params):
+                raise Conflict(f"{table.name}: {len(params) - result.rowcount} changed meanwhile")
+
+    async def _clocks(self, clocks: Sequence[Clock], deleted: Sequence[int]) -> None:
+        if deleted:
+            stmt = _cached(("delete_clocks",), lambda: _delete(C))
+            await self.conn.execute(stmt, {"ids": list(deleted)})
+        fresh = [c for c in clocks if c.id is None]
+        if fresh:
+            names = [n for n in columns(Clock) if n != "id"]
+            await self._insert(C, [{n: getattr(c, n) for n in names} for c in fresh])
+        loaded = [c for c in clocks if c.id is not None]
+        await self._rows(C, Clock, loaded, ())
+
+
+def _row(record: Any) -> dict[str, Any]:
+    return {n: getattr(record, n) for n in columns(type(record))}
+
+
+def _update(table: Any, changed: Iterable[str], checked: str | None) -> Update:
+    where = [table.c.id == bindparam("_id")]
+    if checked:
+        where.append(table.c[checked] == bindparam("_cas"))
+    values: dict[str, Any] = {n: bindparam(n) for n in changed}
+    return update(table).where(*where).values(values)
+
+
+def _delete(table: Any) -> Delete:
+    return delete(table).where(table.c.id.in_(_IDS))
