@@ -37,6 +37,7 @@ from telegram.constants import FloodLimit, ParseMode
 from telegram.ext import Application
 
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
+from bot.adapters.http import download
 from bot.adapters.telegram.parse import PLATFORM, BotIdentity, ConfirmStep, bot_id_of, parse_update
 from bot.adapters.telegram.render import CONFIRM, arm, disarm, render_card, render_text
 from bot.config import Settings
@@ -398,24 +399,8 @@ class TelegramAdapter(Adapter):
             raise MediaTooLarge(f"telegram file of {file.file_size} bytes (limit {limit})")
         if not file.file_path or not file.file_path.startswith(self._file_base):
             raise PlatformApiError("file_path", "getFile returned no downloadable path")
-        return await self._fetch(file.file_path, limit)
-
-    async def _fetch(self, url: str, limit: int) -> bytes:
         if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-        try:
-            async with self._http.get(url) as r:
-                if r.status == 429:
-                    raise RateLimited(float(r.headers.get("Retry-After", "5")))
-                if r.status >= 500:
-                    raise TransientSendError(f"telegram file download: HTTP {r.status}")
-                if r.status >= 400:
-                    raise PlatformApiError(r.status, "telegram file download refused")
-                data = bytearray()
-                async for chunk in r.content.iter_chunked(65536):
-                    data += chunk
-                    if len(data) > limit:
-                        raise MediaTooLarge(f"telegram file is over {limit} bytes")
-                return bytes(data)
-        except (aiohttp.ClientError, TimeoutError) as exc:  # the URL holds the token: not logged
-            raise TransientSendError(f"telegram file download: {type(exc).__name__}") from None
+            self._http = aiohttp.ClientSession()
+        # The file URL holds the token: the shared download never repeats it.
+        got = await download(self._http, file.file_path, limit=limit, what="telegram file download")
+        return got.data
