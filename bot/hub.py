@@ -14,7 +14,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.adapters.base import Adapter, RateLimit
+from bot.adapters.base import Adapter, AdapterDeps, AdapterFactory, RateLimit
 from bot.adapters.codec import TokenCodec
 from bot.config import Settings
 from bot.directory import Directory
@@ -107,18 +107,14 @@ class Hub:
         self._stopping = False
 
     def _build_adapters(self) -> dict[str, Adapter]:
-        from bot.adapters.webchat.adapter import WebchatAdapter
-
+        deps = AdapterDeps(inbox=self.inbox, settings=self.settings, db=self.db, secret=self.secret)
         adapters: dict[str, Adapter] = {}
-        if self.settings.webchat.enabled:
-            adapters["web"] = WebchatAdapter(self.inbox, self.db, self.settings, self.secret)
-        for name in ("slack", "telegram", "wecom", "dingtalk"):
-            if getattr(self.settings, name).enabled:
-                package = importlib.import_module(f"bot.adapters.{name}")
-                made = package.create(self.inbox, self.settings)
+        for name in ("webchat", "slack", "telegram", "wecom", "dingtalk"):
+            if getattr(self.settings, name).enabled:  # imported only then: each brings its SDK
+                create: AdapterFactory = importlib.import_module(f"bot.adapters.{name}").create
                 # A package may serve several surfaces (WeCom: app, AI bot, group robots),
                 # each its own platform name in addresses.
-                adapters.update(made if isinstance(made, dict) else {name: made})
+                adapters.update(create(deps))
         return adapters
 
     async def _warm_up(self) -> None:

@@ -5,6 +5,11 @@ neutral events and hands them to the ``Inbox`` (which stores them durably) befor
 platform. Outbound, ``send`` / ``update`` / ``notify`` are the only calls that touch the network,
 and ``limits`` declares the platform's rate limits to the outbox governor. Platform differences
 reach the rest of the code as ``Capability`` flags, never as platform names.
+
+Each package under ``bot.adapters`` exposes one ``create(deps: AdapterDeps) -> dict[str,
+Adapter]`` (an ``AdapterFactory``): the hub hands every enabled package the same ``AdapterDeps``
+and gets its adapters by platform name (a package may serve several surfaces, like WeCom's app,
+group robots and AI bot).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Flag, auto
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from aiohttp import web
 
@@ -22,10 +27,12 @@ from bot.events import Address, Card, Inbound, Notice, Text
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from bot.config import Settings
     from bot.inbox import Inbox
+    from storage.db import Database
     from storage.records import FeedEntry
 
-__all__ = ["Adapter", "Capability", "RateLimit", "Sent"]
+__all__ = ["Adapter", "AdapterDeps", "AdapterFactory", "Capability", "RateLimit", "Sent"]
 
 
 class Capability(Flag):
@@ -118,3 +125,23 @@ class Adapter(abc.ABC):
 
     def delivered(self) -> None:  # noqa: B027 (optional hook)
         """``Capability.LOCAL`` adapters: rows of theirs were just committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterDeps:
+    """What the hub hands every adapter package's ``create``: built once, shared by all."""
+
+    inbox: Inbox
+    """Where inbound events are stored before a platform gets its answer."""
+    settings: Settings
+    """All settings: a package reads its own section, ``people``, ``public_url``, ``locale``."""
+    db: Database
+    """The database (the web chat keeps its feed there)."""
+    secret: bytes
+    """The hub's secret key (the web chat signs its sessions with it)."""
+
+
+class AdapterFactory(Protocol):
+    """A package's ``create``: its adapters by platform name, all built from ``deps``."""
+
+    def __call__(self, deps: AdapterDeps) -> dict[str, Adapter]: ...

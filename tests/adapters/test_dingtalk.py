@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bot.adapters.base import AdapterDeps
 from bot.adapters.dingtalk import DingtalkAdapter, create
 from bot.adapters.dingtalk.adapter import CARD_TOPIC, ROBOT_TOPIC
 from bot.adapters.dingtalk.parse import (
@@ -356,7 +357,10 @@ def test_settings_need_credentials_and_a_template_and_create_maps_people() -> No
             {"id": "li", "name": "李工", "identities": ["web:li", "dingtalk:staff1", "dingtalk:x"]}
         ],
     )
-    adapter = create(RecordingInbox(), settings)  # type: ignore[arg-type]
+    # Neither the database nor the secret is used by this adapter.
+    deps = AdapterDeps(RecordingInbox(), settings, db=None, secret=b"")  # type: ignore[arg-type]
+    adapter = create(deps)["dingtalk"]
+    assert isinstance(adapter, DingtalkAdapter)
     assert adapter._people == {"li": ("staff1", "李工")}
     assert adapter._robot_code == "ding1"
 

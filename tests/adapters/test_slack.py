@@ -17,6 +17,7 @@ import pytest
 from slack_sdk.signature import Clock, SignatureVerifier
 from sqlalchemy import func, select
 
+from bot.adapters.base import AdapterDeps
 from bot.adapters.slack import SlackAdapter, create
 from bot.adapters.slack.parse import (
     BotIdentity,
@@ -239,7 +240,10 @@ def test_create_maps_people_to_their_slack_ids() -> None:
         slack={"enabled": True, "bot_token": "xoxb-1", "signing_secret": "s"},
         people=[{"id": "li", "name": "李工", "identities": ["web:li", "slack:U0LI"]}],
     )
-    adapter = create(RecordingInbox(), settings)  # type: ignore[arg-type]
+    # Neither the database nor the secret is used by this adapter.
+    deps = AdapterDeps(RecordingInbox(), settings, db=None, secret=b"")  # type: ignore[arg-type]
+    adapter = create(deps)["slack"]
+    assert isinstance(adapter, SlackAdapter)
     assert render_text(Text("hi", ("li",)), adapter._slack_ids)["text"] == "<@U0LI> hi"
 
 

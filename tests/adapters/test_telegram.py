@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from bot.adapters.base import RateLimit
 from bot.adapters.codec import ActionToken
 from bot.adapters.telegram.adapter import TelegramAdapter
 from bot.adapters.telegram.render import CONFIRM, DISARM, arm, disarm, render_card, render_text
@@ -593,6 +594,20 @@ def test_limits_follow_telegrams_flood_limits() -> None:
     }
     private = {x.key for x in adapter.limits(Address("telegram", "42"))}
     assert private == {"telegram:chat:42", "telegram:bot"}
+
+
+def test_the_bot_wide_limit_is_messages_per_second() -> None:
+    """Paid broadcasts raise Telegram's 30/s; toasts count against the same bot-wide key."""
+    base = "http://127.0.0.1:9"
+    settings = load_settings(
+        None, security={"secret_key": "k"}, **enabled(base, messages_per_second=1000)
+    )
+    adapter = TelegramAdapter(cast(Inbox, _FlakyInbox(0)), settings)
+    bot = RateLimit("telegram:bot", 1000, 1.0)
+    assert bot in adapter.limits(GROUP)
+    assert list(adapter.notice_limits(GROUP)) == [bot]
+    with pytest.raises(ConfigError, match="messages_per_second"):
+        load_settings(None, **enabled(base, messages_per_second=0))
 
 
 # ---------------------------------------------------------------------------------- pure

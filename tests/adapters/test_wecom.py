@@ -13,12 +13,12 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import select
 
-from bot.adapters.base import Capability
+from bot.adapters.base import AdapterDeps, Capability
 from bot.adapters.codec import ActionToken, TokenCodec
 from bot.adapters.wecom import WecomAibotAdapter, WecomAppAdapter, WecomRobotAdapter, create
 from bot.adapters.wecom.api import WecomApi
 from bot.adapters.wecom.render import markdown_card, robot_text, template_card
-from bot.config import OutboxSettings, load_settings
+from bot.config import OutboxSettings, Settings, load_settings
 from bot.errors import ConfigError, PlatformApiError, RateLimited, TransientSendError
 from bot.events import Address, Button, Card, Text, outbound_to_json
 from bot.inbox import Inbox
@@ -67,6 +67,10 @@ def staff() -> dict[str, Any]:
 
 def enabled(api: FakeWecomApi, **wecom: Any) -> dict[str, Any]:
     return {**settings(api.base_url, **wecom), **staff()}
+
+
+def _deps(db: Database, settings: Settings) -> AdapterDeps:
+    return AdapterDeps(Inbox(db), settings, db, secret=b"k")
 
 
 async def post(hub: RunningHub, req: Any) -> tuple[int, str]:
@@ -440,7 +444,7 @@ async def test_ai_bot_replies_spend_response_urls_then_fall_back(
     api: FakeWecomApi, db: Database
 ) -> None:
     hub_settings = load_settings(None, **enabled(api, aibot_group_robots={"G1": "rk"}))
-    adapters = create(Inbox(db), hub_settings)
+    adapters = create(_deps(db, hub_settings))
     aibot = adapters["wecom-aibot"]
     assert isinstance(aibot, WecomAibotAdapter)
     aibot._keep("G1", api.aibot_response_url())
@@ -479,7 +483,7 @@ def test_settings_need_the_app_credentials_and_a_valid_aes_key() -> None:
 
 
 async def test_create_gives_one_adapter_per_surface(api: FakeWecomApi, db: Database) -> None:
-    adapters = create(Inbox(db), load_settings(None, **enabled(api)))
+    adapters = create(_deps(db, load_settings(None, **enabled(api))))
     assert set(adapters) == {"wecom", "wecom-robot", "wecom-aibot"}
     app = adapters["wecom"]
     assert isinstance(app, WecomAppAdapter)
@@ -487,7 +491,7 @@ async def test_create_gives_one_adapter_per_surface(api: FakeWecomApi, db: Datab
     assert {lim.key for lim in app.limits(Address("wecom", "LiGong"))} >= {"wecom:member:LiGong"}
     without_aibot = enabled(api)
     del without_aibot["wecom"]["aibot_token"], without_aibot["wecom"]["aibot_encoding_aes_key"]
-    assert "wecom-aibot" not in create(Inbox(db), load_settings(None, **without_aibot))
+    assert "wecom-aibot" not in create(_deps(db, load_settings(None, **without_aibot)))
 
 
 def test_a_card_is_a_button_interaction_template_card_with_its_tokens() -> None:

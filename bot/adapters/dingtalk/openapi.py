@@ -26,10 +26,10 @@ from typing import Any
 
 import aiohttp
 
+from bot.adapters.http import download, status_error
 from bot.config import DingtalkSettings
 from bot.errors import (
     AdapterError,
-    MediaTooLarge,
     PlatformApiError,
     RateLimited,
     TransientSendError,
@@ -47,7 +47,6 @@ _BUSY_ERRCODES = frozenset({-1})
 #: A QPS limit is counted per second: a short wait is enough (unless Retry-After says more).
 _QPS_BACKOFF_S = 1.0
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
-_DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_read=20)
 
 
 class OpenApi:
@@ -119,8 +118,8 @@ class OpenApi:
         if status == 401 and token is not None:
             self._token = None
             raise TransientSendError(f"{what}: the access token was refused; fetching a new one")
-        if status >= 300:
-            raise self._http_error(what, status, data, retry_after)
+        if (error := self._http_error(what, status, data, retry_after)) is not None:
+            raise error
         return _checked(what, data, self._backoff(retry_after))
 
     async def post_webhook(self, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,30 +130,18 @@ class OpenApi:
                 status, retry_after = r.status, r.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientSendError(f"dingtalk session webhook: {exc!r}") from exc
-        if status >= 300:
-            raise self._http_error("dingtalk session webhook", status, data, retry_after)
+        error = self._http_error("dingtalk session webhook", status, data, retry_after)
+        if error is not None:
+            raise error
         return _checked("dingtalk session webhook", data, self._backoff(retry_after))
 
     async def fetch(self, url: str, limit: int) -> bytes:
         """GET a file (a pre-signed ``downloadUrl``), at most ``limit`` bytes."""
-        try:
-            async with self.http.get(url, timeout=_DOWNLOAD_TIMEOUT) as r:
-                if r.status == 429:
-                    raise RateLimited(self._backoff(r.headers.get("Retry-After")))
-                if r.status >= 500:
-                    raise TransientSendError(f"dingtalk download: HTTP {r.status}")
-                if r.status >= 400:
-                    raise PlatformApiError(r.status, "dingtalk download refused")
-                if r.content_length is not None and r.content_length > limit:
-                    raise MediaTooLarge(f"media is {r.content_length} bytes; the limit is {limit}")
-                data = bytearray()
-                async for chunk in r.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        raise MediaTooLarge(f"media is larger than {limit} bytes")
-                return bytes(data)
-        except (aiohttp.ClientError, TimeoutError) as exc:  # the URL is pre-signed: not logged
-            raise TransientSendError(f"dingtalk download: {type(exc).__name__}") from None
+        wait = self._settings.rate_limit_backoff
+        got = await download(
+            self.http, url, limit=limit, what="dingtalk download", rate_limit_wait=wait
+        )
+        return got.data
 
     # ----------------------------------------------------------------------------- errors
 
@@ -165,7 +152,11 @@ class OpenApi:
 
     def _http_error(
         self, what: str, status: int, data: dict[str, Any], retry_after: str | None
-    ) -> AdapterError:
+    ) -> AdapterError | None:
+        """None for a success (its ``errcode`` is read by ``_checked``); DingTalk's rate limits,
+        then what the status means everywhere."""
+        if status < 300:
+            return None
         code = str(data.get("code") or data.get("errcode") or status)
         message = str(data.get("message") or data.get("errmsg") or "")
         throttled = "qpslimit" in code.lower() or "限流" in message or "QPS" in message.upper()
@@ -174,9 +165,7 @@ class OpenApi:
         if status == 429 or (status == 403 and throttled):  # per second, for the whole app
             wait = self._backoff(retry_after, _QPS_BACKOFF_S)
             return RateLimited(wait, f"{what}: {code} {message}".rstrip(), key="dingtalk:app")
-        if status >= 500:
-            return TransientSendError(f"{what}: HTTP {status} {code} {message}".rstrip())
-        return PlatformApiError(code, f"{what}: {message}".rstrip(": "))
+        return status_error(status, what, code=code, detail=f"{code} {message}")
 
 
 async def _json(r: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
+from bot.adapters.http import download, retry_after, status_error
 from bot.adapters.slack.parse import (
     PLATFORM,
     BotIdentity,
@@ -54,7 +55,6 @@ from bot.errors import (
     AdapterError,
     BadRequest,
     ConfigError,
-    MediaTooLarge,
     PlatformApiError,
     RateLimited,
     TransientSendError,
@@ -75,7 +75,8 @@ WORKSPACE_LIMIT = RateLimit("slack:workspace", 5, 1.0)
 _TRANSIENT = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 #: postEphemeral refusals after which the notice goes to the presser's DM instead.
 _NOT_IN_CHANNEL = frozenset({"user_not_in_channel", "channel_not_found", "not_in_channel"})
-_DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_read=20)
+#: Seconds to wait after a 429 (or ``ratelimited``) that names no Retry-After.
+_RATE_LIMIT_WAIT_S = 1.0
 _IDENTITY_WAIT_S = 1.5
 
 
@@ -318,25 +319,22 @@ class SlackAdapter(Adapter):
         """GET a ``url_private_download`` with the bot token, at most ``max_download_bytes``."""
         if not self._trusted_media_url(media_ref):
             raise PlatformApiError("untrusted_media_url", "the bot token is only sent to Slack")
-        limit = self.settings.max_download_bytes
-        headers = {"Authorization": f"Bearer {self._token}"}
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                http = self._http
-                if http is None:  # not started (or stopping): a session for this call only
-                    http = await stack.enter_async_context(aiohttp.ClientSession())
-                r = await stack.enter_async_context(
-                    http.get(media_ref, headers=headers, timeout=_DOWNLOAD_TIMEOUT)
-                )
-                _check_download(r, limit)
-                data = bytearray()
-                async for chunk in r.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        raise MediaTooLarge(f"media is larger than {limit} bytes")
-                return bytes(data)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransientSendError(f"slack download: {exc!r}") from exc
+        async with contextlib.AsyncExitStack() as stack:
+            http = self._http
+            if http is None:  # not started (or stopping): a session for this call only
+                http = await stack.enter_async_context(aiohttp.ClientSession())
+            got = await download(
+                http,
+                media_ref,
+                limit=self.settings.max_download_bytes,
+                what="slack download",
+                headers={"Authorization": f"Bearer {self._token}"},
+                rate_limit_wait=_RATE_LIMIT_WAIT_S,
+            )
+        if got.content_type == "text/html":
+            # What Slack serves instead of the file when the token may not read it.
+            raise PlatformApiError("file_access_denied", "got a login page: is files:read granted?")
+        return got.data
 
     def _trusted_media_url(self, url: str) -> bool:
         parts, api = urlsplit(url), urlsplit(self._api_base)
@@ -359,34 +357,23 @@ def _is_direct(chat_id: str) -> bool:
     return chat_id[:1] in ("D", "U", "W")
 
 
-def _retry_after(headers: Mapping[str, str] | None) -> float:
-    try:
-        return max(0.0, float((headers or {}).get("Retry-After", "1")))
-    except ValueError:
-        return 1.0
-
-
 def _api_error(method: str, exc: SlackApiError) -> AdapterError:
+    """Slack's own error names first (``ratelimited``, the temporary ones), then the status."""
     response = exc.response
     status = int(getattr(response, "status_code", 0) or 0)
     data = response.data if isinstance(getattr(response, "data", None), dict) else {}
     error = str(data.get("error") or "")
-    if status == 429 or error == "ratelimited":
-        return RateLimited(_retry_after(response.headers), f"slack {method} rate limited")
-    if status >= 500 or error in _TRANSIENT:
-        return TransientSendError(f"slack {method}: HTTP {status} {error}".rstrip())
-    return PlatformApiError(error or status, f"slack {method}")
-
-
-def _check_download(r: aiohttp.ClientResponse, limit: int) -> None:
-    if r.status == 429:
-        raise RateLimited(_retry_after(r.headers), "slack download rate limited")
-    if r.status >= 500:
-        raise TransientSendError(f"slack download: HTTP {r.status}")
-    if r.status >= 400:
-        raise PlatformApiError(r.status, "slack download refused")
-    if r.content_type == "text/html":
-        # What Slack serves instead of the file when the token may not read it.
-        raise PlatformApiError("file_access_denied", "got a login page: is files:read granted?")
-    if r.content_length is not None and r.content_length > limit:
-        raise MediaTooLarge(f"media is {r.content_length} bytes; the limit is {limit}")
+    what = f"slack {method}"
+    if error == "ratelimited":
+        return RateLimited(retry_after(response.headers, _RATE_LIMIT_WAIT_S), f"{what}: {error}")
+    if error in _TRANSIENT:
+        return TransientSendError(f"{what}: HTTP {status} {error}")
+    mapped = status_error(
+        status,
+        what,
+        response.headers,
+        code=error or None,
+        detail=error,
+        rate_limit_wait=_RATE_LIMIT_WAIT_S,
+    )
+    return mapped or PlatformApiError(error or status, what)

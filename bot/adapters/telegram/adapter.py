@@ -37,6 +37,7 @@ from telegram.constants import FloodLimit, ParseMode
 from telegram.ext import Application
 
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
+from bot.adapters.http import download
 from bot.adapters.telegram.parse import PLATFORM, BotIdentity, ConfirmStep, bot_id_of, parse_update
 from bot.adapters.telegram.render import CONFIRM, arm, disarm, render_card, render_text
 from bot.config import Settings
@@ -314,11 +315,12 @@ class TelegramAdapter(Adapter):
     # --------------------------------------------------------------------------- outbound
 
     def limits(self, destination: Address) -> Sequence[RateLimit]:
-        """PTB's ``FloodLimit``: 1/s per chat, 20/min per group, 30/s for the whole bot."""
+        """PTB's ``FloodLimit``: 1/s per chat, 20/min per group; ``messages_per_second`` (30
+        unless paid broadcasts raise it) for the whole bot."""
         chat, flood = destination.chat_id, FloodLimit
         limits = [
             RateLimit(f"telegram:chat:{chat}", flood.MESSAGES_PER_SECOND_PER_CHAT, 1.0),
-            RateLimit("telegram:bot", flood.MESSAGES_PER_SECOND, 1.0),
+            self._bot_limit(),
         ]
         if chat.startswith("-"):  # groups and supergroups have negative ids
             group = RateLimit(f"telegram:group:{chat}", flood.MESSAGES_PER_MINUTE_PER_GROUP, 60.0)
@@ -327,7 +329,10 @@ class TelegramAdapter(Adapter):
 
     def notice_limits(self, destination: Address) -> Sequence[RateLimit]:
         """A toast (answerCallbackQuery) is not a chat message: only the bot-wide limit."""
-        return [RateLimit("telegram:bot", FloodLimit.MESSAGES_PER_SECOND, 1.0)]
+        return [self._bot_limit()]
+
+    def _bot_limit(self) -> RateLimit:
+        return RateLimit("telegram:bot", self.settings.messages_per_second, 1.0)
 
     def _mentions(self, people: Sequence[str]) -> list[tuple[int | str, str]]:
         return [self._people[key] for key in people if key in self._people]
@@ -398,24 +403,8 @@ class TelegramAdapter(Adapter):
             raise MediaTooLarge(f"telegram file of {file.file_size} bytes (limit {limit})")
         if not file.file_path or not file.file_path.startswith(self._file_base):
             raise PlatformApiError("file_path", "getFile returned no downloadable path")
-        return await self._fetch(file.file_path, limit)
-
-    async def _fetch(self, url: str, limit: int) -> bytes:
         if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-        try:
-            async with self._http.get(url) as r:
-                if r.status == 429:
-                    raise RateLimited(float(r.headers.get("Retry-After", "5")))
-                if r.status >= 500:
-                    raise TransientSendError(f"telegram file download: HTTP {r.status}")
-                if r.status >= 400:
-                    raise PlatformApiError(r.status, "telegram file download refused")
-                data = bytearray()
-                async for chunk in r.content.iter_chunked(65536):
-                    data += chunk
-                    if len(data) > limit:
-                        raise MediaTooLarge(f"telegram file is over {limit} bytes")
-                return bytes(data)
-        except (aiohttp.ClientError, TimeoutError) as exc:  # the URL holds the token: not logged
-            raise TransientSendError(f"telegram file download: {type(exc).__name__}") from None
+            self._http = aiohttp.ClientSession()
+        # The file URL holds the token: the shared download never repeats it.
+        got = await download(self._http, file.file_path, limit=limit, what="telegram file download")
+        return got.data

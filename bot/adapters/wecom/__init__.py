@@ -1,6 +1,6 @@
 """WeCom (企业微信): the self-built app, group robots and the AI bot, each its own platform.
 
-The hub calls ``create(inbox, settings)`` when ``[wecom] enabled = true`` and gets one adapter
+The hub calls ``create(deps)`` when ``[wecom] enabled = true`` and gets one adapter
 per surface: ``wecom`` (members' DMs with the app, template cards with buttons),
 ``wecom-robot`` (send-only group robot webhooks; team chats are ``wecom-robot:<key>``) and,
 when the AI bot's Token and EncodingAESKey are set, ``wecom-aibot`` (group @-mentions and 1:1
@@ -10,20 +10,21 @@ README.md here.
 
 from __future__ import annotations
 
-from bot.adapters.base import Adapter
+from bot.adapters.base import Adapter, AdapterDeps
 from bot.adapters.wecom.aibot import WecomAibotAdapter
 from bot.adapters.wecom.api import WecomApi
 from bot.adapters.wecom.app import WecomAppAdapter
 from bot.adapters.wecom.crypto import WecomCrypto
 from bot.adapters.wecom.parse import AIBOT, APP, ROBOT
 from bot.adapters.wecom.robot import WecomRobotAdapter
-from bot.config import Settings
-from bot.inbox import Inbox
 
 __all__ = ["WecomAibotAdapter", "WecomAppAdapter", "WecomRobotAdapter", "create"]
 
 
-def create(inbox: Inbox, settings: Settings) -> dict[str, Adapter]:
+def create(deps: AdapterDeps) -> dict[str, Adapter]:
+    """The app and robot adapters, and the AI bot's when its Token and EncodingAESKey are set;
+    people's ``wecom:<userid>`` identities (the first one each) name @mentions."""
+    inbox, settings = deps.inbox, deps.settings
     section = settings.wecom
     secret = section.secret.get_secret_value() if section.secret else None
     api = WecomApi(section.api_base_url, section.corp_id, secret)

@@ -24,13 +24,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.errors import (
-    AdapterError,
-    MediaTooLarge,
-    PlatformApiError,
-    RateLimited,
-    TransientSendError,
-)
+from bot.adapters.http import download, status_error
+from bot.errors import AdapterError, PlatformApiError, RateLimited, TransientSendError
 
 __all__ = ["TOKEN_ERRORS", "WecomApi", "api_error"]
 
@@ -42,7 +37,6 @@ RATE_LIMITS: Mapping[int, float] = {45009: 60.0, 45011: 30.0, 45033: 1.0}
 TRANSIENT = frozenset({-1})
 TOKEN_MARGIN_S = 300.0
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
-_DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_read=20)
 
 
 def api_error(what: str, errcode: int, errmsg: str) -> AdapterError:
@@ -168,7 +162,8 @@ class WecomApi:
                 self._session() as http,
                 http.request(method, url, params=params, data=payload, headers=headers) as r,
             ):
-                _check_status(r, what)
+                if (error := status_error(r.status, f"wecom {what}", r.headers)) is not None:
+                    raise error
                 raw = await r.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientSendError(f"wecom {what}: {type(exc).__name__}") from None
@@ -199,43 +194,15 @@ class WecomApi:
 
     async def _download(self, media_id: str, token: str, limit: int) -> bytes:
         params = {"access_token": token, "media_id": media_id}
-        try:
-            async with (
-                self._session() as http,
-                http.get(
-                    self.base_url + "/cgi-bin/media/get", params=params, timeout=_DOWNLOAD_TIMEOUT
-                ) as r,
-            ):
-                _check_status(r, "media/get")
-                if r.content_length is not None and r.content_length > limit:
-                    raise MediaTooLarge(f"wecom media is {r.content_length} bytes (limit {limit})")
-                data = bytearray()
-                async for chunk in r.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        raise MediaTooLarge(f"wecom media is over {limit} bytes")
-                is_json = r.content_type in ("application/json", "text/plain")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransientSendError(f"wecom media/get: {type(exc).__name__}") from None
-        if is_json and data[:1] == b"{":  # an error answer instead of the file
-            try:
-                answer = json.loads(bytes(data))
+        url = self.base_url + "/cgi-bin/media/get"
+        async with self._session() as http:
+            got = await download(http, url, limit=limit, what="wecom media/get", params=params)
+        if got.content_type in ("application/json", "text/plain") and got.data[:1] == b"{":
+            try:  # an error answer instead of the file
+                answer = json.loads(got.data)
             except ValueError:
-                return bytes(data)
+                return got.data
             code = int(answer.get("errcode") or 0) if isinstance(answer, dict) else 0
             if code:
                 raise api_error("media/get", code, str(answer.get("errmsg") or ""))
-        return bytes(data)
-
-
-def _check_status(r: aiohttp.ClientResponse, what: str) -> None:
-    if r.status == 429:
-        try:
-            retry_after = max(0.0, float(r.headers.get("Retry-After", "5")))
-        except ValueError:
-            retry_after = 5.0
-        raise RateLimited(retry_after, f"wecom {what}: 429")
-    if r.status >= 500:
-        raise TransientSendError(f"wecom {what}: HTTP {r.status}")
-    if r.status >= 400:
-        raise PlatformApiError(r.status, f"wecom {what}: HTTP {r.status}")
+        return got.data
