@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -148,6 +149,7 @@ class Target:
     kind: Literal["bare", "sqlite", "postgres"]
     database_url: str | None = None  # postgres: scratch databases are created next to this one
     engine: bool = True  # False (diagnosis only): events are stored but never processed
+    workers: int = 1  # postgres: this many `gongdan serve` processes share the scratch database
 
     @property
     def is_bare(self) -> bool:
@@ -186,9 +188,13 @@ _OUTBOX_STATES = "SELECT state, count(*) FROM outbox GROUP BY state"
 
 
 class TicketCounter(Protocol):
+    """A read-only view of the hub's database (the bench never writes to it)."""
+
     async def count(self) -> int: ...
 
     async def outbox(self) -> dict[str, int]: ...
+
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]: ...
 
     async def close(self) -> None: ...
 
@@ -214,6 +220,12 @@ class SqliteCounter:
     async def outbox(self) -> dict[str, int]:
         return await asyncio.to_thread(self._outbox)
 
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(sql).fetchall()]
+
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return await asyncio.to_thread(self._rows, sql)
+
     async def close(self) -> None:
         self._conn.close()
 
@@ -234,25 +246,37 @@ class PostgresCounter:
     async def outbox(self) -> dict[str, int]:
         return {str(r[0]): int(r[1]) for r in await self._conn.fetch(_OUTBOX_STATES)}
 
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self._conn.fetch(sql)]
+
     async def close(self) -> None:
         await self._conn.close()
 
 
 @dataclass(slots=True)
 class Server:
+    """One target's running server: one process, or ``target.workers`` sharing a database."""
+
     target: Target
-    base: str
-    proc: subprocess.Popen[bytes]
+    bases: list[str]  # one base URL per process
+    procs: list[subprocess.Popen[bytes]]
     counter: TicketCounter | None
-    log_path: Path
+    log_paths: list[Path]
+
+    @property
+    def base(self) -> str:
+        return self.bases[0]
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the server process has used so far (Linux ``/proc``)."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the server processes have used so far (Linux ``/proc``)."""
+        total = 0.0
+        for proc in self.procs:
+            try:
+                stat = Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                return float("nan")
+            total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
 
 def code_digest() -> str:
@@ -290,7 +314,18 @@ async def wait_quiet(threshold_pct: float, max_wait_s: float) -> float:
             return busy
 
 
-def _write_config(path: Path, port: int, database_url: str, workdir: Path) -> None:
+def _write_config(
+    path: Path,
+    port: int,
+    database_url: str,
+    workdir: Path,
+    *,
+    secret: str | None = None,
+    staff: str = CONFIG_STAFF,
+) -> None:
+    """A ``gongdan.toml``. Workers sharing a database must share ``secret`` too: a session or a
+    button token signed by one of them is then valid on all of them."""
+    secret = secret or f"bench-secret-{uuid.uuid4().hex}"
     path.write_text(
         f"""locale = "zh"
 public_url = "http://{LOOPBACK}:{port}"
@@ -306,9 +341,9 @@ url = "{database_url}"
 token = "{API_TOKEN}"
 
 [security]
-secret_key = "bench-secret-{uuid.uuid4().hex}"
+secret_key = "{secret}"
 secret_key_file = "{workdir / ".gongdan-secret"}"
-{CONFIG_STAFF}""",
+{staff}""",
         encoding="utf-8",
     )
 
@@ -325,46 +360,69 @@ async def _pg_admin(url: str, sql: str) -> None:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    target: Target, workdir: Path, *, cpu: int | None, profile: Path | None
+    target: Target,
+    workdir: Path,
+    *,
+    cpus: Sequence[int] | None,
+    profile: Path | None,
+    staff: str = CONFIG_STAFF,
 ) -> AsyncIterator[Server]:
-    """Start the target in its own process on a free loopback port; stop it afterwards."""
-    port = free_port()
+    """Start the target on free loopback ports (``target.workers`` processes, one after another,
+    all on one database and one secret); stop them all afterwards. Process ``i`` is pinned to
+    ``cpus[i % len(cpus)]``, or not at all when ``cpus`` is None."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GONGDAN_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    py = [sys.executable]
-    if profile is not None:
-        py += ["-m", "cProfile", "-o", str(profile)]
     scratch_db: str | None = None
     db_path: Path | None = None
-    if target.is_bare:
-        cmd = [*py, str(SELF), "--serve-bare", str(port)]
-    else:
-        if target.is_postgres:
-            assert target.database_url is not None
-            scratch_db = f"gongdan_bench_{uuid.uuid4().hex[:10]}"
-            await _pg_admin(target.database_url, f'CREATE DATABASE "{scratch_db}"')
-            url = target.database_url.rpartition("/")[0] + "/" + scratch_db
-        else:
-            db_path = workdir / "bench.db"
-            url = f"sqlite+aiosqlite:///{db_path}"
-        config = workdir / "gongdan.toml"
-        _write_config(config, port, url, workdir)
-        cli = ["--config", str(config), "serve", "--port", str(port)]
-        if target.engine:
-            cmd = [*py, "-m", "bot.cli", *cli]
-        else:
-            cmd = [*py, str(SELF), NO_ENGINE_FLAG, *cli]
-    if cpu is not None and shutil.which("taskset"):
-        cmd = ["taskset", "-c", str(cpu), *cmd]
-    log_path = workdir / f"{target.name}-{port}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    url = ""
+    if target.is_postgres:
+        assert target.database_url is not None
+        scratch_db = f"gongdan_bench_{uuid.uuid4().hex[:10]}"
+        await _pg_admin(target.database_url, f'CREATE DATABASE "{scratch_db}"')
+        url = target.database_url.rpartition("/")[0] + "/" + scratch_db
+    elif not target.is_bare:
+        db_path = workdir / "bench.db"
+        url = f"sqlite+aiosqlite:///{db_path}"
+    secret = f"bench-secret-{uuid.uuid4().hex}"
+    procs: list[subprocess.Popen[bytes]] = []
+    bases: list[str] = []
+    logs: list[Path] = []
     counter: TicketCounter | None = None
     try:
-        base = f"http://{LOOPBACK}:{port}"
-        await _wait_healthy(base, proc, log_path)
+        for i in range(max(1, target.workers)):
+            port = free_port()
+            py = [sys.executable]
+            if profile is not None:
+                prof = profile if target.workers <= 1 else profile.with_stem(f"{profile.stem}-w{i}")
+                py += ["-m", "cProfile", "-o", str(prof)]
+            if target.is_bare:
+                cmd = [*py, str(SELF), "--serve-bare", str(port)]
+            else:
+                config = workdir / (f"gongdan-{i}.toml" if i else "gongdan.toml")
+                _write_config(config, port, url, workdir, secret=secret, staff=staff)
+                cli = ["--config", str(config), "serve", "--port", str(port)]
+                if target.engine:
+                    cmd = [*py, "-m", "bot.cli", *cli]
+                else:
+                    cmd = [*py, str(SELF), NO_ENGINE_FLAG, *cli]
+            if cpus and shutil.which("taskset"):
+                cmd = ["taskset", "-c", str(cpus[i % len(cpus)]), *cmd]
+            log_path = workdir / f"{target.name}-{port}.log"
+            with log_path.open("wb") as log:
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd=workdir,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            procs.append(proc)
+            logs.append(log_path)
+            base = f"http://{LOOPBACK}:{port}"
+            # One after another: the first migrates the database before the next one starts.
+            await _wait_healthy(base, proc, log_path)
+            bases.append(base)
         if not target.engine:
             pass  # nothing becomes a ticket: no processing figures
         elif db_path is not None:
@@ -372,11 +430,12 @@ async def running_server(
         elif scratch_db is not None:
             assert target.database_url is not None
             counter = await PostgresCounter.connect(_pg_dsn(target.database_url, scratch_db))
-        yield Server(target, base, proc, counter, log_path)
+        yield Server(target, bases, procs, counter, logs)
     finally:
         if counter is not None:
             await counter.close()
-        await _stop(proc, 20.0 if profile is None else 120.0)
+        grace = 20.0 if profile is None else 120.0
+        await asyncio.gather(*(_stop(proc, grace) for proc in procs))
         if scratch_db is not None:
             assert target.database_url is not None
             await _pg_admin(
@@ -443,6 +502,16 @@ class Result:
     tickets_per_s: float | None = None  # accepted events / drain_s
     drained: bool | None = None
     outbox: dict[str, int] | None = None  # replies by state when the drain wait ended
+    # Replies (after the drain): every ticket's acknowledgement delivered, the outbox empty.
+    replies_s: float | None = None  # burst end (last post fired) → last reply delivered
+    tickets_replies_per_s: float | None = None  # accepted events / (first send → last reply)
+    replied: bool | None = None  # False: not within --drain-timeout (figures: time waited)
+    replies: dict[str, int] | None = None  # reply rows in webchat_feed by kind, whole run
+    tickets_checked: int | None = None  # tickets whose acknowledgement was waited for
+    unanswered: int | None = None  # of those, without one when the wait ended
+    outbox_left: int | None = None  # outbox rows still pending/sending when the wait ended
+    workers: int = 1
+    pinning: str = ""
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -482,9 +551,15 @@ class Fired:
 
 
 async def open_loop(
-    http: aiohttp.ClientSession, url: str, bodies: Sequence[bytes], rate: float, wait_s: float
+    http: aiohttp.ClientSession,
+    url: str | Sequence[str],
+    bodies: Sequence[bytes],
+    rate: float,
+    wait_s: float,
 ) -> Fired:
-    """Fire ``bodies`` at ``rate``/s on a fixed schedule, whatever the server does meanwhile."""
+    """Fire ``bodies`` at ``rate``/s on a fixed schedule, whatever the server does meanwhile.
+    With several URLs (workers), post ``i`` goes to ``url[i % len(url)]``."""
+    urls = [url] if isinstance(url, str) else list(url)
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     errors: Counter[str] = Counter()
@@ -493,9 +568,9 @@ async def open_loop(
     tasks: set[asyncio.Task[None]] = set()
     last = [0.0]
 
-    async def one(body: bytes, scheduled: float) -> None:
+    async def one(target: str, body: bytes, scheduled: float) -> None:
         try:
-            async with http.post(url, data=body, headers=headers) as r:
+            async with http.post(target, data=body, headers=headers) as r:
                 await r.read()
                 status = r.status
         except Exception as exc:  # every failure is counted; none stops the run
@@ -516,7 +591,7 @@ async def open_loop(
         while i < n and t0 + i * interval <= now:
             scheduled = t0 + i * interval
             max_lag = max(max_lag, now - scheduled)
-            task = asyncio.create_task(one(bodies[i], scheduled))
+            task = asyncio.create_task(one(urls[i % len(urls)], bodies[i], scheduled))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             i += 1
@@ -542,15 +617,185 @@ async def _wait_tickets(counter: TicketCounter, at_least: int, wait_s: float) ->
         await asyncio.sleep(0.1)
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_OUTBOX_LEFT = "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')"
+
+
+async def outbox_left(db: TicketCounter) -> int | None:
+    """Outbox rows not yet delivered (pending or being sent); None if there is no such table."""
+    try:
+        return int((await db.rows(_OUTBOX_LEFT))[0][0])
+    except Exception:  # the outbox is the hub's business (a rewrite may drop it): never fatal
+        return None
+
+
+class ReplyTracker:
+    """Whether every ticket's customer has had a reply, read from the web chat feed.
+
+    A reply is a ``webchat_feed`` row whose ``kind`` is not ``'user'`` (the customer's own post).
+    A ticket counts as answered once its own conversation (``tickets.origin_chat``) has a reply,
+    other than a card, that names the ticket's number: the acknowledgement. How the hub writes
+    those rows (directly, or through the outbox) does not matter here.
+
+    The feed is read incrementally by ``id``. On PostgreSQL ids are drawn when a row is inserted
+    but become visible when its transaction commits, so a row can appear below ids already read.
+    Every id up to ``watermark`` has been read; rows above it are read again on every poll (the
+    ones seen already are skipped), and a hole below the highest id seen is waited for up to
+    ``GAP_WAIT_S`` (then taken for a rolled-back insert).
+    """
+
+    GAP_WAIT_S = 10.0
+    BATCH = 5000
+
+    def __init__(self, db: TicketCounter) -> None:
+        self.db = db
+        self.watermark = 0
+        self.seen: set[int] = set()  # ids above the watermark already read
+        self.gap_since: dict[int, float] = {}
+        self.replies: Counter[str] = Counter()  # by kind
+        self.pending: dict[tuple[str, str], set[int]] = {}  # (conversation, number) → tickets
+        self.odd: dict[int, tuple[str, str]] = {}  # numbers the token rule cannot find
+        self.unnumbered: set[int] = set()  # tickets listed before they had a number
+        self.unanswered: set[int] = set()
+        self.tickets = 0
+
+    async def load_tickets(self) -> None:
+        """Every ticket there is now is expected to be answered."""
+        for tid, number, origin in await self.db.rows(
+            "SELECT id, number, origin_chat FROM tickets"
+        ):
+            self.tickets += 1
+            self.unanswered.add(int(tid))
+            self._expect(int(tid), number, origin)
+
+    def _expect(self, tid: int, number: Any, origin: Any) -> None:
+        conv = str(origin).partition(":")[2]
+        num = str(number if number is not None else "")
+        if not num:
+            self.unnumbered.add(tid)
+        elif _TOKEN.fullmatch(num):
+            self.pending.setdefault((conv, num), set()).add(tid)
+        else:
+            self.odd[tid] = (conv, num)
+
+    async def _number_late(self) -> None:
+        """Tickets that had no number yet when listed (their acknowledgement names it)."""
+        ids = ",".join(str(int(t)) for t in sorted(self.unnumbered))
+        self.unnumbered.clear()
+        for tid, number, origin in await self.db.rows(
+            f"SELECT id, number, origin_chat FROM tickets WHERE id IN ({ids})"
+        ):
+            self._expect(int(tid), number, origin)
+
+    def _answered(self, conversation: str, text: str) -> None:
+        for token in set(_TOKEN.findall(text)):
+            for tid in self.pending.pop((conversation, token), ()):
+                self.unanswered.discard(tid)
+        for tid, (conv, num) in list(self.odd.items()):
+            if conv == conversation and num in text:
+                del self.odd[tid]
+                self.unanswered.discard(tid)
+
+    async def poll(self) -> None:
+        if self.unnumbered:
+            await self._number_late()
+        after = self.watermark
+        while True:
+            rows = await self.db.rows(
+                "SELECT id, conversation, kind, "
+                "CASE WHEN kind IN ('user', 'card') THEN NULL ELSE payload END "
+                f"FROM webchat_feed WHERE id > {int(after)} ORDER BY id LIMIT {self.BATCH}"
+            )
+            for rid, conv, kind, payload in rows:
+                rid = int(rid)
+                if rid in self.seen:
+                    continue
+                self.seen.add(rid)
+                if kind == "user":
+                    continue
+                self.replies[str(kind)] += 1
+                if payload is not None:
+                    self._answered(str(conv), _payload_text(payload))
+            if len(rows) < self.BATCH:
+                break
+            after = int(rows[-1][0])
+        self._advance()
+
+    def _advance(self) -> None:
+        now = time.monotonic()
+        top = max(self.seen, default=self.watermark)
+        while self.watermark < top:
+            nxt = self.watermark + 1
+            if nxt in self.seen:
+                self.seen.discard(nxt)
+            elif now - self.gap_since.setdefault(nxt, now) < self.GAP_WAIT_S:
+                break  # a hole: maybe a transaction still committing
+            self.gap_since.pop(nxt, None)
+            self.watermark = nxt
+
+
+def _payload_text(payload: Any) -> str:
+    """The text of a reply's payload (a JSON object, as text or already decoded)."""
+    if isinstance(payload, str | bytes):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return str(payload)
+    if isinstance(payload, dict):
+        text = payload.get("text")
+        return text if isinstance(text, str) else json.dumps(payload, ensure_ascii=False)
+    return str(payload)
+
+
+@dataclass(slots=True)
+class Replies:
+    done_at: float | None  # loop time of the poll that found every ticket answered, outbox empty
+    waited_until: float
+    tickets: int
+    unanswered: int
+    replies: dict[str, int]
+    outbox_left: int | None
+
+
+async def wait_replies(db: TicketCounter, deadline: float, interval: float = 0.25) -> Replies:
+    """Poll (read-only) until every ticket has its acknowledgement and nothing is left in the
+    outbox, or until ``deadline`` (loop time). Done is the end of the first poll that saw it."""
+    loop = asyncio.get_running_loop()
+    tracker = ReplyTracker(db)
+    await tracker.load_tickets()
+    while True:
+        await tracker.poll()
+        left = await outbox_left(db)
+        now = loop.time()
+        done = not tracker.unanswered and not left
+        if done or now >= deadline:
+            return Replies(
+                now if done else None,
+                now,
+                tracker.tickets,
+                len(tracker.unanswered),
+                dict(tracker.replies),
+                left,
+            )
+        await asyncio.sleep(interval)
+
+
 async def measure(
-    server: Server, rate: int, seconds: float, sessions: int, run: int, drain_timeout: float
+    server: Server,
+    rate: int,
+    seconds: float,
+    sessions: int,
+    run: int,
+    drain_timeout: float,
+    replies: bool = True,
 ) -> Result:
     res = Result(server.target.name, rate, run, seconds)
     connector = aiohttp.TCPConnector(limit=10_000, limit_per_host=10_000, force_close=False)
     timeout = aiohttp.ClientTimeout(total=30.0)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        # Sessions are signed with the secret all workers share: any of them takes any session.
         tokens = await create_sessions(http, server.base, sessions)
-        url = server.base + "/webchat/api/messages"
+        url = [base + "/webchat/api/messages" for base in server.bases]
         tag = uuid.uuid4().hex[:8]
         # Warm up: connections, and for Gongdan the intake's first classify (loads its
         # dictionary) and the first tickets, so the measurement starts from a steady state.
@@ -559,6 +804,8 @@ async def measure(
         baseline = 0
         if server.counter is not None:
             baseline = await _wait_tickets(server.counter, len(warm), 60.0)
+            if replies:  # and their replies, so the run does not start with a backlog
+                await wait_replies(server.counter, asyncio.get_running_loop().time() + 60.0)
         bodies = make_bodies(tokens, int(rate * seconds), f"m{tag}")
         res.sent = len(bodies)
 
@@ -628,6 +875,18 @@ async def measure(
                 res.outbox = await server.counter.outbox()
             except Exception as exc:  # the outbox schema is the hub's business; never fatal
                 res.outbox = {f"error: {type(exc).__name__}": 0}
+            if replies and res.drained:
+                # Replies: every ticket's acknowledgement in its customer's conversation, and
+                # nothing left in the outbox, within the same --drain-timeout.
+                rep = await wait_replies(server.counter, deadline)
+                res.replied = rep.done_at is not None
+                end = rep.done_at if rep.done_at is not None else rep.waited_until
+                res.replies_s = end - fired.send_end
+                res.tickets_replies_per_s = res.ok / max(end - fired.t0, 1e-9)
+                res.replies = rep.replies
+                res.tickets_checked = rep.tickets
+                res.unanswered = rep.unanswered
+                res.outbox_left = rep.outbox_left
     return res
 
 
@@ -655,6 +914,9 @@ COLUMNS = (
     ("tkt/s run", 9),
     ("tkt/s all", 9),
     ("drain s", 7),
+    ("replies s", 9),
+    ("tkt+rep/s", 9),
+    ("outbox", 6),
 )
 
 
@@ -675,6 +937,9 @@ def _row(r: Result, run: str) -> list[str]:
         _fmt(r.tickets_during_per_s, 0),
         _fmt(r.tickets_per_s, 0) + ("" if r.drained in (None, True) else "*"),
         _fmt(r.drain_s, 1),
+        _fmt(r.replies_s, 1) + ("" if r.replied in (None, True) else "*"),
+        _fmt(r.tickets_replies_per_s, 0) + ("" if r.replied in (None, True) else "*"),
+        "-" if r.outbox_left is None else str(r.outbox_left),
     ]
 
 
@@ -712,6 +977,8 @@ MEDIAN_FIELDS = (
     "tickets_during_per_s",
     "tickets_per_s",
     "drain_s",
+    "replies_s",
+    "tickets_replies_per_s",
 )
 
 
@@ -724,7 +991,7 @@ def medians(results: Sequence[Result]) -> list[Result]:
         m = Result(target, rate, 0, rs[0].seconds)
         for name in MEDIAN_FIELDS:
             value = _median([getattr(r, name) for r in rs])
-            optional = name.startswith("tickets") or name == "drain_s"
+            optional = name.startswith("tickets") or name in ("drain_s", "replies_s")
             setattr(m, name, value if value is not None or optional else float("nan"))
         m.sent = sum(r.sent for r in rs)
         m.ok = sum(r.ok for r in rs)
@@ -733,6 +1000,10 @@ def medians(results: Sequence[Result]) -> list[Result]:
             errs.update(r.errors)
         m.errors = dict(errs)
         m.drained = None if rs[0].drained is None else all(bool(r.drained) for r in rs)
+        m.replied = None if rs[0].replied is None else all(bool(r.replied) for r in rs)
+        lefts = [r.outbox_left for r in rs if r.outbox_left is not None]
+        m.outbox_left = max(lefts) if lefts else None  # the worst run
+        m.workers, m.pinning = rs[0].workers, rs[0].pinning
         out.append(m)
     return out
 
@@ -784,6 +1055,18 @@ def _parser() -> argparse.ArgumentParser:
         "0 = do not wait)",
     )
     p.add_argument("--quiet-wait", type=float, default=120.0, help="longest such wait (s)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="postgres targets: this many `gongdan serve` processes on one scratch database, "
+        "posts spread round-robin over them (reported as gongdan-postgres-xN)",
+    )
+    p.add_argument(
+        "--no-replies",
+        action="store_true",
+        help="do not wait for every ticket's replies after the drain (no replies s, tkt+rep/s)",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin client and server to a CPU")
     p.add_argument("--profile", type=Path, help="run Gongdan under cProfile; .prof files here")
     p.add_argument("--json", type=Path, help="write every result (and the machine) here")
@@ -792,7 +1075,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def one_run(
-    args: argparse.Namespace, target: Target, rate: int, n: int, server_cpu: int | None
+    args: argparse.Namespace,
+    target: Target,
+    rate: int,
+    n: int,
+    server_cpus: Sequence[int] | None,
+    pinning: str = "",
 ) -> Result | None:
     """One measured run on a fresh server; a server that fails to start is tried again (the hub
     may be mid-edit), then the run is skipped."""
@@ -808,16 +1096,23 @@ async def one_run(
             digest = code_digest()
             try:
                 async with running_server(
-                    target, Path(tmp), cpu=server_cpu, profile=profile
+                    target, Path(tmp), cpus=server_cpus, profile=profile
                 ) as server:
                     r = await measure(
-                        server, rate, args.seconds, args.sessions, n, args.drain_timeout
+                        server,
+                        rate,
+                        args.seconds,
+                        args.sessions,
+                        n,
+                        args.drain_timeout,
+                        replies=not args.no_replies,
                     )
             except (RuntimeError, OSError, aiohttp.ClientError) as exc:
                 print(f"  {target.name} @ {rate}/s run {n}, attempt {attempt} failed: {exc}")
                 await asyncio.sleep(15.0)
                 continue
         r.code = digest
+        r.workers, r.pinning = target.workers, pinning
         return r
     print(f"  {target.name} @ {rate}/s run {n}: skipped")
     return None
@@ -833,11 +1128,36 @@ def write_json(args: argparse.Namespace, results: Sequence[Result]) -> None:
     args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
 
+def server_pinning(
+    workers: int, cpus: Sequence[int], client_cpu: int | None
+) -> tuple[list[int] | None, str]:
+    """The CPUs for the server processes, and how to describe it. One server gets the last
+    CPU. Several get one CPU each when there are enough besides the client's, else none: on 2
+    CPUs three workers pinned to one core would measure that core, not the workers."""
+    if client_cpu is None:
+        return None, "none"
+    others = [c for c in cpus if c != client_cpu]
+    client = f"client on CPU {client_cpu}"
+    if workers <= 1:
+        return [cpus[-1]], f"{client}, server on CPU {cpus[-1]}"
+    if len(others) >= workers:
+        mine = others[-workers:]
+        return mine, f"{client}, {workers} servers on CPUs {','.join(map(str, mine))}"
+    return None, (
+        f"{client}, {workers} servers NOT pinned (only {len(others)} CPU(s) besides the "
+        "client's): they share every CPU, the client's too"
+    )
+
+
 async def run(args: argparse.Namespace) -> list[Result]:
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
     if args.database_url and not any(n.startswith("postgres") for n in names):
         names.append("postgres")
+    w = max(1, args.workers)
+    if w > 1 and not any(n.startswith("postgres") for n in names):
+        raise SystemExit("bench: --workers applies to the postgres targets only")
+    xn = f"-x{w}" if w > 1 else ""
     targets: list[Target] = []
     for name in names:
         if name == "bare":
@@ -850,36 +1170,42 @@ async def run(args: argparse.Namespace) -> list[Result]:
             if not args.database_url:
                 raise SystemExit("bench: the postgres target needs --database-url")
             _check_loopback(args.database_url)
-            targets.append(Target("gongdan-postgres", "postgres", args.database_url))
+            targets.append(
+                Target(f"gongdan-postgres{xn}", "postgres", args.database_url, workers=w)
+            )
         elif name == "postgres-noengine":
             if not args.database_url:
                 raise SystemExit("bench: the postgres target needs --database-url")
             _check_loopback(args.database_url)
             targets.append(
-                Target("gongdan-pg-noengine", "postgres", args.database_url, engine=False)
+                Target(
+                    f"gongdan-pg-noengine{xn}",
+                    "postgres",
+                    args.database_url,
+                    engine=False,
+                    workers=w,
+                )
             )
         else:
             raise SystemExit(f"bench: unknown target {name!r}")
 
-    server_cpu: int | None = None
-    ncpu = len(os.sched_getaffinity(0))
-    if not args.no_pin and ncpu >= 2:
-        cpus = sorted(os.sched_getaffinity(0))
-        server_cpu = cpus[-1]
-        os.sched_setaffinity(0, {cpus[0]})  # the load generator keeps to the other core
-    pinning = "none"
-    if server_cpu is not None:
-        pinning = f"client on CPU {min(os.sched_getaffinity(0))}, server on CPU {server_cpu}"
-    print(f"machine: {machine()}\npinning: {pinning}")
+    cpus = sorted(os.sched_getaffinity(0))
+    client_cpu: int | None = None
+    if not args.no_pin and len(cpus) >= 2:
+        client_cpu = cpus[0]
+        os.sched_setaffinity(0, {client_cpu})  # the load generator keeps to the first core
+    print(f"machine: {machine()}")
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
 
     results: list[Result] = []
     for target in targets:
+        server_cpus, pinning = server_pinning(target.workers, cpus, client_cpu)
+        print(f"{target.name}: pinning: {pinning}", flush=True)
         rows: list[list[str]] = []
         for rate in rates:
             for n in range(1, args.runs + 1):
-                r = await one_run(args, target, rate, n, server_cpu)
+                r = await one_run(args, target, rate, n, server_cpus, pinning)
                 if r is None:
                     continue
                 results.append(r)
@@ -889,7 +1215,13 @@ async def run(args: argparse.Namespace) -> list[Result]:
                     f"p99 {_fmt(r.p99_ms, 2)} ms, errors {r.errors or 0}, "
                     f"send lag max {_fmt(r.max_send_lag_ms, 1)} ms, "
                     f"client cpu {_fmt(r.client_cpu_pct, 0)}%, code {r.code}"
-                    + (f", outbox {r.outbox}" if r.outbox is not None else ""),
+                    + (f", outbox {r.outbox}" if r.outbox is not None else "")
+                    + (
+                        f", replies {r.replies} ({r.unanswered} of {r.tickets_checked} tickets "
+                        f"unanswered, {r.outbox_left} left in the outbox)"
+                        if r.replies is not None
+                        else ""
+                    ),
                     flush=True,
                 )
                 if args.json is not None:  # after every run: a failure later keeps these
@@ -902,7 +1234,11 @@ async def run(args: argparse.Namespace) -> list[Result]:
     print(
         "\nreq/s: 202 answers per second; latency from each post's scheduled send time.\n"
         "tkt/s run: tickets created during the send window; tkt/s all: accepted events / time "
-        "from first send until all are tickets (* = not drained within --drain-timeout)."
+        "from first send until all are tickets (* = not drained within --drain-timeout).\n"
+        "replies s: last post fired → every ticket's acknowledgement is in its customer's "
+        "conversation and nothing is pending in the outbox; tkt+rep/s: accepted events / time "
+        "from first send to then (* = not within --drain-timeout); outbox: rows still "
+        "pending/sending at the end."
     )
     return results
 
