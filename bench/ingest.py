@@ -57,7 +57,8 @@ TEXTS = (
     "仓库的网络断了扫码枪连不上",
 )
 
-#: Staff as in gongdan.example.toml, so that routing has engineers to choose from.
+#: Staff as in gongdan.example.toml, so that routing has engineers to choose from — with room
+#: for every ticket of a burst (``max_open``), so each gets assigned and its engineer's card too.
 CONFIG_STAFF = """
 [[people]]
 id = "li"
@@ -65,7 +66,7 @@ name = "李工"
 role = "engineer"
 identities = ["web:li"]
 skills = ["注塑机", "equipment_failure"]
-max_open = 5
+max_open = 100000
 
 [[people]]
 id = "wang"
@@ -73,6 +74,7 @@ name = "王工"
 role = "engineer"
 identities = ["web:wang"]
 skills = ["network_it", "software_config"]
+max_open = 100000
 
 [[people]]
 id = "zhao"

@@ -68,17 +68,11 @@ from bot.config import Settings, load_settings  # noqa: E402
 from bot.events import Address  # noqa: E402
 from bot.flows import escalation  # noqa: E402
 from bot.hub import Hub  # noqa: E402
-from bot.sla.clocks import (  # noqa: E402
-    Policies,
-    ResolvedPolicy,
-    TicketTerms,
-    _step_wait,
-    due_events,
-    rule_of,
-    schedule,
-)
+from bot.sla.clocks import _step_wait, due_events, rule_of, schedule  # noqa: E402
+from bot.sla.policy import Policies, ResolvedPolicy, TicketTerms  # noqa: E402
 from bot.tickets import Category, ClockKind, Priority, TicketState  # noqa: E402
 from storage import repo  # noqa: E402
+from storage.audit import GENESIS, chain_hash  # noqa: E402
 from storage.db import migrate_async  # noqa: E402
 from storage.models import (  # noqa: E402
     Chat,
@@ -540,11 +534,11 @@ async def seed(
             "to_state": "new",
             "via": "message",
             "data": {"priority": priority.value, "category": category.value},
-            "prev_hash": repo.GENESIS,
+            "prev_hash": GENESIS,
         }
-        hashed = {**ev, "at": created.isoformat()}
-        del hashed["prev_hash"]
-        ev["hash"] = repo._event_hash(repo.GENESIS, hashed)
+        fields = {k: v for k, v in ev.items() if k != "prev_hash"}
+        ev["hash"] = chain_hash(GENESIS, **fields)
+        tickets[-1]["audit_seq"], tickets[-1]["audit_hash"] = 1, ev["hash"]  # the chain's head
         events.append(ev)
         if len(tickets) >= CHUNK:
             await flush()
@@ -601,9 +595,7 @@ async def idle_sweeps(hub: Hub, now: datetime, runs: int) -> list[float]:
     out = []
     for _ in range(runs):
         t = time.perf_counter()
-        handled = await escalation.sweep(
-            hub.db, hub.engine.context, hub.limits, now=now, batch=hub.settings.sla.batch
-        )
+        handled = await escalation.sweep(hub.work, now=now, batch=hub.settings.sla.batch)
         out.append((time.perf_counter() - t) * 1e3)
         if handled:
             raise RuntimeError(f"idle sweep at {now} found {handled} tickets due")
@@ -640,7 +632,7 @@ async def busy_sweep(hub: Hub, n: int, run: int, after: datetime) -> tuple[BusyR
     handled = batches = 0
     t = time.perf_counter()
     while True:  # as Hub.sla_sweep: batch after batch while a batch comes back full
-        got = await escalation.sweep(hub.db, hub.engine.context, hub.limits, now=now, batch=batch)
+        got = await escalation.sweep(hub.work, now=now, batch=batch)
         handled += got
         batches += 1 if got else 0
         if got < batch:

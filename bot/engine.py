@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 
@@ -50,7 +49,6 @@ from storage.unit import customer_key
 __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
-_CUSTOMERS_KEPT = 50_000  # customers remembered between units (most write again soon)
 
 
 class _LeaseLost(Exception):
@@ -86,9 +84,10 @@ class Engine:
         self.wake = asyncio.Event()
         self._stopping = False
         self._voice: set[asyncio.Task[None]] = set()
-        self._customers: OrderedDict[tuple[str, str], Person] = OrderedDict()
         self._per_event = 0.001  # seconds one event takes to decide (a moving average)
         self._alone = 0  # units to run one event at a time (after a unit failed to commit)
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def env(self) -> Env:
@@ -111,13 +110,29 @@ class Engine:
     async def run_forever(self) -> None:
         while not self._stopping:
             self.wake.clear()
+            self._idle.clear()
             try:
-                handled = await self.pump()
+                await self.pump()
             except Exception:
                 log.exception("inbound processing loop failed; retrying")
-                handled = 0
-            if not handled:
-                await self.wake.wait()
+            self._idle.set()
+            await self.wake.wait()
+
+    async def reclaim(self) -> None:
+        """Give back voice notes whose worker died holding them (their lease lapsed); the
+        heartbeat calls this. An idle check only reads."""
+        now = utcnow()
+        async with self.db.read() as s:
+            if not await inbound.lapsed(s, now):
+                return
+        async with self.db.begin() as conn:
+            count = await inbound.reclaim(conn, now)
+        log.warning("%d inbound events whose claim lapsed are queued again", count)
+        self.wake.set()
+
+    async def idle(self) -> None:
+        """Return once the engine has nothing in hand (tests wait for it)."""
+        await self._idle.wait()
 
     async def pump(self) -> int:
         """Process everything claimable now; return how many events were handled."""
@@ -125,10 +140,12 @@ class Engine:
         while not self._stopping:
             if self.yield_to_intake is not None:
                 await self.yield_to_intake()
-            handled = await self.step()
-            if not handled:
-                break
+            self.wake.clear()
+            size = self._batch_size()
+            handled = await self.step(size)
             total += handled
+            if handled < size and not self.wake.is_set():
+                break  # that was all there was (anything stored since has set ``wake``)
         return total
 
     def _batch_size(self) -> int:
@@ -137,9 +154,9 @@ class Engine:
             return 1
         return max(1, min(self.batch, int(self.budget / self._per_event)))
 
-    async def step(self) -> int:
-        """One unit: claim, decide, write. Returns how many events it claimed."""
-        size = self._batch_size()
+    async def step(self, size: int = 1) -> int:
+        """One unit of at most ``size`` events: claim, decide, write. Returns how many events
+        it claimed."""
         rows: list[Claimed] = []
         try:
             async with self.work.unit() as tx:
@@ -276,27 +293,30 @@ class Engine:
         which can differ from the chat's surface (a WeCom AI-bot group speaks for WeCom
         members). Anyone not on the staff is a customer (speaking the language their
         platform reports, when it is one we have texts in)."""
-        staff = self.env.staff
+        staff, customers = self.env.staff, self.env.customers
         unknown: dict[tuple[str, str], tuple[str, str, str, str | None]] = {}
         for e in events:
             s = e.sender
-            who = (s.platform, s.user_id)
-            if staff.who(*who) is None and who not in self._customers:
-                unknown[who] = (s.platform, s.user_id, s.name, _locale(s.locale))
+            if (
+                staff.who(s.platform, s.user_id) is None
+                and customers.get(s.platform, s.user_id) is None
+            ):
+                unknown[(s.platform, s.user_id)] = (
+                    s.platform,
+                    s.user_id,
+                    s.name,
+                    _locale(s.locale),
+                )
         if unknown:
             found = await tx.store.customers(list(unknown.values()), utcnow())
             by_key = {p.key: p for p in found}
             for platform, user_id in unknown:
-                self._customers[(platform, user_id)] = by_key[customer_key(platform, user_id)]
-            while len(self._customers) > _CUSTOMERS_KEPT:
-                self._customers.popitem(last=False)
+                customers.add(platform, user_id, by_key[customer_key(platform, user_id)])
         out = []
         for e in events:
-            who = (e.sender.platform, e.sender.user_id)
-            person = staff.who(*who)
-            if person is None:
-                person = self._customers[who]
-                self._customers.move_to_end(who)
+            s = e.sender
+            person = staff.who(s.platform, s.user_id) or customers.get(s.platform, s.user_id)
+            assert person is not None
             tx.unit.people.setdefault(person.id, person)
             out.append(person)
         return out

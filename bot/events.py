@@ -8,7 +8,7 @@ platform. All are plain frozen dataclasses that round-trip through JSON (``to_js
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -181,8 +181,38 @@ _OUTBOUND = {"text": Text, "card": Card, "notice": Notice}
 
 
 def outbound_to_json(msg: Outbound) -> dict[str, Any]:
-    kind = {Text: "text", Card: "card", Notice: "notice"}[type(msg)]
-    return {"kind": kind, **asdict(msg)}
+    """The message as stored (field by field, as ``inbound_to_json``)."""
+    match msg:
+        case Card():
+            return {
+                "kind": "card",
+                "ticket_id": msg.ticket_id,
+                "version": msg.version,
+                "title": msg.title,
+                "fields": [list(f) for f in msg.fields],
+                "text": msg.text,
+                "buttons": [
+                    {
+                        "label": b.label,
+                        "token": b.token,
+                        "style": b.style,
+                        "confirm": b.confirm,
+                        "action": b.action,
+                    }
+                    for b in msg.buttons
+                ],
+                "footer": msg.footer,
+                "link": msg.link,
+            }
+        case Text():
+            return {"kind": "text", "text": msg.text, "mentions": list(msg.mentions)}
+        case Notice():
+            return {
+                "kind": "notice",
+                "text": msg.text,
+                "reply_ctx": dict(msg.reply_ctx),
+                "user_id": msg.user_id,
+            }
 
 
 def outbound_from_json(d: dict[str, Any]) -> Outbound:

@@ -74,7 +74,7 @@ class Hub:
             codec=self.codec,
             directory=self.directory,
             metrics=self.metrics,
-            platforms=frozenset(self.adapters),
+            platforms=self.adapters.keys(),  # (a view: adapters a test or bench adds count)
             staff=Staff(),  # filled from the database at start-up
             policies=Policies(settings) if settings.sla.enabled else None,
         )
@@ -104,6 +104,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs = asyncio.Lock()  # held while a scheduled job runs; stop() waits for it
         self._sla_wake = asyncio.Event()  # the scheduler ticks it; the SLA loop sweeps
+        self._sla_idle = asyncio.Event()
+        self._sla_idle.set()
         self._stopping = False
 
     def _build_adapters(self) -> dict[str, Adapter]:
@@ -160,10 +162,23 @@ class Hub:
             self._sla_wake.clear()
             if self._stopping:
                 return
+            self._sla_idle.clear()
             try:
                 await self.sla_sweep()
             except Exception:  # log and try again on the next tick, never die
                 log.exception("SLA sweep failed")
+            finally:
+                self._sla_idle.set()
+
+    async def idle(self) -> None:
+        """Return once no background loop has work in hand: the start-up policy pass is
+        done, and the engine, the outbox and the SLA sweep wait for their next wake-up."""
+        for task in self._tasks:
+            if task.get_name() == "sla-reconcile":
+                await asyncio.wait({task})
+        await self.engine.idle()
+        await self.sender.idle()
+        await self._sla_idle.wait()
 
     async def _sla_reconcile(self) -> None:
         try:
@@ -172,6 +187,13 @@ class Hub:
                 log.info("SLA policies applied to %d open tickets", changed)
         except Exception:
             log.exception("applying the SLA policies to open tickets failed")
+
+    async def _inbound_tick(self) -> None:
+        try:
+            await self.engine.reclaim()
+        except Exception:
+            log.exception("giving back lapsed inbound claims failed")
+        self.engine.wake.set()
 
     def _inbound_stored(self) -> None:
         self.engine.wake.set()
@@ -201,7 +223,7 @@ class Hub:
             self.sender.wake.set, "interval", seconds=1, id="outbox-tick", name="outbox tick"
         )
         self.scheduler.add_job(
-            self.engine.wake.set, "interval", seconds=5, id="inbound-tick", name="inbound tick"
+            self._inbound_tick, "interval", seconds=5, id="inbound-tick", name="inbound tick"
         )
         if self.settings.tickets.auto_close_hours > 0:
             self.scheduler.add_job(

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.cards import build
 from bot.errors import StaleTransition
-from bot.events import Address, Text
+from bot.events import Address, Card, Text
 from bot.sla.clocks import sync
 from bot.texts import say
 from bot.tickets import (
@@ -53,6 +53,7 @@ async def apply(
     """
     if version is not None and version != ticket.version:
         raise StaleTransition()
+    turn.unit.touch(ticket.id)
     roles = roles_of(actor, ticket)
     if note and Effect.NOTE_IS_ROOT_CAUSE in TRANSITIONS[action].effects and Role.ASSIGNEE in roles:
         ticket.root_cause = note  # a written root cause typed with the press is evidence
@@ -99,20 +100,35 @@ async def apply(
 
 
 async def publish(
-    turn: Turn, ticket: Ticket, destination: Address, audience: str, locale: str
-) -> None:
-    """Post a new card and remember where it is, so later changes update it in place."""
+    turn: Turn,
+    ticket: Ticket,
+    destination: Address,
+    audience: str,
+    locale: str,
+    *,
+    card: Card | None = None,
+) -> Card:
+    """Post a new card and remember where it is, so later changes update it in place.
+    ``card``: the same card drawn already for another chat."""
     ref = await turn.unit.new_card_ref(ticket, destination, audience, locale)
-    card = await build(turn, ticket, audience, locale)
+    if card is None:
+        card = await build(turn, ticket, audience, locale)
     turn.send(destination, card, ticket_id=ticket.id, card_ref=ref)
+    return card
 
 
 async def refresh(turn: Turn, ticket: Ticket) -> None:
-    """Update every copy of the ticket's card, on every platform it was posted to."""
+    """Update every copy of the ticket's card, on every platform it was posted to (copies for
+    the same audience in the same language are drawn once)."""
+    drawn: dict[tuple[str, str], Card] = {}
     for ref in list(turn.unit.refs.get(ticket.id, [])):
         if ref.stale:
             continue
-        card = await build(turn, ticket, ref.audience, ref.locale)
+        card = drawn.get((ref.audience, ref.locale))
+        if card is None:
+            card = drawn[(ref.audience, ref.locale)] = await build(
+                turn, ticket, ref.audience, ref.locale
+            )
         turn.send(
             Address.parse(ref.destination), card, ticket_id=ticket.id, card_ref=ref, op="update"
         )
@@ -131,10 +147,13 @@ async def publish_staff_cards(turn: Turn, ticket: Ticket) -> None:
         if chat.platform in env.platforms:
             destinations.append((chat, env.settings.locale))
     shown = {r.destination for r in turn.unit.refs.get(ticket.id, []) if not r.stale}
+    drawn: dict[str, Card] = {}
     for dest, locale in destinations:
         if dest.ref not in shown:
             shown.add(dest.ref)
-            await publish(turn, ticket, dest, "staff", locale)
+            drawn[locale] = await publish(
+                turn, ticket, dest, "staff", locale, card=drawn.get(locale)
+            )
 
 
 async def _tell_customer(turn: Turn, ticket: Ticket, state: TicketState) -> None:

@@ -109,6 +109,8 @@ class OutboxSender:
         self.digest_max_lines = digest_max_lines
         self.wake = asyncio.Event()
         self._stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def stop(self) -> None:
         """Finish the current step, then leave ``run_forever`` (never cut a transaction)."""
@@ -118,17 +120,26 @@ class OutboxSender:
     async def run_forever(self) -> None:
         while not self._stopping:
             self.wake.clear()
+            self._idle.clear()
             try:
                 sent = await self.tick()
             except Exception:
                 log.exception("outbox loop failed; retrying")
                 sent = 0
             if not sent:
+                self._idle.set()
                 await self.wake.wait()
+
+    async def idle(self) -> None:
+        """Return once the sender has nothing in hand."""
+        await self._idle.wait()
 
     async def tick(self) -> int:
         """Claim what is due, deliver it, record the outcome; return how many rows."""
         now = utcnow()
+        async with self.db.read() as s:
+            if not await outbox.any_due(s, now):
+                return 0  # an idle tick only reads: it never takes SQLite's write lock
         async with self.db.begin() as conn:
             rows = await outbox.claim(
                 conn, limit=self.settings.batch, now=now, lease_until=now + self.lease

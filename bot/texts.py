@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from bot.errors import (
@@ -181,14 +182,21 @@ def say(key: str, locale: str, **values: object) -> str:
     return (zh if locale == "zh" else en).format(**values)
 
 
+@functools.lru_cache(maxsize=4096)
 def local_time(at: datetime, tz: ZoneInfo) -> str:
+    """ "2026-12-02 10:15" (local time; the same moments are shown again and again)."""
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_day(at: datetime, tz: ZoneInfo) -> date:
+    return at.astimezone(tz).date()
 
 
 def short_time(at: datetime, tz: ZoneInfo, now: datetime) -> str:
     """ "10:15" today, "12-07 09:30" another day (local time)."""
-    local = at.astimezone(tz)
-    return local.strftime("%H:%M" if local.date() == now.astimezone(tz).date() else "%m-%d %H:%M")
+    same_day = _local_day(at, tz) == _local_day(now, tz)
+    return local_time(at, tz)[11:] if same_day else local_time(at, tz)[5:]
 
 
 def span(seconds: float, locale: str) -> str:

@@ -17,24 +17,23 @@ in-memory one in tests that run flows without a database.
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from bot.adapters.codec import TokenCodec
 from bot.config import Settings
 from bot.directory import Directory
 from bot.events import Action, Address, Card, Inbound, Notice, Outbound, Text
 from bot.metrics import Metrics
+from bot.sla.policy import Policies
 from bot.tickets import OPEN_STATES
 from storage.audit import chain_hash
 from storage.records import AuditEntry, CardRef, Clock, Person, Ticket, VoiceNote, snapshot
 
-if TYPE_CHECKING:
-    from bot.sla.policy import Policies
-
-__all__ = ["Env", "Outgoing", "Reads", "Staff", "Turn", "Unit"]
+__all__ = ["Customers", "Env", "Outgoing", "Reads", "Staff", "Turn", "Unit"]
 
 _OPEN = frozenset(s.value for s in OPEN_STATES)
 
@@ -75,6 +74,32 @@ class Reads(Protocol):
     async def new_id(self, table: str) -> int: ...
 
 
+class Customers:
+    """Customers met lately, by chat identity and by id (they rarely change: a customer's
+    name and language are taken when they first write in). Bounded: the oldest go first."""
+
+    def __init__(self, keep: int = 50_000) -> None:
+        self.keep = keep
+        self._by_identity: OrderedDict[tuple[str, str], Person] = OrderedDict()
+        self._by_id: dict[int, Person] = {}
+
+    def get(self, platform: str, user_id: str) -> Person | None:
+        person = self._by_identity.get((platform, user_id))
+        if person is not None:
+            self._by_identity.move_to_end((platform, user_id))
+        return person
+
+    def by_id(self, person_id: int) -> Person | None:
+        return self._by_id.get(person_id)
+
+    def add(self, platform: str, user_id: str, person: Person) -> None:
+        self._by_identity[(platform, user_id)] = person
+        self._by_id[person.id] = person
+        while len(self._by_identity) > self.keep:
+            _, gone = self._by_identity.popitem(last=False)
+            self._by_id.pop(gone.id, None)
+
+
 class Staff:
     """The configured staff as people rows (ids from the database, synced at start-up), and
     which chat identity is whose. Staff change only with the configuration."""
@@ -104,9 +129,10 @@ class Env:
     codec: TokenCodec
     directory: Directory
     metrics: Metrics
-    platforms: frozenset[str]  # platforms with a running adapter
+    platforms: Collection[str]  # platforms with a running adapter
     staff: Staff
     policies: Policies | None = None  # the SLA policies (None: SLAs are off)
+    customers: Customers = field(default_factory=Customers)
 
 
 @dataclass(slots=True)
@@ -186,7 +212,7 @@ class Unit:
             await self.preload([ticket_id], lock=lock)
         ticket = self.tickets.get(ticket_id)
         if ticket is not None:
-            self._touch_aggregate(ticket.id)
+            self.touch(ticket.id)
         return ticket
 
     async def ticket_by_number(self, number: str) -> Ticket | None:
@@ -229,11 +255,19 @@ class Unit:
         ]
         matching.sort(key=lambda t: t.id, reverse=True)
         for t in matching[:limit]:
-            self._touch_aggregate(t.id)
+            self.touch(t.id)
         return matching[:limit]
 
     async def load_people(self, ids: Any) -> None:
-        missing = {i for i in ids if i is not None and i not in self.people}
+        missing = set()
+        for i in ids:
+            if i is None or i in self.people:
+                continue
+            known = self.env.customers.by_id(i)
+            if known is not None:
+                self.people[i] = known
+            else:
+                missing.add(i)
         for p in await self.reads.people(missing):
             self.people[p.id] = p
 
@@ -426,8 +460,10 @@ class Unit:
         if self._mark is not None and id(items) not in self._mark.lists:
             self._mark.lists[id(items)] = (items, list(items))
 
-    def _touch_aggregate(self, ticket_id: int) -> None:
-        if self._mark is None:
+    def touch(self, ticket_id: int) -> None:
+        """Keep what the ticket and its clocks and cards are now, to restore if the turn
+        fails (whatever changes them calls this first; getters do it for their callers)."""
+        if self._mark is None or ticket_id not in self.tickets:
             return
         self._touch(self.tickets[ticket_id])
         for table in (self.clocks, self.refs):

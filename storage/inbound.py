@@ -6,7 +6,8 @@ is claimable only when nothing earlier in its lane is still pending or in hand, 
 events are processed in the order they came, by whichever worker, while different chats go
 side by side. Claiming marks them done in the same transaction that writes their effects —
 if that transaction rolls back, they are pending again. Voice notes, whose processing takes
-seconds outside any transaction, have no lane and are claimed with a lease instead.
+seconds outside any transaction, have no lane and are claimed with a lease instead; a lease
+that lapsed (its worker died) is given back by ``reclaim``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import bindparam, case, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
@@ -32,6 +33,8 @@ __all__ = [
     "extend",
     "finish",
     "insert",
+    "lapsed",
+    "reclaim",
     "settle",
 ]
 
@@ -96,22 +99,24 @@ async def insert(conn: AsyncConnection, rows: Sequence[InboundRow]) -> set[tuple
     return {(p, e) for p, e in result.all()}
 
 
+#: Events not yet done — literally so: SQLite uses a partial index only for the very same
+#: condition (``ix_inbound_events_open_lane``), never for one with bound parameters.
+OPEN = "status IN ('pending', 'processing')"
+
+
 def _claim_stmt(pg: bool) -> Any:
     earlier = I.alias("earlier")
     blocked = exists().where(
         earlier.c.lane == I.c.lane,
         earlier.c.id < I.c.id,
-        earlier.c.status.in_(("pending", "processing")),
+        text("earlier." + OPEN),
     )
     now: BindParameter[Any] = bindparam("now", type_=UTCDateTime())
     candidates = (
         select(I.c.id)
         .where(
+            I.c.status == "pending",
             I.c.attempts < bindparam("max_attempts"),
-            or_(
-                I.c.status == "pending",
-                and_(I.c.status == "processing", I.c.claimed_until < now),
-            ),
             or_(I.c.lane.is_(None), ~blocked),
         )
         .order_by(I.c.id)
@@ -193,6 +198,24 @@ async def extend(conn: Executor, event_id: int, attempts: int, until: datetime) 
         .values(claimed_until=until)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def lapsed(conn: Executor, now: datetime) -> bool:
+    """Is any claim's lease over (a worker died holding a voice note)? (A read.)"""
+    found = await conn.execute(
+        select(I.c.id).where(I.c.status == "processing", I.c.claimed_until < now).limit(1)
+    )
+    return found.first() is not None
+
+
+async def reclaim(conn: Executor, now: datetime) -> int:
+    """Give events whose claim lapsed back to the queue (their attempt stays counted)."""
+    result = await conn.execute(
+        update(I)
+        .where(I.c.status == "processing", I.c.claimed_until < now)
+        .values(status="pending", claimed_until=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def counts(conn: Executor) -> dict[str, int]:

@@ -209,6 +209,13 @@ class OutboxMessage(Base):
         Index("ix_outbox_state_due", "state", "next_attempt_at"),
         Index("ix_outbox_destination_id", "destination", "id"),
         Index("ix_outbox_coalesce_key_state", "coalesce_key", "state"),
+        Index(
+            "ix_outbox_waiting_destination",
+            "destination",
+            "id",
+            sqlite_where=text("state IN ('pending', 'sending')"),
+            postgresql_where=text("state IN ('pending', 'sending')"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     destination: Mapped[str] = mapped_column(String(330))  # platform:chat_id

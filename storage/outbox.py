@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
@@ -23,13 +23,15 @@ from storage.db import insert_stmt
 from storage.models import TABLES, OutboxMessage, UTCDateTime
 from storage.records import OutboxEntry, columns
 
-__all__ = ["Outcome", "claim", "counts", "insert", "message_ids", "record", "rows"]
+__all__ = ["Outcome", "any_due", "claim", "counts", "insert", "message_ids", "record", "rows"]
 
 O = TABLES["outbox"]  # noqa: E741
 R = TABLES["card_refs"]
 Executor = AsyncConnection | AsyncSession
 _STATEMENTS: dict[tuple[str, ...], Any] = {}
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+#: Rows not yet delivered (``ix_outbox_waiting_destination`` covers exactly these).
+WAITING = "state IN ('pending', 'sending')"
 
 
 def _dialect(conn: Executor) -> str:
@@ -80,7 +82,7 @@ def _claim_stmt(pg: bool) -> Any:
     blocked = exists().where(
         earlier.c.destination == O.c.destination,
         earlier.c.id < O.c.id,
-        earlier.c.state.in_(("pending", "sending")),
+        text("earlier." + WAITING),  # literally: the partial index's own condition
     )
     heads = (
         select(O.c.id)
@@ -133,6 +135,30 @@ async def claim(
         params = {"ids": keys, "now": now, "lease_until": lease_until}
         heads += [OutboxMessage(**r._mapping) for r in await conn.execute(stmt, params)]
     return sorted(heads, key=lambda r: r.id)
+
+
+async def any_due(conn: Executor, now: datetime) -> bool:
+    """Is anything waiting to be sent now? (A read: an idle tick takes no write lock.)"""
+    stmt = _cached(
+        ("any_due",),
+        lambda: (
+            select(O.c.id)
+            .where(
+                or_(
+                    and_(
+                        O.c.state == "pending",
+                        O.c.next_attempt_at <= bindparam("now", type_=UTCDateTime()),
+                    ),
+                    and_(
+                        O.c.state == "sending",
+                        O.c.lease_until < bindparam("now", type_=UTCDateTime()),
+                    ),
+                )
+            )
+            .limit(1)
+        ),
+    )
+    return (await conn.execute(stmt, {"now": now})).first() is not None
 
 
 async def message_ids(conn: Executor, card_ref_ids: Collection[int]) -> dict[int, str | None]:

@@ -369,9 +369,11 @@ class Store:
         new_ids: Collection[int],
         *,
         cas: str | None = None,
+        whole: bool = False,
     ) -> None:
-        """Insert the new records, update the changed columns of the loaded ones. When the
-        ``cas`` column changed, the update holds only if it still has the loaded value."""
+        """Insert the new records, update the changed columns of the loaded ones (``whole``:
+        every column of a changed row, so that all share one statement). When the ``cas``
+        column changed, the update holds only if it still has the loaded value."""
         names = columns(record)
         await self._insert(table, [_row(r) for r in rows if r.id in new_ids])
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -385,6 +387,8 @@ class Store:
             changed = tuple(n for n, a, b in zip(names, before, now, strict=True) if a != b)
             if not changed:
                 continue
+            if whole:
+                changed = tuple(n for n in names if n != "id")
             values = {n: getattr(r, n) for n in changed}
             values["_id"] = r.id
             if cas in changed:
@@ -415,7 +419,7 @@ class Store:
             names = [n for n in columns(Clock) if n != "id"]
             await self._insert(C, [{n: getattr(c, n) for n in names} for c in fresh])
         loaded = [c for c in clocks if c.id is not None]
-        await self._rows(C, Clock, loaded, ())
+        await self._rows(C, Clock, loaded, (), whole=True)
 
 
 def _row(record: Any) -> dict[str, Any]:

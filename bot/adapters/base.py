@@ -17,20 +17,17 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Flag, auto
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from aiohttp import web
 
+from bot.config import Settings
 from bot.events import Address, Card, Inbound, Notice, Text
-
-if TYPE_CHECKING:
-    from datetime import datetime
-
-    from bot.config import Settings
-    from bot.inbox import Inbox
-    from storage.db import Database
-    from storage.records import FeedEntry
+from bot.inbox import Inbox
+from storage.db import Database
+from storage.records import FeedEntry
 
 __all__ = ["Adapter", "AdapterDeps", "AdapterFactory", "Capability", "RateLimit", "Sent"]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -92,9 +93,14 @@ class TokenCodec:
         self._key = hmac.new(secret, b"gongdan/action-token/v1", hashlib.sha256).digest()
 
     def _mac(self, body: bytes) -> bytes:
-        return hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_LEN]
+        return hmac.digest(self._key, body, "sha256")[:_MAC_LEN]
 
     def encode(self, token: ActionToken) -> str:
+        """The token's text (the same token is drawn on several cards: remembered)."""
+        return self._encode(token)
+
+    @functools.lru_cache(maxsize=8192)  # noqa: B019 (one codec per hub, for its lifetime)
+    def _encode(self, token: ActionToken) -> str:
         body = (
             _MAGIC
             + _varint(token.ticket_id)

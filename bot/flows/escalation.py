@@ -85,6 +85,7 @@ async def sweep(work: Work, *, now: datetime, batch: int = 50) -> int:
 
 async def _ticket(turn: Turn, ticket: Ticket) -> None:
     unit = turn.unit
+    unit.touch(ticket.id)
     policy = await policy_of(unit, ticket)
     clocks = unit.clocks.get(ticket.id, [])
     if not clocks or any(c.signature != policy.signature for c in clocks):

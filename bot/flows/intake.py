@@ -101,9 +101,10 @@ async def _create(
         data={"text": text, "reading": reading.as_json(None)},
     )
     env.metrics.tickets_created.inc()
-    await sync(unit, ticket, actor=None, since=ticket.created_at)  # its clocks start
-    if picked is not None:
+    if picked is not None:  # (its clocks start with the assignment, counted from creation)
         await lifecycle.apply(turn, ticket, TicketAction.ASSIGN, None, via="system", target=picked)
+    else:
+        await sync(unit, ticket, actor=None, since=ticket.created_at)  # its clocks start
     return ticket
 
 

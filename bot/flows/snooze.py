@@ -71,6 +71,7 @@ async def snooze(
     turn: Turn, ticket: Ticket, minutes: float, reason: str, *, version: int, private: bool
 ) -> None:
     _may(turn, ticket)
+    turn.unit.touch(ticket.id)
     chosen: dict[str, object] = {}
     if turn.env.policies is not None:
         if version != ticket.version:

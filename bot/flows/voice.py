@@ -93,6 +93,7 @@ async def confirm_note(turn: Turn, ticket: Ticket, note_id: int, presser: Person
         raise NotAllowed(action=NoteAction.CONFIRM_DIAGNOSIS, state=ticket.state)
     if note.status != "draft":
         raise NoteAlreadyDecided()
+    turn.unit.touch(ticket.id)
     note.status, note.ticket_id, note.decided_at = "confirmed", ticket.id, turn.now
     diagnosis = {
         **note.diagnosis,

@@ -97,6 +97,7 @@ async def sync(
     if policies is None:
         return []
     now = unit.now
+    unit.touch(ticket.id)
     policy = await policy_of(unit, ticket)
     state = TicketState(ticket.state)
     clocks = {c.kind: c for c in unit.clocks.setdefault(ticket.id, [])}

@@ -181,6 +181,9 @@ async def test_voice_claims_are_leased_and_expired_claims_return(db: Database) -
     async with db.begin() as conn:
         await inbound.insert(conn, [InboundRow("web", "v", "voice", {}, None, now)])
     (first,) = await _claim(db, lease=timedelta(seconds=-1))  # the claimer "died" at once
+    assert await _claim(db) == []  # in hand: not claimed twice
+    async with db.begin() as conn:
+        assert await inbound.reclaim(conn, datetime.now(UTC)) == 1  # its lease lapsed
     (again,) = await _claim(db)
     assert again.id == first.id and again.attempts == 2
     async with db.begin() as conn:

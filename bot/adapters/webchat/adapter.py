@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
 import secrets
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,7 +110,7 @@ class WebchatAdapter(Adapter):
         kind, payload = render(message)
         return FeedEntry(
             conversation=destination.chat_id,
-            message_key=message_id or uuid.uuid5(uuid.NAMESPACE_URL, key).hex,
+            message_key=message_id or hashlib.blake2b(key.encode(), digest_size=16).hexdigest(),
             kind=kind,
             payload=payload,
             idempotency_key=None if message_id else key,

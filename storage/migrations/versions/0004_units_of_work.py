@@ -9,6 +9,8 @@ Create Date: 2026-12-03
 - ``tickets (assignee_id, state)``: engineers' open loads for routing, from the index alone.
 - ``inbound_events.lane`` and a partial index on the open events of each lane: the engine
   claims at most one event per chat, in order.
+- A partial index on the outbox rows still waiting, per destination: the head-of-line check
+  reads only those, however long a chat's history.
 """
 
 from collections.abc import Sequence
@@ -22,6 +24,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _OPEN = "status IN ('pending', 'processing')"
+_WAITING = "state IN ('pending', 'sending')"
 
 
 def upgrade() -> None:
@@ -53,9 +56,18 @@ def upgrade() -> None:
         sqlite_where=sa.text(_OPEN),
         postgresql_where=sa.text(_OPEN),
     )
+    op.create_index(
+        "ix_outbox_waiting_destination",
+        "outbox",
+        ["destination", "id"],
+        unique=False,
+        sqlite_where=sa.text(_WAITING),
+        postgresql_where=sa.text(_WAITING),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_waiting_destination", table_name="outbox")
     op.drop_index("ix_inbound_events_open_lane", table_name="inbound_events")
     with op.batch_alter_table("inbound_events", schema=None) as batch_op:
         batch_op.drop_column("lane")

@@ -1,0 +1,126 @@
+"""What one event costs the database: statements and write transactions, counted.
+
+A web chat report becomes a ticket with its replies (the customer's acknowledgement and card,
+the engineer's and the team's cards) in at most 15 SQL statements and 3 write transactions —
+everything from the intake's commit to the replies being readable, counted on the hub's own
+connections. Periodic jobs are paused so that only the event's own work is counted; the test
+watches for the replies on a connection of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event, select
+
+from storage.db import Database
+from storage.models import Ticket, WebchatFeed
+from tests.conftest import RunningHub, eventually
+from tests.test_webchat_flow import customer, press, report, staff
+
+Start = Callable[..., Awaitable[RunningHub]]
+
+
+@dataclass
+class Count:
+    statements: list[str] = field(default_factory=list)
+    write_transactions: int = 0
+
+
+@contextmanager
+def counting(db: Database) -> Iterator[Count]:
+    """Every statement on the hub's connections (reads and writes), and every write
+    transaction begun, while the block runs."""
+    count = Count()
+
+    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        count.statements.append(" ".join(sql.split())[:80])
+
+    def begin(conn: Any) -> None:
+        count.write_transactions += 1
+
+    engines = {db.engine.sync_engine, db.read_engine.sync_engine}
+    for eng in engines:
+        event.listen(eng, "before_cursor_execute", statement)
+    event.listen(db.engine.sync_engine, "begin", begin)
+    try:
+        yield count
+    finally:
+        for eng in engines:
+            event.remove(eng, "before_cursor_execute", statement)
+        event.remove(db.engine.sync_engine, "begin", begin)
+
+
+async def _quiet(hub: RunningHub) -> None:
+    """No periodic job runs while we count (the SLA sweep, the outbox heartbeat), and the
+    start-up work is over."""
+    hub.hub.scheduler.pause()
+    await hub.hub.idle()
+
+
+async def test_a_new_ticket_with_its_replies_costs_15_statements_in_3_transactions(
+    running: Start, db_url: str
+) -> None:
+    hub = await running()
+    await _quiet(hub)
+    watcher = Database(db_url)
+    try:
+        session = await customer(hub)
+        for i, text in enumerate(["3号注塑机停机了，报警E102，在二车间", "冷却塔水泵漏水了"]):
+            with counting(hub.hub.db) as count:
+                await report(hub, session, text)
+
+                async def replied(n: int = i + 1) -> bool:
+                    async with watcher.read() as s:
+                        numbers = (await s.scalars(select(Ticket.number))).all()
+                        feed = (await s.scalars(select(WebchatFeed.payload))).all()
+                    if len(numbers) < n:
+                        return False
+                    cards = [p for p in feed if str(p.get("title", "")).startswith(f"GD-{n} ")]
+                    acks = [p for p in feed if f"GD-{n}" in str(p.get("text", ""))]
+                    return len(cards) >= 3 and len(acks) == 1  # customer, engineer, team
+
+                await eventually(replied, what=f"ticket {i + 1} and its replies")
+                await hub.hub.idle()
+            first = "a new customer" if i == 0 else "a known customer"
+            assert len(count.statements) <= 15, "\n".join([first, *count.statements])
+            assert count.write_transactions <= 3, (first, count.write_transactions)
+    finally:
+        await watcher.dispose()
+
+
+async def test_a_button_press_costs_a_handful_of_statements(running: Start, db_url: str) -> None:
+    hub = await running()
+    await _quiet(hub)
+    watcher = Database(db_url)
+    try:
+        session, li = await customer(hub), await staff(hub, "li")
+        await report(hub, session, "3号注塑机停机了，报警E102，在二车间")
+
+        async def card() -> dict[str, Any] | None:
+            async with watcher.read() as s:
+                rows = (
+                    await s.scalars(select(WebchatFeed).where(WebchatFeed.conversation == "li"))
+                ).all()
+            return rows[-1].payload if rows else None
+
+        token = next(
+            b["token"] for b in (await eventually(card))["buttons"] if b["action"] == "accept"
+        )
+        await hub.hub.idle()
+        with counting(hub.hub.db) as count:
+            await press(hub, li, token)
+
+            async def accepted() -> bool:
+                async with watcher.read() as s:
+                    return (await s.scalar(select(Ticket.state))) == "accepted"
+
+            await eventually(accepted, what="the ticket accepted")
+            await hub.hub.idle()
+        assert len(count.statements) <= 12, "\n".join(count.statements)
+        assert count.write_transactions <= 2, count.write_transactions
+    finally:
+        await watcher.dispose()

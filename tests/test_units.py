@@ -1,0 +1,228 @@
+"""Flows as functions of (state, event, now) → decisions, run without a database.
+
+A unit of work reads through ``Reads``; here an in-memory one holds the rows. The flows decide
+exactly as in the running hub — tickets, audit rows, clocks, card references, messages — and
+the tests look at those decisions: nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.adapters.codec import ActionToken, TokenCodec
+from bot.directory import Directory
+from bot.errors import NotAllowed, StaleTransition
+from bot.events import Action, Address, Card, Message, Sender, Text
+from bot.flows.actions import handle_action
+from bot.flows.intake import handle_message
+from bot.lifecycle import apply
+from bot.metrics import Metrics
+from bot.sla.policy import Policies
+from bot.tickets import TicketAction
+from bot.unit import Env, Staff, Turn, Unit
+from storage.records import CardRef, Clock, Person, Ticket, VoiceNote
+from tests.conftest import make_settings
+
+NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Shanghai
+LI = Person(id=1, key="li", name="李工", role="engineer", skills=["注塑机"])
+WANG = Person(id=2, key="wang", name="王工", role="engineer")
+ZHAO = Person(id=3, key="zhao", name="赵经理", role="manager")
+CUSTOMER = Person(id=10, key="cust-web-c-1", name="张三", role="customer")
+
+
+class MemoryReads:
+    """``Reads`` over rows held in memory (what the tests put there)."""
+
+    def __init__(self) -> None:
+        self.tickets_: dict[int, Ticket] = {}
+        self.clocks_: dict[int, list[Clock]] = {}
+        self.refs_: dict[int, list[CardRef]] = {}
+        self.people_: dict[int, Person] = {p.id: p for p in (LI, WANG, ZHAO, CUSTOMER)}
+        self.ids = {"tickets": 100, "card_refs": 500, "voice_notes": 900}
+
+    async def tickets(self, ids: Collection[int], *, lock: bool = False) -> list[Ticket]:
+        return [self.tickets_[i] for i in ids if i in self.tickets_]
+
+    async def ticket_ids_by_number(self, numbers: Collection[str]) -> dict[str, int]:
+        wanted = {n.upper() for n in numbers}
+        return {t.number: t.id for t in self.tickets_.values() if t.number in wanted}
+
+    async def open_ticket_ids(
+        self, states: Collection[str], *, limit: int = 10, **fields: Any
+    ) -> list[int]:
+        found = [
+            t.id
+            for t in self.tickets_.values()
+            if t.state in states and all(v is None or getattr(t, k) == v for k, v in fields.items())
+        ]
+        return sorted(found, reverse=True)[:limit]
+
+    async def clocks(self, ticket_ids: Collection[int]) -> dict[int, list[Clock]]:
+        return {i: list(self.clocks_.get(i, [])) for i in ticket_ids}
+
+    async def card_refs(self, ticket_ids: Collection[int]) -> dict[int, list[CardRef]]:
+        return {i: list(self.refs_.get(i, [])) for i in ticket_ids}
+
+    async def people(self, ids: Collection[int]) -> list[Person]:
+        return [self.people_[i] for i in ids if i in self.people_]
+
+    async def notes(self, ids: Collection[int]) -> list[VoiceNote]:
+        return []
+
+    async def loads(self, person_ids: Collection[int], states: Collection[str]) -> dict[int, int]:
+        out = dict.fromkeys(person_ids, 0)
+        for t in self.tickets_.values():
+            if t.assignee_id in out and t.state in states:
+                out[t.assignee_id] += 1
+        return out
+
+    async def chat_kind(self, platform: str, chat_id: str) -> str | None:
+        return None
+
+    async def identities(self, person_id: int) -> list[str]:
+        return []
+
+    async def new_id(self, table: str) -> int:
+        self.ids[table] += 1
+        return self.ids[table]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    settings = make_settings(tmp_path, "sqlite+aiosqlite:///unused.db")
+    staff = Staff(
+        [LI, WANG, ZHAO],
+        {("web", "li"): LI.id, ("web", "wang"): WANG.id, ("web", "zhao"): ZHAO.id},
+    )
+    return Env(
+        settings=settings,
+        codec=TokenCodec(b"secret"),
+        directory=Directory(settings),
+        metrics=Metrics(),
+        platforms=frozenset({"web"}),
+        staff=staff,
+        policies=Policies(settings),
+    )
+
+
+def said(unit: Unit, where: str) -> list[Text | Card]:
+    return [o.message for o in unit.outgoing if o.destination.ref == where]  # type: ignore[misc]
+
+
+def message(text: str) -> Message:
+    return Message(
+        event_id=f"m-{text}",
+        chat=Address("web", "c-1"),
+        sender=Sender("web", "c-1", "张三"),
+        chat_type="direct",
+        received_at=NOW,
+        text=text,
+    )
+
+
+async def test_a_report_becomes_an_assigned_ticket_with_replies_and_clocks(env: Env) -> None:
+    unit = Unit(env, MemoryReads(), NOW)
+    event = message("3号注塑机停机了，报警E102，在二车间")
+    with unit.turn():
+        await handle_message(Turn(unit, "web:m1", CUSTOMER, event), event)
+
+    (ticket,) = unit.tickets.values()
+    assert (ticket.number, ticket.state, ticket.assignee_id) == ("GD-101", "assigned", LI.id)
+    assert ticket.team_key == "maint" and ticket.version == 2
+    assert [a.kind for a in unit.audit] == ["created", "transition"]
+    assert unit.audit[1].data == {"action": "assign", "assignee": "li"}
+    assert unit.audit[1].prev_hash == unit.audit[0].hash  # one chain
+    kinds = {c.kind for c in unit.clocks[ticket.id]}
+    assert {"respond", "arrive", "resolve"} <= kinds
+    assert ticket.respond_due is not None and ticket.respond_due > NOW
+    ack, card = said(unit, "web:c-1")
+    assert isinstance(ack, Text) and "GD-101" in ack.text and "李工" in ack.text
+    assert isinstance(card, Card) and card.title.startswith("GD-101")
+    assert [type(m) for m in said(unit, "web:li")] == [Card]  # the engineer's card
+    assert [type(m) for m in said(unit, "web:team")] == [Card]  # the team's card
+    assert {r.audience for r in unit.refs[ticket.id]} == {"customer", "staff"}
+
+
+def _assigned(reads: MemoryReads) -> Ticket:
+    ticket = Ticket(
+        id=7,
+        number="GD-7",
+        title="注塑机停机",
+        description="3号注塑机停机",
+        priority="P1",
+        category="equipment_failure",
+        state="assigned",
+        reporter_id=CUSTOMER.id,
+        origin_chat="web:c-1",
+        created_at=NOW - timedelta(minutes=5),
+        updated_at=NOW - timedelta(minutes=5),
+        assignee_id=LI.id,
+        team_key="maint",
+        version=3,
+    )
+    reads.tickets_[7] = ticket
+    reads.refs_[7] = [
+        CardRef(id=1, ticket_id=7, destination="web:c-1", audience="customer", locale="zh",
+                created_at=NOW, platform_message_id="k1"),
+        CardRef(id=2, ticket_id=7, destination="web:li", audience="staff", locale="zh",
+                created_at=NOW, platform_message_id="k2"),
+    ]  # fmt: skip
+    return ticket
+
+
+async def test_an_accept_moves_the_ticket_redraws_its_cards_and_tells_the_customer(
+    env: Env,
+) -> None:
+    reads = MemoryReads()
+    _assigned(reads)
+    unit = Unit(env, reads, NOW)
+    ticket = await unit.ticket(7)
+    assert ticket is not None
+    with unit.turn():
+        await apply(Turn(unit, "press", LI), ticket, TicketAction.ACCEPT, LI, via="button")
+    assert (ticket.state, ticket.version) == ("accepted", 4)
+    (row,) = unit.audit
+    assert (row.actor, row.from_state, row.to_state, row.seq) == ("李工", "assigned", "accepted", 1)
+    updates = [o for o in unit.outgoing if o.op == "update"]
+    assert {o.destination.ref for o in updates} == {"web:c-1", "web:li"}
+    assert any(isinstance(m, Text) and "已接单" in m.text for m in said(unit, "web:c-1"))
+
+
+async def test_a_refused_press_leaves_the_unit_as_it_was(env: Env) -> None:
+    reads = MemoryReads()
+    _assigned(reads)
+    unit = Unit(env, reads, NOW)
+    # A card drawn before the ticket's last change: its token names version 2, not 3.
+    token = env.codec.encode(ActionToken(7, TicketAction.ACCEPT, 2))
+    event = Action(
+        event_id="a1",
+        chat=Address("web", "li"),
+        sender=Sender("web", "li", "李工"),
+        chat_type="direct",
+        received_at=NOW,
+        token=token,
+    )
+    with pytest.raises(StaleTransition), unit.turn():
+        await handle_action(Turn(unit, "press", LI, event), event)
+    ticket = unit.tickets[7]
+    assert (ticket.state, ticket.version, ticket.audit_seq) == ("assigned", 3, 0)
+    assert unit.outgoing == [] and unit.audit == []
+
+
+async def test_a_refusal_halfway_undoes_what_the_turn_had_changed(env: Env) -> None:
+    reads = MemoryReads()
+    _assigned(reads)
+    unit = Unit(env, reads, NOW)
+    ticket = await unit.ticket(7)
+    assert ticket is not None
+    with pytest.raises(NotAllowed), unit.turn():
+        turn = Turn(unit, "two", LI)
+        await apply(turn, ticket, TicketAction.ACCEPT, LI, via="button")  # this one may
+        await apply(turn, ticket, TicketAction.DEPART, WANG, via="button")  # this one not
+    assert (ticket.state, ticket.version, ticket.assignee_id) == ("assigned", 3, LI.id)
+    assert unit.audit == [] and unit.outgoing == [] and unit.clocks.get(7, []) == []
