@@ -194,6 +194,9 @@ class TelegramSettings(PlatformSettings):
     set_webhook: bool = True
     """In webhook mode, call setWebhook on start-up when ``public_url`` is https."""
     max_download_bytes: int = Field(20_000_000, ge=1)
+    messages_per_second: int = Field(30, ge=1)
+    """Messages the bot sends per second across all chats; Telegram's default is 30, paid
+    broadcasts allow up to 1000."""
 
     @model_validator(mode="after")
     def _credentials(self) -> TelegramSettings:

@@ -314,11 +314,12 @@ class TelegramAdapter(Adapter):
     # --------------------------------------------------------------------------- outbound
 
     def limits(self, destination: Address) -> Sequence[RateLimit]:
-        """PTB's ``FloodLimit``: 1/s per chat, 20/min per group, 30/s for the whole bot."""
+        """PTB's ``FloodLimit``: 1/s per chat, 20/min per group; the bot-wide limit is
+        ``messages_per_second`` (Telegram's default 30/s)."""
         chat, flood = destination.chat_id, FloodLimit
         limits = [
             RateLimit(f"telegram:chat:{chat}", flood.MESSAGES_PER_SECOND_PER_CHAT, 1.0),
-            RateLimit("telegram:bot", flood.MESSAGES_PER_SECOND, 1.0),
+            RateLimit("telegram:bot", self.settings.messages_per_second, 1.0),
         ]
         if chat.startswith("-"):  # groups and supergroups have negative ids
             group = RateLimit(f"telegram:group:{chat}", flood.MESSAGES_PER_MINUTE_PER_GROUP, 60.0)
@@ -327,7 +328,7 @@ class TelegramAdapter(Adapter):
 
     def notice_limits(self, destination: Address) -> Sequence[RateLimit]:
         """A toast (answerCallbackQuery) is not a chat message: only the bot-wide limit."""
-        return [RateLimit("telegram:bot", FloodLimit.MESSAGES_PER_SECOND, 1.0)]
+        return [RateLimit("telegram:bot", self.settings.messages_per_second, 1.0)]
 
     def _mentions(self, people: Sequence[str]) -> list[tuple[int | str, str]]:
         return [self._people[key] for key in people if key in self._people]
