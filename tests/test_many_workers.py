@@ -26,6 +26,9 @@ Sizes are parameters (environment variables, read when the module is imported):
 the system to finish after the last post; default ``max(150, events / 40)``). The bot-wide send
 limit is raised to 1,000/s (``telegram.messages_per_second``) and there is an engineer per 50
 tickets, so Telegram's 1 message/s per chat does not dominate the engineers' direct chats.
+With ``-s`` the test prints its timings and each process's CPU time::
+
+    GONGDAN_WORKERS_EVENTS=300 pytest -s tests/test_many_workers.py
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import itertools
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import time
@@ -57,11 +61,6 @@ from tests.adapters.telegram_driver import SECRET
 from tests.conftest import eventually, free_port, spawn_serve, wait_serving
 from tests.fakes_telegram import TOKEN, FakeBotApi
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
-]
-
 ROOT = Path(__file__).resolve().parents[1]
 PER_CHAT = 4
 CHATS = max(1, int(os.environ.get("GONGDAN_WORKERS_EVENTS", "10000")) // PER_CHAT)
@@ -81,6 +80,13 @@ UPDATE_BASE = 600_000_000
 NUMBER = re.compile(r"\bGD-(\d+)\b")
 ACK = "已收到您的报修"
 HEADERS = {"Content-Type": "application/json", SECRET_HEADER: SECRET}
+
+pytestmark = [
+    pytest.mark.slow,
+    # The drain's allowance, and as much again for starting, posting and checking.
+    pytest.mark.timeout(int(WITHIN + max(WITHIN, 120))),
+    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+]
 
 _POLICY = """
 [sla.policies.{p}]
@@ -204,6 +210,15 @@ class Worker:
                     out[sample.labels["outcome"]] += int(sample.value)
         return out
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the process has used so far (Linux; None elsewhere)."""
+        assert self.proc is not None
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
     def kill(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -235,9 +250,10 @@ class Burst:
     acked: dict[int, str] = field(default_factory=dict)  # update id → worker that said 200
     answers: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
     refused: Counter[str] = field(default_factory=Counter)  # connection errors, by worker
-    resent: int = 0  # posts that went to a second worker
+    resent: int = 0  # updates posted more than once
     unacked: list[int] = field(default_factory=list)
     victim_processed: Counter[str] = field(default_factory=Counter)
+    victim_cpu: float | None = None
     killed_at: float | None = None
     _turn: Iterator[int] = field(default_factory=itertools.count)
     _chats: Iterator[int] = field(default_factory=lambda: iter(range(CHATS)))
@@ -257,6 +273,7 @@ class Burst:
     async def _killer(self) -> None:
         await self._kill.wait()
         self.victim_processed = await self.victim.processed(self.http)
+        self.victim_cpu = self.victim.cpu_seconds()
         self.alive = [w for w in self.workers if w is not self.victim]
         self.victim.kill()
         self.killed_at = time.monotonic()
@@ -272,13 +289,14 @@ class Burst:
         body = json.dumps(update).encode()
         for attempt in range(ATTEMPTS):
             worker = self.alive[next(self._turn) % len(self.alive)]
-            self.resent += attempt == 1
+            if attempt == 1:
+                self.resent += 1
             try:
                 async with self.http.post(
                     worker.base + WEBHOOK_PATH, data=body, headers=HEADERS
                 ) as r:
                     status = r.status
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):
                 self.refused[worker.name] += 1
                 continue
             self.answers[worker.name][status] += 1
@@ -304,6 +322,7 @@ class Progress:
     db: Database
     expected: int
     last: Drained | None = None
+    made_at: float | None = None  # when the tickets were first all made (monotonic)
 
     async def drained(self) -> Drained | None:
         """The counts once ``expected`` tickets exist and nothing is pending or in progress."""
@@ -313,6 +332,9 @@ class Progress:
             outbox = await queues.outbox_counts(s)
         self.last = Drained(tickets, inbound, outbox)
         busy = ("pending", "processing", "sending")
+        made = tickets >= self.expected and not any(inbound.get(k) for k in busy)
+        if made and self.made_at is None:
+            self.made_at = time.monotonic()
         if tickets < self.expected or any(inbound.get(k) or outbox.get(k) for k in busy):
             return None
         return self.last
@@ -344,6 +366,11 @@ async def tickets_made(db: Database) -> list[Made]:
                 )
             )
         return out
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @pytest.fixture
@@ -382,7 +409,7 @@ async def test_three_workers_share_a_burst_and_lose_double_or_reorder_nothing_wh
                     await w.wait_healthy(http)
 
                 burst = Burst(http, workers, victim)
-                started = time.monotonic()
+                started, own_cpu = time.monotonic(), _own_cpu()
                 await burst.run()
                 posted = time.monotonic()
                 timings["post"] = posted - started
@@ -401,7 +428,12 @@ async def test_three_workers_share_a_burst_and_lose_double_or_reorder_nothing_wh
                 except AssertionError as exc:
                     raise AssertionError(f"{exc}; last seen {progress.last}") from None
                 timings["drain"] = time.monotonic() - posted
+                cpu_self = _own_cpu() - own_cpu
+                assert progress.made_at is not None
+                timings["made"] = progress.made_at - posted
+                timings["sent"] = max(c.at for c in bot_api.calls) - posted
                 processed = {w.name: await w.processed(http) for w in survivors}
+                cpu = {w.name: w.cpu_seconds() for w in survivors} | {victim.name: burst.victim_cpu}
             finally:
                 for w in workers:
                     w.terminate()
@@ -417,9 +449,11 @@ async def test_three_workers_share_a_burst_and_lose_double_or_reorder_nothing_wh
         f"posted in {timings['post']:.1f} s ({EVENTS / timings['post']:.0f}/s), "
         f"{victim.name} killed at {timings['kill']:.1f} s "
         f"(it had acknowledged {Counter(burst.acked.values())[victim.name]}, processed "
-        f"{dict(burst.victim_processed)}), all done {timings['drain']:.1f} s after the last "
-        f"post; survivors processed {processed}; {burst.resent} posts re-sent, connection "
-        f"errors {dict(burst.refused)}; {final}"
+        f"{dict(burst.victim_processed)}); after the last post the tickets were all made in "
+        f"{timings['made']:.1f} s, the last message sent in {timings['sent']:.1f} s, all seen "
+        f"done in {timings['drain']:.1f} s; survivors processed {processed}; "
+        f"CPU seconds {cpu}, this test's own {cpu_self:.1f}; {burst.resent} posts re-sent, "
+        f"connection errors {dict(burst.refused)}; {final}"
     )
     print(summary)
 
