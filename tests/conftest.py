@@ -232,9 +232,14 @@ async def running(
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], *, within: float = 15.0, what: str = "condition"
+    check: Callable[[], Awaitable[Any]],
+    *,
+    within: float = 15.0,
+    what: str = "condition",
+    every: float = 0.02,
 ) -> Any:
-    """Poll ``check`` until it returns something truthy (the work is asynchronous by design)."""
+    """Poll ``check`` until it returns something truthy (the work is asynchronous by design);
+    ``every``: seconds between polls (longer for a check that costs the system under test)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
@@ -243,7 +248,7 @@ async def eventually(
             return value
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(every)
 
 
 def spawn_serve(
