@@ -28,6 +28,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from bot.adapters.base import Adapter
 from bot.errors import FlowError, TokenInvalid
 from bot.events import Action, Inbound, Message, Text, Voice, inbound_from_json
@@ -41,10 +43,10 @@ from bot.unit import Env, Turn
 from bot.work import Tx, Work
 from storage import inbound
 from storage.db import Database
-from storage.inbound import Claimed
+from storage.inbound import Claimed, Taken
 from storage.models import utcnow
 from storage.records import Person
-from storage.unit import customer_key
+from storage.unit import Conflict, customer_key
 
 __all__ = ["Engine"]
 
@@ -160,19 +162,24 @@ class Engine:
         rows: list[Claimed] = []
         try:
             async with self.work.unit() as tx:
-                rows = await inbound.claim(
-                    tx.store.conn,
-                    limit=size,
-                    now=utcnow(),
-                    lease_until=utcnow() + self.lease,
-                    max_attempts=self.max_attempts,
+                rows = await inbound.claimable(
+                    tx.store.conn, limit=size, max_attempts=self.max_attempts
                 )
+                now = utcnow()
+
+                async def take(conn: AsyncConnection) -> None:
+                    await inbound.take(conn, rows, now=now, lease_until=now + self.lease)
+
+                tx.before_write.append(take)
                 rest = [r for r in rows if r.kind != "voice"]
                 if rest:
                     started = time.perf_counter()
                     await self._handle(tx, rest)
                     spent = (time.perf_counter() - started) / len(rest)
                     self._per_event = 0.8 * self._per_event + 0.2 * spent
+        except (Conflict, Taken) as exc:  # someone else changed what we read: read again
+            log.info("a unit of %d events met a change made meanwhile (%s); again", len(rows), exc)
+            return len(rows)
         except Exception as exc:
             if not rows:
                 raise  # the claim itself failed (the database is away): the loop waits
@@ -206,7 +213,7 @@ class Engine:
         event = inbound_from_json(row.payload)
         try:
             async with self.work.unit() as tx:
-                (person,) = await self._identify(tx, [event])
+                (person,) = await self._identify(tx, [row], [event])
                 turn = Turn(tx.unit, f"{row.platform}:{row.event_id}:failed", person, event)
                 self._answer(turn, event, say("error.internal", self.env.settings.locale))
         except Exception:
@@ -214,7 +221,7 @@ class Engine:
 
     async def _handle(self, tx: Tx, rows: Sequence[Claimed]) -> None:
         events = [inbound_from_json(r.payload) for r in rows]
-        people = await self._identify(tx, events)
+        people = await self._identify(tx, rows, events)
         # The tickets the presses are about, with their cards and clocks, in a few queries
         # (locked on PostgreSQL: another worker's press on them waits for this unit).
         ids = []
@@ -235,7 +242,12 @@ class Engine:
                     tx.feed.extend(entries)
                     tx.local.add(adapter)
             await asyncio.sleep(0)  # let the server answer requests between events
-        await inbound.settle(tx.store.conn, outcomes)
+        if outcomes:
+
+            async def settle(conn: AsyncConnection) -> None:
+                await inbound.settle(conn, outcomes)
+
+            tx.before_write.append(settle)
 
     async def _run(
         self, tx: Tx, row: Claimed, event: Inbound, person: Person, heard: Heard | None = None
@@ -288,35 +300,42 @@ class Engine:
         else:
             turn.reply(Text(text))
 
-    async def _identify(self, tx: Tx, events: Sequence[Inbound]) -> list[Person]:
-        """The person behind each event. Identities are keyed by the *sender's* platform,
-        which can differ from the chat's surface (a WeCom AI-bot group speaks for WeCom
-        members). Anyone not on the staff is a customer (speaking the language their
-        platform reports, when it is one we have texts in)."""
+    async def _identify(
+        self, tx: Tx, rows: Sequence[Claimed], events: Sequence[Inbound]
+    ) -> list[Person]:
+        """The person behind each event (the claim found those we know). Identities are keyed
+        by the *sender's* platform, which can differ from the chat's surface (a WeCom AI-bot
+        group speaks for WeCom members). Anyone not on the staff is a customer — one we have
+        never seen is created here, speaking the language their platform reports when it is
+        one we have texts in."""
         staff, customers = self.env.staff, self.env.customers
-        unknown: dict[tuple[str, str], tuple[str, str, str, str | None]] = {}
-        for e in events:
+        out: list[Person] = []
+        for row, e in zip(rows, events, strict=True):
             s = e.sender
-            if (
-                staff.who(s.platform, s.user_id) is None
-                and customers.get(s.platform, s.user_id) is None
-            ):
-                unknown[(s.platform, s.user_id)] = (
-                    s.platform,
-                    s.user_id,
-                    s.name,
-                    _locale(s.locale),
+            person = (
+                staff.who(s.platform, s.user_id)
+                or row.person
+                or customers.get(s.platform, s.user_id)
+            )
+            if person is None:
+                person = Person(
+                    id=await tx.store.new_id("people"),
+                    key=customer_key(s.platform, s.user_id),
+                    name=s.name or s.user_id,
+                    role="customer",
+                    locale=_locale(s.locale),
                 )
-        if unknown:
-            found = await tx.store.customers(list(unknown.values()), utcnow())
-            by_key = {p.key: p for p in found}
-            for platform, user_id in unknown:
-                customers.add(platform, user_id, by_key[customer_key(platform, user_id)])
-        out = []
-        for e in events:
-            s = e.sender
-            person = staff.who(s.platform, s.user_id) or customers.get(s.platform, s.user_id)
-            assert person is not None
+                tx.people.append(person)
+                tx.identities.append(
+                    {
+                        "person_id": person.id,
+                        "platform": s.platform,
+                        "external_id": s.user_id,
+                        "display_name": s.name,
+                    }
+                )
+            if person.role == "customer":
+                customers.add(s.platform, s.user_id, person)
             tx.unit.people.setdefault(person.id, person)
             out.append(person)
         return out
@@ -329,17 +348,21 @@ class Engine:
         key = f"{row.platform}:{row.event_id}"
         try:
             async with self.work.unit() as tx:
-                (person,) = await self._identify(tx, [event])
+                (person,) = await self._identify(tx, [row], [event])
                 acknowledge(Turn(tx.unit, key + ":ack", person, event))  # keyed: said once
             heard = await self._hear(row, event)
             async with self.work.unit() as tx:
-                (person,) = await self._identify(tx, [event])
+                (person,) = await self._identify(tx, [row], [event])
                 outcome = await self._run(tx, row, event, person, heard)
                 status, error = ("done", None) if outcome is None else outcome[1:]
-                if not await inbound.finish(
-                    tx.store.conn, row.id, row.attempts, status, now=utcnow(), error=error
-                ):
-                    raise _LeaseLost()
+
+                async def finish(conn: AsyncConnection) -> None:
+                    if not await inbound.finish(
+                        conn, row.id, row.attempts, status, now=utcnow(), error=error
+                    ):
+                        raise _LeaseLost()
+
+                tx.before_write.append(finish)
         except _LeaseLost:
             log.warning("voice note %s was taken over by another worker; left to it", key)
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import os
@@ -61,10 +62,16 @@ class Hub:
         self.secret = load_secret(settings)
         self.codec = TokenCodec(self.secret)
         self.directory = Directory(settings)
-        self.inbox = Inbox(self.db, on_stored=self._inbound_stored, metrics=self.metrics)
+        self.inbox = Inbox(
+            self.db,
+            on_stored=self._inbound_stored,
+            metrics=self.metrics,
+            window=settings.engine.commit_window_ms / 1000,
+        )
         self.adapters: dict[str, Adapter] = self._build_adapters()
         self.transcriber = None
         self._warm: asyncio.Task[None] | None = None
+        self._warm_failed = False
         if settings.asr.enabled:
             from bot.nlp.asr import build_transcriber
 
@@ -98,6 +105,7 @@ class Hub:
             self.metrics,
             admin_chat=settings.admin_chat,
             locale=settings.locale,
+            lease=timedelta(seconds=settings.outbox.lease_seconds),
             digest_max_lines=settings.sla.digest_max_lines,
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -119,12 +127,23 @@ class Hub:
                 adapters.update(create(deps))
         return adapters
 
+    @property
+    def speech_model(self) -> str:
+        """ "off", "loading", "ready" or "failed" (``/healthz`` says it)."""
+        if self.transcriber is None:
+            return "off"
+        if self._warm is None or not self._warm.done():
+            return "loading"
+        return "failed" if self._warm_failed else "ready"
+
     async def _warm_up(self) -> None:
         assert self.transcriber is not None
         try:
             await self.transcriber.warm_up()
         except Exception:  # the first voice note will try again and report it
             log.exception("loading the speech model failed")
+            self._warm_failed = True
+        gc.freeze()  # (its dictionaries are for good too)
 
     async def _auto_close(self) -> None:
         after = timedelta(hours=self.settings.tickets.auto_close_hours)
@@ -205,10 +224,15 @@ class Hub:
         from bot.nlp.text import warm_up
 
         await asyncio.to_thread(warm_up)  # jieba loads its dictionary once, off the event loop
+        # What start-up built lives as long as the process: keep the collector off it, so
+        # that a full collection under load walks only what requests leave behind.
+        gc.freeze()
         async with self.db.transaction() as s:
             await repo.sync_staff(s, self.directory.staff_records())
         async with self.db.read() as s:
             self.env.staff.load(*await repo.staff(s))
+        async with self.db.reads() as conn:
+            await self.work.ids.seed(conn)
         for adapter in self.adapters.values():
             await adapter.start()
         if self.transcriber is not None:  # load the model in the background, not on first use

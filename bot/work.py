@@ -1,20 +1,31 @@
-"""Running units of work: one transaction, the flows' decisions, one write, then delivery.
+"""Running units of work: read, decide, then one write — and delivery.
 
-``Work.unit()`` opens a write transaction, gives the caller a ``Unit`` whose reads run in it,
-and on leaving turns what the flows decided into rows — an outbox row per message, or, for a
-platform whose delivery is a table of our own (the web chat's feed), that table's row, which
-makes such a reply visible exactly when the change it reports commits — and writes all of it
-with the unit's other changes before the commit. The engine, the SLA sweep and the hub's jobs
-all change tickets this way.
+``Work.unit()`` gives the caller a ``Unit`` to read and decide in, and on leaving turns what
+the flows decided into rows — an outbox row per message, or, for a platform whose delivery is a
+table of our own (the web chat's feed), that table's row, which makes such a reply visible
+exactly when the change it reports commits — and writes all of it in one transaction. The
+engine, the SLA sweep and the hub's jobs all change tickets this way.
+
+- PostgreSQL: the unit is one transaction; what it will change is locked as it is read
+  (``FOR UPDATE``), so units on other workers wait for it or skip it.
+- SQLite: the file has one write lock, and answering a platform waits on the intake's commit,
+  which needs it. So a unit reads and decides on a read connection, holding no lock, and takes
+  the write lock only for its write — milliseconds, however long deciding took. Units of this
+  process take turns (one decides at a time), so none decides on rows another is about to
+  change; the compare-and-set on what it writes catches anything else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.adapters.base import Adapter, Capability
 from bot.events import outbound_to_json
@@ -22,21 +33,26 @@ from bot.unit import Env, Unit
 from storage.db import Database
 from storage.models import utcnow
 from storage.records import FeedEntry, OutboxEntry
-from storage.unit import Changes, Store
+from storage.unit import Changes, Ids, Store
 
 __all__ = ["Tx", "Work"]
 
 log = logging.getLogger(__name__)
 
+Hook = Callable[[AsyncConnection], Awaitable[None]]
+
 
 @dataclass
 class Tx:
-    """A unit of work with its store (for statements of the engine's own, like claims)."""
+    """A unit of work with its store (for statements of the caller's own, like claims)."""
 
     unit: Unit
     store: Store
     feed: list[FeedEntry] = field(default_factory=list)  # extra rows (a web user's message)
     local: set[Adapter] = field(default_factory=set)  # adapters whose table those went to
+    before_write: list[Hook] = field(default_factory=list)  # run first in the write
+    people: list[Any] = field(default_factory=list)  # new people (``records.Person``)
+    identities: list[dict[str, Any]] = field(default_factory=list)  # and their identities
 
 
 class Work:
@@ -54,27 +70,49 @@ class Work:
         self.adapters = adapters
         self.clock = clock
         self.on_outbox = on_outbox
+        self.ids = Ids()
+        self._turns = asyncio.Lock()  # SQLite: one unit reads and decides at a time
 
     @asynccontextmanager
     async def unit(self, *, now: datetime | None = None, urgent: bool = False) -> AsyncIterator[Tx]:
-        """A unit in its own transaction; its decisions are written when the block ends
-        (nothing is written if it raises)."""
-        async with self.db.begin(urgent=urgent) as conn:
-            store = Store(conn)
-            tx = Tx(Unit(self.env, store, now or self.clock()), store)
-            yield tx
-            changes, local = self.changes(tx)
-            await store.write(changes)
-        if changes.outbox:
-            self.on_outbox()
+        """A unit of work; its decisions are written when the block ends (nothing is written
+        if it raises)."""
+        if self.db.is_sqlite:
+            async with self._turns:
+                async with self.db.reads() as conn:
+                    store = Store(conn, self.ids)
+                    tx = Tx(Unit(self.env, store, now or self.clock()), store)
+                    yield tx
+                async with self.db.begin(urgent=urgent) as conn:
+                    store.conn = conn
+                    local = await self._write(tx)
+        else:
+            async with self.db.begin(urgent=urgent) as conn:
+                store = Store(conn, self.ids)
+                tx = Tx(Unit(self.env, store, now or self.clock()), store)
+                yield tx
+                local = await self._write(tx)
         for adapter in local:
             adapter.delivered()
+
+    async def _write(self, tx: Tx) -> set[Adapter]:
+        try:
+            for hook in tx.before_write:
+                await hook(tx.store.conn)
+            changes, local = self.changes(tx)
+            await tx.store.write(changes)
+        except Exception:
+            self.ids.forget()  # rows may have come from elsewhere: count ids afresh
+            raise
+        if changes.outbox:
+            self.on_outbox()
+        return local
 
     @asynccontextmanager
     async def reader(self, *, now: datetime | None = None) -> AsyncIterator[Tx]:
         """A unit that only reads (no write lock; whatever it decides is never written)."""
         async with self.db.read_engine.connect() as conn:
-            store = Store(conn)
+            store = Store(conn, self.ids)
             yield Tx(Unit(self.env, store, now or self.clock()), store)
 
     def changes(self, tx: Tx) -> tuple[Changes, set[Adapter]]:
@@ -132,5 +170,8 @@ class Work:
             outbox=outbox,
             feed=feed,
             chats=unit.chats,
+            people=tx.people,
+            identities=tx.identities,
+            now=wall,
         )
         return changes, local

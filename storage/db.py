@@ -53,6 +53,8 @@ def _begin_immediate(conn: Any) -> None:
 
 
 def _begin_deferred(conn: Any) -> None:
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return  # each statement reads on its own (a unit's reads, see ``Database.reads``)
     conn.exec_driver_sql("BEGIN")
 
 
@@ -123,6 +125,10 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        else:
+            # Every transaction here ends in a commit or a rollback of its own: no reset on
+            # return to the pool (a rollback round trip to the driver's thread each time).
+            kwargs.update(pool_reset_on_return=None)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.read_engine: AsyncEngine = self.engine
         if self.is_sqlite:
@@ -155,6 +161,15 @@ class Database:
     async def begin(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
         """A connection inside one write transaction (Core statements, no ORM session)."""
         async with self._gated(urgent), self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def reads(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose statements each read on their own (no transaction held: a
+        unit of work that decides between its reads and its write)."""
+        async with self.read_engine.connect() as conn:
+            if self.is_sqlite:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     @asynccontextmanager

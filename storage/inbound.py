@@ -1,13 +1,14 @@
 """The inbound queue: every verified event, stored before the platform is answered.
 
-``insert`` is the intake's group commit (one cached statement for many events). ``claim``
-hands the engine the next events in arrival order, at most one per *lane* (a chat): an event
-is claimable only when nothing earlier in its lane is still pending or in hand, so a chat's
-events are processed in the order they came, by whichever worker, while different chats go
-side by side. Claiming marks them done in the same transaction that writes their effects —
-if that transaction rolls back, they are pending again. Voice notes, whose processing takes
-seconds outside any transaction, have no lane and are claimed with a lease instead; a lease
-that lapsed (its worker died) is given back by ``reclaim``.
+``insert`` is the intake's group commit (one cached statement for many events).
+``claimable`` hands the engine the next events in arrival order (with who sent them), at most
+one per *lane* (a chat): an event is claimable only when nothing earlier in its lane is still
+pending or in hand, so a chat's events are processed in the order they came, by whichever
+worker, while different chats go side by side. ``take`` marks them done in the same
+transaction that writes their effects — if that transaction rolls back, they are pending
+again. Voice notes, whose processing takes seconds outside any transaction, have no lane and
+are taken with a lease instead; a lease that lapsed (its worker died) is given back by
+``reclaim``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.sql.elements import BindParameter
 
 from storage.db import insert_stmt
 from storage.models import TABLES, UTCDateTime
+from storage.records import Person, columns
 
 __all__ = [
     "Claimed",
     "InboundRow",
     "attempted",
-    "claim",
     "counts",
     "extend",
     "finish",
@@ -36,9 +36,12 @@ __all__ = [
     "lapsed",
     "reclaim",
     "settle",
+    "take",
 ]
 
 I = TABLES["inbound_events"]  # noqa: E741
+ID = TABLES["identities"]
+P = TABLES["people"]
 Executor = AsyncConnection | AsyncSession
 _STATEMENTS: dict[tuple[str, ...], Any] = {}
 
@@ -52,6 +55,8 @@ class InboundRow:
     raw: str | None
     received_at: datetime
     lane: str | None = None  # the chat whose order it keeps (None: no order to keep)
+    sender_platform: str | None = None  # who sent it (identities are per platform)
+    sender_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,11 @@ class Claimed:
     kind: str
     payload: dict[str, Any]
     attempts: int  # including this claim
+    person: Person | None = None  # who sent it (None: nobody we know yet)
+
+
+class Taken(Exception):
+    """An event claimed for a unit was taken by another meanwhile: run the unit again."""
 
 
 def _pg(conn: Executor) -> bool:
@@ -90,6 +100,8 @@ async def insert(conn: AsyncConnection, rows: Sequence[InboundRow]) -> set[tuple
             "raw": r.raw,
             "received_at": r.received_at,
             "lane": r.lane,
+            "sender_platform": r.sender_platform,
+            "sender_id": r.sender_id,
             "status": "pending",
             "attempts": 0,
         }
@@ -104,16 +116,29 @@ async def insert(conn: AsyncConnection, rows: Sequence[InboundRow]) -> set[tuple
 OPEN = "status IN ('pending', 'processing')"
 
 
-def _claim_stmt(pg: bool) -> Any:
+def _claimable_stmt(pg: bool) -> Any:
     earlier = I.alias("earlier")
     blocked = exists().where(
         earlier.c.lane == I.c.lane,
         earlier.c.id < I.c.id,
         text("earlier." + OPEN),
     )
-    now: BindParameter[Any] = bindparam("now", type_=UTCDateTime())
-    candidates = (
-        select(I.c.id)
+    q = (
+        select(
+            I.c.id,
+            I.c.platform,
+            I.c.event_id,
+            I.c.kind,
+            I.c.payload,
+            I.c.attempts,
+            *(P.c[n].label(f"person_{n}") for n in columns(Person)),
+        )
+        .select_from(
+            I.outerjoin(
+                ID,
+                (ID.c.platform == I.c.sender_platform) & (ID.c.external_id == I.c.sender_id),
+            ).outerjoin(P, P.c.id == ID.c.person_id)
+        )
         .where(
             I.c.status == "pending",
             I.c.attempts < bindparam("max_attempts"),
@@ -122,36 +147,54 @@ def _claim_stmt(pg: bool) -> Any:
         .order_by(I.c.id)
         .limit(bindparam("limit"))
     )
-    if pg:
-        candidates = candidates.with_for_update(skip_locked=True)
-    voice = I.c.kind == "voice"
-    return (
-        update(I)
-        .where(I.c.id.in_(candidates.scalar_subquery()))
-        .values(
-            status=case((voice, "processing"), else_="done"),
-            claimed_until=case((voice, bindparam("lease_until", type_=UTCDateTime())), else_=None),
-            processed_at=case((voice, None), else_=now),
-            attempts=I.c.attempts + 1,
-        )
-        .returning(I.c.id, I.c.platform, I.c.event_id, I.c.kind, I.c.payload, I.c.attempts)
-    )
+    return q.with_for_update(of=I, skip_locked=True) if pg else q
 
 
-async def claim(
-    conn: Executor, *, limit: int, now: datetime, lease_until: datetime, max_attempts: int
-) -> list[Claimed]:
-    """The next events to process (at most one per lane), oldest first. Events are marked done
-    here — the caller's transaction commits that together with their effects; voice notes are
-    marked in hand until ``lease_until``."""
+async def claimable(conn: Executor, *, limit: int, max_attempts: int) -> list[Claimed]:
+    """The next events to process — at most one per lane, oldest first — with the person
+    behind each (None: a sender we have never seen). On PostgreSQL they are locked for this
+    transaction (``SKIP LOCKED``: other workers take others); ``take`` marks them."""
     pg = _pg(conn)
-    key = ("claim", str(pg))
+    key = ("claimable", str(pg))
     stmt = _STATEMENTS.get(key)
     if stmt is None:
-        stmt = _STATEMENTS[key] = _claim_stmt(pg)
-    params = {"now": now, "lease_until": lease_until, "limit": limit, "max_attempts": max_attempts}
-    rows = (await conn.execute(stmt, params)).all()
-    return sorted((Claimed(*r) for r in rows), key=lambda c: c.id)
+        stmt = _STATEMENTS[key] = _claimable_stmt(pg)
+    rows = await conn.execute(stmt, {"limit": limit, "max_attempts": max_attempts})
+    out = []
+    for r in rows:
+        person = None
+        if r.person_id is not None:
+            person = Person(**{n: getattr(r, f"person_{n}") for n in columns(Person)})
+        out.append(Claimed(r.id, r.platform, r.event_id, r.kind, r.payload, r.attempts + 1, person))
+    return out
+
+
+async def take(
+    conn: Executor, claimed: Sequence[Claimed], *, now: datetime, lease_until: datetime
+) -> None:
+    """Mark claimed events: done (in the transaction that writes their effects), or, for voice
+    notes, in hand until ``lease_until``. ``Taken`` if one was taken meanwhile."""
+    if not claimed:
+        return
+    stmt = _STATEMENTS.get(("take",))
+    if stmt is None:
+        voice = I.c.kind == "voice"
+        stmt = _STATEMENTS[("take",)] = (
+            update(I)
+            .where(I.c.id.in_(bindparam("ids", expanding=True)), I.c.status == "pending")
+            .values(
+                status=case((voice, "processing"), else_="done"),
+                claimed_until=case(
+                    (voice, bindparam("lease_until", type_=UTCDateTime())), else_=None
+                ),
+                processed_at=case((voice, None), else_=bindparam("now", type_=UTCDateTime())),
+                attempts=I.c.attempts + 1,
+            )
+        )
+    params = {"ids": [c.id for c in claimed], "now": now, "lease_until": lease_until}
+    result = await conn.execute(stmt, params)
+    if result.rowcount != len(claimed):  # type: ignore[attr-defined]
+        raise Taken(f"{len(claimed) - result.rowcount} events were taken meanwhile")  # type: ignore[attr-defined]
 
 
 async def settle(conn: Executor, outcomes: Sequence[tuple[int, str, str | None]]) -> None:

@@ -193,6 +193,8 @@ class InboundEvent(Base):
     event_id: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(20))  # message | voice | action
     lane: Mapped[str | None] = mapped_column(String(330))  # the chat whose order it keeps
+    sender_platform: Mapped[str | None] = mapped_column(String(20))  # who sent it: their
+    sender_id: Mapped[str | None] = mapped_column(String(200))  # identity, joined at claim
     payload: Mapped[dict[str, Any]] = mapped_column()  # the normalized event
     raw: Mapped[str | None] = mapped_column(Text)  # what the platform sent, for the record
     status: Mapped[str] = mapped_column(String(12), default="pending")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import records
@@ -34,7 +34,10 @@ class StaffRecord:
 
 
 async def sync_staff(session: AsyncSession, staff: Iterable[StaffRecord]) -> None:
-    """Make the people table match the configured staff (insert, update, deactivate)."""
+    """Make the people table match the configured staff (insert, update, deactivate). Workers
+    starting at once on PostgreSQL take turns (a transaction-level advisory lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(1734632819)"))
     wanted = {s.key: s for s in staff}
     existing = {
         p.key: p

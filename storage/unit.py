@@ -53,7 +53,7 @@ from storage.records import (
     snapshot,
 )
 
-__all__ = ["Changes", "Conflict", "Store", "customer_key"]
+__all__ = ["Changes", "Conflict", "Ids", "Store", "customer_key"]
 
 T = TABLES["tickets"]
 C = TABLES["sla_clocks"]
@@ -72,6 +72,61 @@ _STATES: BindParameter[Any] = bindparam("states", expanding=True)
 def customer_key(platform: str, user_id: str) -> str:
     """The people key of a customer (anyone who writes in and is not on the staff)."""
     return f"cust-{platform}-{user_id}"[:200]
+
+
+class Ids:
+    """Primary keys handed out before rows are written (one per database, for all units).
+
+    SQLite: one process writes the file, so the largest ids are read once and counted on in
+    memory (read again after a failed write, in case rows came from elsewhere). PostgreSQL:
+    ticket numbers come from the sequence one by one (so they stay close to gapless); other
+    tables' ids from blocks taken from their sequences (a gap costs nothing there).
+    """
+
+    TABLES = ("people", "tickets", "card_refs", "voice_notes")
+    BLOCK = 64
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._blocks: dict[str, list[int]] = {}
+
+    async def seed(self, conn: AsyncConnection) -> None:
+        """Read the largest ids now (start-up), rather than in the first unit."""
+        if conn.dialect.name != "postgresql" and not self._next:
+            await self._largest(conn)
+
+    async def _largest(self, conn: AsyncConnection) -> None:
+        maxima = select(
+            *(
+                select(func.coalesce(func.max(TABLES[t].c.id), 0)).scalar_subquery()
+                for t in self.TABLES
+            )
+        )
+        row = (await conn.execute(maxima)).one()
+        self._next = dict(zip(self.TABLES, row, strict=True))
+
+    def forget(self) -> None:
+        """Read the largest ids again before the next one (a write failed)."""
+        self._next.clear()
+
+    async def take(self, conn: AsyncConnection, table: str) -> int:
+        if conn.dialect.name == "postgresql":
+            if table == "tickets":
+                stmt = text("SELECT nextval(pg_get_serial_sequence('tickets', 'id'))")
+                return int((await conn.execute(stmt)).scalar_one())
+            block = self._blocks.setdefault(table, [])
+            if not block:
+                stmt = text(
+                    f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
+                    "FROM generate_series(1, :n)"
+                )
+                block.extend(sorted(i for (i,) in await conn.execute(stmt, {"n": self.BLOCK})))
+                block.reverse()
+            return block.pop()
+        if not self._next:
+            await self._largest(conn)
+        self._next[table] += 1
+        return self._next[table]
 
 
 class Conflict(Exception):
@@ -109,18 +164,20 @@ class Changes:
     outbox: Sequence[OutboxEntry] = ()
     feed: Sequence[FeedEntry] = ()
     chats: Sequence[tuple[str, str, str]] = ()  # (platform, chat_id, kind) seen
+    people: Sequence[Person] = ()  # new customers
+    identities: Sequence[dict[str, Any]] = ()  # their chat identities
+    now: datetime | None = None  # when new people were first seen
 
 
 class Store:
     """Reads and the final write of one unit of work, on the unit's connection."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
+    def __init__(self, conn: AsyncConnection, ids: Ids) -> None:
+        self.conn = conn  # the reads' connection; the write's, once the unit writes
+        self.ids = ids
         self.dialect = conn.dialect.name
         self.pg = self.dialect == "postgresql"
         self.loaded: dict[tuple[type, int], tuple[Any, ...]] = {}
-        self._next_ids: dict[str, int] = {}
-        self._max_ids: dict[str, int] | None = None
 
     # ------------------------------------------------------------------------------ reads
 
@@ -242,61 +299,6 @@ class Store:
         )
         return (await self.conn.execute(stmt, {"p": platform, "c": chat_id})).scalar()
 
-    async def customers(
-        self, senders: Sequence[tuple[str, str, str, str | None]], now: datetime
-    ) -> list[Person]:
-        """The people behind senders who are not staff — (platform, user id, name, locale) —
-        keyed ``cust-<platform>-<user id>``: found, or created with their identity."""
-        if not senders:
-            return []
-        stmt = _cached(
-            ("customers", self.dialect),
-            lambda: (
-                lambda ins: ins.on_conflict_do_update(
-                    index_elements=["key"], set_={"key": ins.excluded.key}
-                ).returning(*_cols(P, Person), P.c.created_at)
-            )(insert_stmt(self.conn, P)),
-        )
-        wanted = {customer_key(p, u): (p, u, name, locale) for p, u, name, locale in senders}
-        params: list[dict[str, Any]] = [
-            {
-                "key": key,
-                "name": name or user_id,
-                "role": "customer",
-                "locale": locale,
-                "skills": [],
-                "max_open": 5,
-                "active": True,
-                "created_at": now,
-            }
-            for key, (_, user_id, name, locale) in wanted.items()
-        ]
-        people, fresh = [], []
-        for row in await self.conn.execute(stmt, params):
-            values = dict(row._mapping)
-            created = values.pop("created_at")
-            person = Person(**values)
-            people.append(person)
-            if created == now:  # made just now: its identity too
-                platform, user_id, name, _ = wanted[person.key]
-                fresh.append(
-                    {
-                        "person_id": person.id,
-                        "platform": platform,
-                        "external_id": user_id,
-                        "display_name": name,
-                    }
-                )
-        if fresh:
-            stmt = _cached(
-                ("identities", self.dialect),
-                lambda: insert_stmt(self.conn, I).on_conflict_do_nothing(
-                    index_elements=["platform", "external_id"]
-                ),
-            )
-            await self.conn.execute(stmt, fresh)
-        return people
-
     async def identities(self, person_id: int) -> list[str]:
         stmt = _cached(
             ("identities",),
@@ -309,33 +311,16 @@ class Store:
         return [f"{p}:{e}" for p, e in await self.conn.execute(stmt, {"p": person_id})]
 
     async def new_id(self, table: str) -> int:
-        """A fresh primary key for ``table`` (tickets, card_refs, voice_notes), known before
-        the row is written so everything that points at it can be decided first.
-
-        SQLite: the unit holds the write lock, so the largest id + 1 is free (read once per
-        unit for all three tables). PostgreSQL: the table's sequence.
-        """
-        if self.pg:
-            stmt = text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))")
-            return int((await self.conn.execute(stmt)).scalar_one())
-        if self._max_ids is None:
-            stmt = _cached(
-                ("max_ids",),
-                lambda: select(
-                    select(func.coalesce(func.max(T.c.id), 0)).scalar_subquery(),
-                    select(func.coalesce(func.max(R.c.id), 0)).scalar_subquery(),
-                    select(func.coalesce(func.max(N.c.id), 0)).scalar_subquery(),
-                ),
-            )
-            row = (await self.conn.execute(stmt)).one()
-            self._max_ids = {"tickets": row[0], "card_refs": row[1], "voice_notes": row[2]}
-        self._max_ids[table] += 1
-        return self._max_ids[table]
+        """A fresh primary key for ``table`` (people, tickets, card_refs, voice_notes), known
+        before the row is written so everything that points at it can be decided first."""
+        return await self.ids.take(self.conn, table)
 
     # ------------------------------------------------------------------------------ write
 
     async def write(self, changes: Changes) -> None:
         """Write everything in ``changes``: parents before children, each table in bulk."""
+        await self._insert(P, [_person_row(p, changes.now) for p in changes.people])
+        await self._insert(I, list(changes.identities))
         await self._chats(changes.chats)
         await self._rows(T, Ticket, changes.tickets, changes.new_ticket_ids, cas="version")
         await self._clocks(changes.clocks, changes.deleted_clocks)
@@ -420,6 +405,10 @@ class Store:
             await self._insert(C, [{n: getattr(c, n) for n in names} for c in fresh])
         loaded = [c for c in clocks if c.id is not None]
         await self._rows(C, Clock, loaded, (), whole=True)
+
+
+def _person_row(person: Person, now: datetime | None) -> dict[str, Any]:
+    return {**_row(person), "created_at": now}
 
 
 def _row(record: Any) -> dict[str, Any]:

@@ -54,7 +54,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from bot.adapters.telegram.adapter import SECRET_HEADER, WEBHOOK_PATH
-from storage import queues
+from storage import inbound as inbound_table
+from storage import outbox as outbox_table
 from storage.db import Database
 from storage.models import Person, Ticket
 from tests.adapters.telegram_driver import SECRET
@@ -328,8 +329,8 @@ class Progress:
         """The counts once ``expected`` tickets exist and nothing is pending or in progress."""
         async with self.db.read() as s:
             tickets = int(await s.scalar(select(func.count()).select_from(Ticket)) or 0)
-            inbound = await queues.inbound_counts(s)
-            outbox = await queues.outbox_counts(s)
+            inbound = await inbound_table.counts(s)
+            outbox = await outbox_table.counts(s)
         self.last = Drained(tickets, inbound, outbox)
         busy = ("pending", "processing", "sending")
         made = tickets >= self.expected and not any(inbound.get(k) for k in busy)
@@ -399,13 +400,9 @@ async def test_three_workers_share_a_burst_and_lose_double_or_reorder_nothing_wh
         connector = aiohttp.TCPConnector(limit=IN_FLIGHT + 10)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             try:
-                # The first start on an empty database writes the staff; two at once race on
-                # it (a unique violation on people.key ends one), so the first starts alone.
-                workers[0].spawn()
-                await workers[0].wait_healthy(http)
-                for w in workers[1:]:
+                for w in workers:  # all at once: they take turns writing the staff
                     w.spawn()
-                for w in workers[1:]:
+                for w in workers:
                     await w.wait_healthy(http)
 
                 burst = Burst(http, workers, victim)

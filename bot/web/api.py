@@ -69,7 +69,8 @@ async def _ticket_json(hub: Hub, s: Any, t: Ticket, *, events: bool) -> dict[str
     if events:
         # Each clock: due time, business time left, paused or not, breached, escalation.
         policies, now = hub.env.policies, hub.clock()
-        clocks = (await Store(await s.connection()).clocks([t.id]))[t.id] if policies else []
+        store = Store(await s.connection(), hub.work.ids)
+        clocks = (await store.clocks([t.id]))[t.id] if policies else []
         out["clocks"] = [clock_status(c, now, policies) for c in clocks if policies]
         out["events"] = [
             {
@@ -142,7 +143,9 @@ async def healthz(request: web.Request) -> web.Response:
             await repo.count_tickets(s)
     except Exception as exc:  # the health check's whole point is to report this
         return web.json_response({"status": "unhealthy", "database": repr(exc)}, status=503)
-    return web.json_response({"status": "ok", "adapters": sorted(hub.adapters)})
+    return web.json_response(
+        {"status": "ok", "adapters": sorted(hub.adapters), "speech_model": hub.speech_model}
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:

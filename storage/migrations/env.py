@@ -15,6 +15,11 @@ config = context.config
 target_metadata = Base.metadata
 
 
+#: Several workers starting at once on PostgreSQL migrate one after another (the others then
+#: find nothing left to do): a session-level advisory lock around the migrations.
+_MIGRATE_LOCK = 0x67_64_6D_67  # "gdmg"
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -22,8 +27,17 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    pg = connection.dialect.name == "postgresql"
+    if pg:
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATE_LOCK})")
+        connection.commit()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if pg:
+            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATE_LOCK})")
+            connection.commit()
 
 
 async def _online() -> None:

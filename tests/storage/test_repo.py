@@ -12,7 +12,7 @@ from storage.db import Database
 from storage.inbound import InboundRow
 from storage.models import OutboxMessage
 from storage.outbox import Outcome
-from storage.unit import Changes, Conflict, Store
+from storage.unit import Changes, Conflict, Ids, Store
 from tests.fakes import enqueue
 
 
@@ -68,7 +68,7 @@ async def test_a_ticket_changed_meanwhile_is_not_overwritten(db: Database) -> No
     ticket_id = await _customer_ticket(db)
     with pytest.raises(Conflict):
         async with db.begin() as conn:
-            store = Store(conn)
+            store = Store(conn, Ids())
             (ticket,) = await store.tickets([ticket_id], lock=True)
             # Someone else moves it after we loaded it (here, in the same transaction).
             await conn.execute(text("UPDATE tickets SET version = 2, state = 'cancelled'"))
@@ -82,7 +82,7 @@ async def test_a_ticket_changed_meanwhile_is_not_overwritten(db: Database) -> No
 async def test_a_unit_writes_only_what_changed(db: Database) -> None:
     ticket_id = await _customer_ticket(db)
     async with db.begin() as conn:
-        store = Store(conn)
+        store = Store(conn, Ids())
         (ticket,) = await store.tickets([ticket_id])
         ticket.site = "二车间"
         await store.write(Changes(tickets=[ticket]))
@@ -133,16 +133,42 @@ async def test_inbound_is_stored_once(db: Database) -> None:
         assert (await inbound.counts(s)) == {"pending": 1}
 
 
-async def _claim(db: Database, **kw: object) -> list[inbound.Claimed]:
+async def _claim(db: Database, lease: timedelta = timedelta(minutes=1)) -> list[inbound.Claimed]:
     now = datetime.now(UTC)
     async with db.begin() as conn:
-        return await inbound.claim(
-            conn,
-            limit=10,
-            now=now,
-            lease_until=now + kw.pop("lease", timedelta(minutes=1)),  # type: ignore[operator]
-            max_attempts=3,
-        )
+        claimed = await inbound.claimable(conn, limit=10, max_attempts=3)
+        await inbound.take(conn, claimed, now=now, lease_until=now + lease)
+        return claimed
+
+
+async def test_an_event_is_taken_once(db: Database) -> None:
+    now = datetime.now(UTC)
+    async with db.begin() as conn:
+        await inbound.insert(conn, [InboundRow("web", "a", "message", {}, None, now, "web:a")])
+    async with db.begin() as conn:
+        claimed = await inbound.claimable(conn, limit=10, max_attempts=3)
+    await _claim(db)  # another unit took it meanwhile
+    with pytest.raises(inbound.Taken):
+        async with db.begin() as conn:
+            await inbound.take(conn, claimed, now=now, lease_until=now)
+
+
+async def test_the_claim_knows_who_sent_each_event(db: Database) -> None:
+    now = datetime.now(UTC)
+    async with db.transaction() as s:
+        await repo.identify(s, "telegram", "42", "Zhang")
+    rows = [
+        InboundRow("telegram", "1", "message", {}, None, now, "telegram:42", "telegram", "42"),
+        InboundRow("telegram", "2", "message", {}, None, now, "telegram:43", "telegram", "43"),
+    ]
+    async with db.begin() as conn:
+        await inbound.insert(conn, rows)
+    known, stranger = await _claim(db)
+    assert known.person is not None and (known.person.name, known.person.role) == (
+        "Zhang",
+        "customer",
+    )
+    assert stranger.person is None
 
 
 async def test_a_chat_s_events_are_claimed_one_after_another(db: Database) -> None:
@@ -168,9 +194,8 @@ async def test_a_claim_rolled_back_leaves_the_events_pending(db: Database) -> No
         await inbound.insert(conn, [InboundRow("web", "a", "message", {}, None, now, "web:a")])
     with pytest.raises(RuntimeError):
         async with db.begin() as conn:
-            (claimed,) = await inbound.claim(
-                conn, limit=10, now=now, lease_until=now, max_attempts=3
-            )
+            (claimed,) = await inbound.claimable(conn, limit=10, max_attempts=3)
+            await inbound.take(conn, [claimed], now=now, lease_until=now)
             raise RuntimeError("the unit of work failed")
     (again,) = await _claim(db)
     assert again.id == claimed.id and again.attempts == 1

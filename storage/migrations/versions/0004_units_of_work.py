@@ -8,7 +8,8 @@ Create Date: 2026-12-03
   work chains a new row without reading the trail (filled from the trail here).
 - ``tickets (assignee_id, state)``: engineers' open loads for routing, from the index alone.
 - ``inbound_events.lane`` and a partial index on the open events of each lane: the engine
-  claims at most one event per chat, in order.
+  claims at most one event per chat, in order; ``sender_platform`` / ``sender_id``: the claim
+  finds who sent each event in the same statement.
 - A partial index on the outbox rows still waiting, per destination: the head-of-line check
   reads only those, however long a chat's history.
 """
@@ -48,6 +49,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("inbound_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("lane", sa.String(length=330), nullable=True))
+        batch_op.add_column(sa.Column("sender_platform", sa.String(length=20), nullable=True))
+        batch_op.add_column(sa.Column("sender_id", sa.String(length=200), nullable=True))
     op.create_index(
         "ix_inbound_events_open_lane",
         "inbound_events",
@@ -70,6 +73,8 @@ def downgrade() -> None:
     op.drop_index("ix_outbox_waiting_destination", table_name="outbox")
     op.drop_index("ix_inbound_events_open_lane", table_name="inbound_events")
     with op.batch_alter_table("inbound_events", schema=None) as batch_op:
+        batch_op.drop_column("sender_id")
+        batch_op.drop_column("sender_platform")
         batch_op.drop_column("lane")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index("ix_tickets_assignee_state")
