@@ -1073,6 +1073,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-pin", action="store_true", help="do not pin client and server to a CPU")
     p.add_argument("--profile", type=Path, help="run Gongdan under cProfile; .prof files here")
+    p.add_argument("--logs", type=Path, help="copy each run's server logs into this directory")
     p.add_argument("--json", type=Path, help="write every result (and the machine) here")
     p.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return p
@@ -1111,6 +1112,10 @@ async def one_run(
                         args.drain_timeout,
                         replies=not args.no_replies,
                     )
+                    if args.logs is not None:  # the servers' logs, for a look afterwards
+                        args.logs.mkdir(parents=True, exist_ok=True)
+                        for log in server.log_paths:
+                            shutil.copy(log, args.logs / f"{rate}-{n}-{log.name}")
             except (RuntimeError, OSError, aiohttp.ClientError) as exc:
                 print(f"  {target.name} @ {rate}/s run {n}, attempt {attempt} failed: {exc}")
                 await asyncio.sleep(15.0)

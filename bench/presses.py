@@ -24,6 +24,7 @@ import gc
 import json
 import os
 import sys
+import shutil
 import tempfile
 import time
 import uuid
@@ -534,6 +535,9 @@ async def run(args: argparse.Namespace) -> Result:
             staff=staff_config(args.engineers),
         ) as server:
             await measure(server, args, res)
+            if os.environ.get("BENCH_LOGS"):  # diagnosis: keep the server's log
+                for log in server.log_paths:
+                    shutil.copy(log, os.environ["BENCH_LOGS"])
     print_table([res])
     return res
 

@@ -94,6 +94,9 @@ class OutboxSettings(_Section):
     max_delay: float = Field(300.0, gt=0)
     batch: int = Field(50, ge=1)
     send_timeout: float = Field(10.0, gt=0)
+    concurrency: int = Field(8, ge=1)
+    """Calls in flight to one platform at a time (a few keep-alive connections carry
+    thousands a second; HTTP client pools slow down with many requests waiting)."""
     lease_seconds: float = Field(30.0, gt=0)
     """How long a worker holds the messages it is sending; those of a worker that died are
     sent by another after this long. Keep it well above ``send_timeout``."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 
@@ -71,8 +70,8 @@ class Engine:
         budget: float = 0.010,
         yield_to_intake: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """``batch``: most events per unit; ``budget``: seconds of deciding a unit aims for
-        (on SQLite it holds the write lock that long); ``yield_to_intake``: waits while the
+        """``batch``: most events per unit; ``budget``: seconds a unit's write aims to hold
+        SQLite's write lock (the intake waits for it); ``yield_to_intake``: waits while the
         intake has a commit due (answers wait on those, so they go first)."""
         self.db = db
         self.work = work
@@ -86,7 +85,7 @@ class Engine:
         self.wake = asyncio.Event()
         self._stopping = False
         self._voice: set[asyncio.Task[None]] = set()
-        self._per_event = 0.001  # seconds one event takes to decide (a moving average)
+        self._per_event = 0.0005  # seconds of write per event (a moving average; SQLite)
         self._alone = 0  # units to run one event at a time (after a unit failed to commit)
         self._idle = asyncio.Event()
         self._idle.set()
@@ -143,17 +142,21 @@ class Engine:
             if self.yield_to_intake is not None:
                 await self.yield_to_intake()
             self.wake.clear()
-            size = self._batch_size()
-            handled = await self.step(size)
+            handled = await self.step(self._batch_size())
+            if not handled:  # (a chat's next event is claimable once its last is done)
+                break
             total += handled
-            if handled < size and not self.wake.is_set():
-                break  # that was all there was (anything stored since has set ``wake``)
         return total
 
     def _batch_size(self) -> int:
+        """SQLite: as many events as a write of ``budget`` seconds holds (the intake waits for
+        a unit's write; deciding holds nothing). PostgreSQL: a full batch (units of several
+        workers write side by side; fewer, larger ones cost less)."""
         if self._alone:
             self._alone -= 1
             return 1
+        if not self.db.is_sqlite:
+            return self.batch
         return max(1, min(self.batch, int(self.budget / self._per_event)))
 
     async def step(self, size: int = 1) -> int:
@@ -166,17 +169,21 @@ class Engine:
                     tx.store.conn, limit=size, max_attempts=self.max_attempts
                 )
                 now = utcnow()
+                taken = [r for r in rows if r.kind == "voice"]  # heard on the side
 
                 async def take(conn: AsyncConnection) -> None:
-                    await inbound.take(conn, rows, now=now, lease_until=now + self.lease)
+                    await inbound.take(conn, taken, now=now, lease_until=now + self.lease)
 
-                tx.before_write.append(take)
+                if rows:
+                    tx.before_write.append(take)
+                else:
+                    tx.idle = True
                 rest = [r for r in rows if r.kind != "voice"]
                 if rest:
-                    started = time.perf_counter()
-                    await self._handle(tx, rest)
-                    spent = (time.perf_counter() - started) / len(rest)
-                    self._per_event = 0.8 * self._per_event + 0.2 * spent
+                    taken += await self._handle(tx, rest)
+            if rows and self.db.is_sqlite:
+                per_event = self.work.last_write / len(rows)
+                self._per_event = 0.8 * self._per_event + 0.2 * per_event
         except (Conflict, Taken) as exc:  # someone else changed what we read: read again
             log.info("a unit of %d events met a change made meanwhile (%s); again", len(rows), exc)
             return len(rows)
@@ -219,7 +226,9 @@ class Engine:
         except Exception:
             log.exception("could not apologise for event %d", row.id)
 
-    async def _handle(self, tx: Tx, rows: Sequence[Claimed]) -> None:
+    async def _handle(self, tx: Tx, rows: Sequence[Claimed]) -> list[Claimed]:
+        """Decide the claimed events in order; return those handled (an event after one of
+        its chat's that must be tried again stays pending: the chat's order holds)."""
         events = [inbound_from_json(r.payload) for r in rows]
         people = await self._identify(tx, rows, events)
         # The tickets the presses are about, with their cards and clocks, in a few queries
@@ -231,10 +240,17 @@ class Engine:
                     ids.append(self.env.codec.decode(e.token).ticket_id)
         await tx.unit.preload(ids, lock=True)
         outcomes: list[tuple[int, str, str | None]] = []
+        handled: list[Claimed] = []
+        waiting: set[str] = set()  # lanes with an event to try again
         for row, event, person in zip(rows, events, people, strict=True):
+            if row.lane in waiting:
+                continue
+            handled.append(row)
             outcome = await self._run(tx, row, event, person)
             if outcome is not None:
                 outcomes.append(outcome)
+                if outcome[1] == "pending" and row.lane is not None:
+                    waiting.add(row.lane)
             adapter = self.adapters.get(event.platform)
             if adapter is not None:
                 entries = adapter.inbound_entries(event)
@@ -248,6 +264,7 @@ class Engine:
                 await inbound.settle(conn, outcomes)
 
             tx.before_write.append(settle)
+        return handled
 
     async def _run(
         self, tx: Tx, row: Claimed, event: Inbound, person: Person, heard: Heard | None = None

@@ -111,6 +111,9 @@ class OutboxSender:
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._calls: dict[str, asyncio.Semaphore] = {}  # calls in flight, per platform
+        self._results = Outcome()  # what came of sends, not yet recorded
+        self._recorder: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         """Finish the current step, then leave ``run_forever`` (never cut a transaction)."""
@@ -151,44 +154,68 @@ class OutboxSender:
         by_destination: dict[str, list[OutboxMessage]] = defaultdict(list)
         for row in rows:
             by_destination[row.destination].append(row)
-        outcome = Outcome()
         await asyncio.gather(
-            *(self._destination(d, rs, message_ids, outcome) for d, rs in by_destination.items())
+            *(self._destination(d, rs, message_ids) for d, rs in by_destination.items())
         )
-        if outcome:
-            async with self.db.begin() as conn:
-                await outbox.record(conn, outcome, now=utcnow())
-        if outcome.queued:
-            self.wake.set()
+        await self._recorded()
         return len(rows)
+
+    # -------------------------------------------------------------------------- recording
+
+    def _note(self, outcome: Outcome) -> None:
+        """What came of a send, recorded as soon as possible (a worker that dies after a send
+        and before its record sends again what it sent: that window is kept to milliseconds).
+        Outcomes that arrive while a record is being written share the next one."""
+        self._results.merge(outcome)
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record(), name="outbox-record")
+
+    async def _record(self) -> None:
+        while self._results:
+            batch, self._results = self._results, Outcome()
+            try:
+                async with self.db.begin() as conn:
+                    await outbox.record(conn, batch, now=utcnow())
+            except Exception:  # the rows stay claimed: their lease lapses and they go again
+                log.exception("recording what came of %d sends failed", len(batch.sent))
+                continue
+            if batch.queued:
+                self.wake.set()
+
+    async def _recorded(self) -> None:
+        """Wait until everything noted so far is recorded."""
+        while self._recorder is not None and not self._recorder.done():
+            await asyncio.wait({self._recorder})
 
     # ------------------------------------------------------------------------- delivering
 
     async def _destination(
-        self,
-        ref: str,
-        rows: list[OutboxMessage],
-        message_ids: Mapping[int, str | None],
-        outcome: Outcome,
+        self, ref: str, rows: list[OutboxMessage], message_ids: Mapping[int, str | None]
     ) -> None:
         """Deliver one chat's claimed rows, in order; after a failure the rest wait too."""
         dest = Address.parse(ref)
         adapter = self.adapters.get(dest.platform)
         if adapter is None:
+            outcome = Outcome()
             for row in rows:
                 self._dead(row, f"no adapter for platform {dest.platform!r} is enabled", outcome)
+            self._note(outcome)
             return
-        for i, chunk in enumerate(self._chunks(rows)):
+        chunks = self._chunks(rows)
+        for i, chunk in enumerate(chunks):
+            outcome = Outcome()
             try:
                 if len(chunk) == 1:
                     await self._one(adapter, dest, chunk[0], message_ids, outcome)
                 else:
                     await self._digest(adapter, dest, chunk, outcome)
             except _Failed:
-                for later in self._chunks(rows)[i + 1 :]:
+                for later in chunks[i + 1 :]:
                     for row in later:  # order per chat: they go after the one that failed
                         outcome.retry.append((row.id, utcnow(), None, False))
                 return
+            finally:
+                self._note(outcome)
 
     def _chunks(self, rows: list[OutboxMessage]) -> list[list[OutboxMessage]]:
         """Rows as they go out: nags that share a coalesce key folded into chunks of at most
@@ -284,8 +311,11 @@ class OutboxSender:
             raise _Failed()
         started = time.perf_counter()
         platform = dest.platform
+        calls = self._calls.get(platform)
+        if calls is None:
+            calls = self._calls[platform] = asyncio.Semaphore(self.settings.concurrency)
         try:
-            async with asyncio.timeout(self.settings.send_timeout):
+            async with calls, asyncio.timeout(self.settings.send_timeout):
                 result = await call()  # type: ignore[misc]
         except RateLimited as exc:
             self.metrics.send_results.labels(platform, "rate_limited").inc()

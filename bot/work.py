@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class Tx:
     before_write: list[Hook] = field(default_factory=list)  # run first in the write
     people: list[Any] = field(default_factory=list)  # new people (``records.Person``)
     identities: list[dict[str, Any]] = field(default_factory=list)  # and their identities
+    idle: bool = False  # the caller found nothing to do: SQLite skips the write
 
 
 class Work:
@@ -72,6 +74,7 @@ class Work:
         self.on_outbox = on_outbox
         self.ids = Ids()
         self._turns = asyncio.Lock()  # SQLite: one unit reads and decides at a time
+        self.last_write = 0.0  # seconds the last unit's write took (SQLite: the lock held)
 
     @asynccontextmanager
     async def unit(self, *, now: datetime | None = None, urgent: bool = False) -> AsyncIterator[Tx]:
@@ -83,9 +86,13 @@ class Work:
                     store = Store(conn, self.ids)
                     tx = Tx(Unit(self.env, store, now or self.clock()), store)
                     yield tx
+                if tx.idle:
+                    return  # it found nothing to do: no write, no write lock
+                started = time.perf_counter()
                 async with self.db.begin(urgent=urgent) as conn:
                     store.conn = conn
                     local = await self._write(tx)
+                self.last_write = time.perf_counter() - started
         else:
             async with self.db.begin(urgent=urgent) as conn:
                 store = Store(conn, self.ids)

@@ -53,8 +53,6 @@ def _begin_immediate(conn: Any) -> None:
 
 
 def _begin_deferred(conn: Any) -> None:
-    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-        return  # each statement reads on its own (a unit's reads, see ``Database.reads``)
     conn.exec_driver_sql("BEGIN")
 
 
@@ -131,14 +129,19 @@ class Database:
             kwargs.update(pool_reset_on_return=None)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.read_engine: AsyncEngine = self.engine
+        self.unit_read_engine: AsyncEngine = self.engine
         if self.is_sqlite:
             self.read_engine = create_async_engine(url, **kwargs)
+            # Units read statement by statement (no BEGIN: the driver is in autocommit).
+            self.unit_read_engine = create_async_engine(url, **kwargs)
             for eng, begin in (
                 (self.engine, _begin_immediate),
                 (self.read_engine, _begin_deferred),
+                (self.unit_read_engine, None),
             ):
                 event.listen(eng.sync_engine, "connect", _sqlite_pragmas)
-                event.listen(eng.sync_engine, "begin", begin)
+                if begin is not None:
+                    event.listen(eng.sync_engine, "begin", begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self.gate = WriteGate()
@@ -167,9 +170,7 @@ class Database:
     async def reads(self) -> AsyncIterator[AsyncConnection]:
         """A connection whose statements each read on their own (no transaction held: a
         unit of work that decides between its reads and its write)."""
-        async with self.read_engine.connect() as conn:
-            if self.is_sqlite:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with self.unit_read_engine.connect() as conn:
             yield conn
 
     @asynccontextmanager
@@ -179,9 +180,8 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
-        if self.read_engine is not self.engine:
-            await self.read_engine.dispose()
+        for eng in {self.engine, self.read_engine, self.unit_read_engine}:
+            await eng.dispose()
 
 
 def _alembic_config(url: str) -> Config:

@@ -1,14 +1,13 @@
 """The inbound queue: every verified event, stored before the platform is answered.
 
 ``insert`` is the intake's group commit (one cached statement for many events).
-``claimable`` hands the engine the next events in arrival order (with who sent them), at most
-one per *lane* (a chat): an event is claimable only when nothing earlier in its lane is still
-pending or in hand, so a chat's events are processed in the order they came, by whichever
-worker, while different chats go side by side. ``take`` marks them done in the same
-transaction that writes their effects — if that transaction rolls back, they are pending
-again. Voice notes, whose processing takes seconds outside any transaction, have no lane and
-are taken with a lease instead; a lease that lapsed (its worker died) is given back by
-``reclaim``.
+``claimable`` hands the engine the next events in arrival order (with who sent them). Each
+carries its *lane* (its chat): a lane's events are handled in the order they came, by one
+worker at a time (on PostgreSQL a lane is locked by the unit that claims from it), while
+different chats go side by side. ``take`` marks them done in the same transaction that writes
+their effects — if that transaction rolls back, they are pending again. Voice notes, whose
+processing takes seconds outside any transaction, have no lane and are taken with a lease
+instead; a lease that lapsed (its worker died) is given back by ``reclaim``.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, func, or_, select, text, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.db import insert_stmt
@@ -68,6 +67,7 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int  # including this claim
     person: Person | None = None  # who sent it (None: nobody we know yet)
+    lane: str | None = None
 
 
 class Taken(Exception):
@@ -111,18 +111,7 @@ async def insert(conn: AsyncConnection, rows: Sequence[InboundRow]) -> set[tuple
     return {(p, e) for p, e in result.all()}
 
 
-#: Events not yet done — literally so: SQLite uses a partial index only for the very same
-#: condition (``ix_inbound_events_open_lane``), never for one with bound parameters.
-OPEN = "status IN ('pending', 'processing')"
-
-
 def _claimable_stmt(pg: bool) -> Any:
-    earlier = I.alias("earlier")
-    blocked = exists().where(
-        earlier.c.lane == I.c.lane,
-        earlier.c.id < I.c.id,
-        text("earlier." + OPEN),
-    )
     q = (
         select(
             I.c.id,
@@ -131,6 +120,7 @@ def _claimable_stmt(pg: bool) -> Any:
             I.c.kind,
             I.c.payload,
             I.c.attempts,
+            I.c.lane,
             *(P.c[n].label(f"person_{n}") for n in columns(Person)),
         )
         .select_from(
@@ -139,21 +129,23 @@ def _claimable_stmt(pg: bool) -> Any:
                 (ID.c.platform == I.c.sender_platform) & (ID.c.external_id == I.c.sender_id),
             ).outerjoin(P, P.c.id == ID.c.person_id)
         )
-        .where(
-            I.c.status == "pending",
-            I.c.attempts < bindparam("max_attempts"),
-            or_(I.c.lane.is_(None), ~blocked),
-        )
+        .where(I.c.status == "pending", I.c.attempts < bindparam("max_attempts"))
         .order_by(I.c.id)
         .limit(bindparam("limit"))
     )
-    return q.with_for_update(of=I, skip_locked=True) if pg else q
+    if pg:
+        # A lane is one worker's for the transaction (an advisory lock on it): the others
+        # skip its events, so one chat's events are never handled side by side.
+        free = func.pg_try_advisory_xact_lock(func.hashtextextended(I.c.lane, 0))
+        q = q.where(or_(I.c.lane.is_(None), free)).with_for_update(of=I, skip_locked=True)
+    return q
 
 
 async def claimable(conn: Executor, *, limit: int, max_attempts: int) -> list[Claimed]:
-    """The next events to process — at most one per lane, oldest first — with the person
-    behind each (None: a sender we have never seen). On PostgreSQL they are locked for this
-    transaction (``SKIP LOCKED``: other workers take others); ``take`` marks them."""
+    """The next events to process, oldest first, with the person behind each (None: a
+    sender we have never seen). The caller handles each lane's events in this order. On
+    PostgreSQL they and their lanes are locked for this transaction (``SKIP LOCKED``: other
+    workers take other lanes); ``take`` marks them."""
     pg = _pg(conn)
     key = ("claimable", str(pg))
     stmt = _STATEMENTS.get(key)
@@ -165,7 +157,9 @@ async def claimable(conn: Executor, *, limit: int, max_attempts: int) -> list[Cl
         person = None
         if r.person_id is not None:
             person = Person(**{n: getattr(r, f"person_{n}") for n in columns(Person)})
-        out.append(Claimed(r.id, r.platform, r.event_id, r.kind, r.payload, r.attempts + 1, person))
+        out.append(
+            Claimed(r.id, r.platform, r.event_id, r.kind, r.payload, r.attempts + 1, person, r.lane)
+        )
     return out
 
 

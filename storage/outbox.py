@@ -185,6 +185,18 @@ class Outcome:
     stale_cards: list[int] = field(default_factory=list)  # card refs never shown
     queued: list[OutboxEntry] = field(default_factory=list)  # e.g. dead-letter reports
 
+    def merge(self, other: Outcome) -> None:
+        for name in (
+            "sent",
+            "retry",
+            "dead",
+            "superseded",
+            "card_messages",
+            "stale_cards",
+            "queued",
+        ):
+            getattr(self, name).extend(getattr(other, name))
+
     def __bool__(self) -> bool:
         return any(
             (

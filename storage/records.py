@@ -8,6 +8,8 @@ are the column names.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -171,6 +173,7 @@ class FeedEntry:
 
 
 _COLUMNS: dict[type, tuple[str, ...]] = {}
+_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
 
 def columns(cls: type) -> tuple[str, ...]:
@@ -183,4 +186,7 @@ def columns(cls: type) -> tuple[str, ...]:
 
 def snapshot(record: Any) -> tuple[Any, ...]:
     """The record's values now (compared at write time to see what changed)."""
-    return tuple(getattr(record, name) for name in columns(type(record)))
+    getter = _GETTERS.get(type(record))
+    if getter is None:
+        getter = _GETTERS[type(record)] = operator.attrgetter(*columns(type(record)))
+    return getter(record)

@@ -91,9 +91,21 @@ class Ids:
         self._blocks: dict[str, list[int]] = {}
 
     async def seed(self, conn: AsyncConnection) -> None:
-        """Read the largest ids now (start-up), rather than in the first unit."""
-        if conn.dialect.name != "postgresql" and not self._next:
+        """Read the largest ids (SQLite) or take the first blocks (PostgreSQL) now, at
+        start-up, rather than in the first units."""
+        if conn.dialect.name == "postgresql":
+            for table in self.TABLES:
+                if table != "tickets" and not self._blocks.get(table):
+                    self._blocks[table] = await self._block(conn, table)
+        elif not self._next:
             await self._largest(conn)
+
+    async def _block(self, conn: AsyncConnection, table: str) -> list[int]:
+        stmt = text(
+            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"
+        )
+        found = sorted((i for (i,) in await conn.execute(stmt, {"n": self.BLOCK})), reverse=True)
+        return list(found)  # (taken from the end: lowest first)
 
     async def _largest(self, conn: AsyncConnection) -> None:
         maxima = select(
@@ -114,14 +126,9 @@ class Ids:
             if table == "tickets":
                 stmt = text("SELECT nextval(pg_get_serial_sequence('tickets', 'id'))")
                 return int((await conn.execute(stmt)).scalar_one())
-            block = self._blocks.setdefault(table, [])
+            block = self._blocks.get(table)
             if not block:
-                stmt = text(
-                    f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
-                    "FROM generate_series(1, :n)"
-                )
-                block.extend(sorted(i for (i,) in await conn.execute(stmt, {"n": self.BLOCK})))
-                block.reverse()
+                block = self._blocks[table] = await self._block(conn, table)
             return block.pop()
         if not self._next:
             await self._largest(conn)

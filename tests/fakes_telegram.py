@@ -33,6 +33,7 @@ class Call:
     params: dict[str, Any]
     status: int
     at: float
+    via: str = ""  # the path prefix the caller used (tests give each worker its own)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class FakeBotApi:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._method)
+        app.router.add_route("*", "/{via}/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         self._runner, self.base_url = await serve(app)
         return self.base_url
@@ -129,9 +131,10 @@ class FakeBotApi:
 
     async def _method(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        via = request.match_info.get("via", "")
         params = await self._params(request)
         if request.match_info["token"] != self.token:
-            return self._answer(method, params, 401, error="Unauthorized")
+            return self._answer(method, params, 401, error="Unauthorized", via=via)
         scripted = self._scripted(method, params)
         if scripted is not None:
             return self._answer(
@@ -140,14 +143,15 @@ class FakeBotApi:
                 scripted.status,
                 error=scripted.description,
                 parameters=scripted.parameters,
+                via=via,
             )
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
-            return self._answer(method, params, 404, error="Not Found")
+            return self._answer(method, params, 404, error="Not Found", via=via)
         status, result = await handler(params)
         if status != 200:
-            return self._answer(method, params, status, error=str(result))
-        return self._answer(method, params, 200, result=result)
+            return self._answer(method, params, status, error=str(result), via=via)
+        return self._answer(method, params, 200, result=result, via=via)
 
     def _scripted(self, method: str, params: dict[str, Any]) -> _Scripted | None:
         queue = self._scripts.get(method, [])
@@ -165,8 +169,9 @@ class FakeBotApi:
         result: Any = None,
         error: str = "",
         parameters: dict[str, Any] | None = None,
+        via: str = "",
     ) -> web.Response:
-        self.calls.append(Call(method, params, status, time.monotonic()))
+        self.calls.append(Call(method, params, status, time.monotonic(), via))
         if status == 200:
             return web.json_response({"ok": True, "result": result})
         body: dict[str, Any] = {"ok": False, "error_code": status, "description": error}

@@ -171,7 +171,7 @@ async def test_the_claim_knows_who_sent_each_event(db: Database) -> None:
     assert stranger.person is None
 
 
-async def test_a_chat_s_events_are_claimed_one_after_another(db: Database) -> None:
+async def test_events_are_claimed_in_order_with_their_chat(db: Database) -> None:
     now = datetime.now(UTC)
     rows = [
         InboundRow("web", "a1", "message", {}, None, now, "web:a"),
@@ -180,12 +180,34 @@ async def test_a_chat_s_events_are_claimed_one_after_another(db: Database) -> No
     ]
     async with db.begin() as conn:
         await inbound.insert(conn, rows)
-    first = await _claim(db)
-    assert [c.event_id for c in first] == ["a1", "b1"]  # a2 waits for a1
-    assert [c.event_id for c in await _claim(db)] == ["a2"]
+    claimed = await _claim(db)
+    assert [(c.event_id, c.lane) for c in claimed] == [
+        ("a1", "web:a"),
+        ("b1", "web:b"),
+        ("a2", "web:a"),
+    ]
     assert await _claim(db) == []
     async with db.read() as s:
         assert (await inbound.counts(s)) == {"done": 3}
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_chat_is_one_worker_s_at_a_time(db: Database) -> None:
+    """A unit that claimed from a chat holds it: another worker's claim skips the chat's
+    later events (they wait for the first unit), and takes other chats' events."""
+    now = datetime.now(UTC)
+    rows = [
+        InboundRow("web", "a1", "message", {}, None, now, "web:a"),
+        InboundRow("web", "a2", "message", {}, None, now, "web:a"),
+        InboundRow("web", "b1", "message", {}, None, now, "web:b"),
+    ]
+    async with db.begin() as conn:
+        await inbound.insert(conn, rows)
+    async with db.begin() as first:
+        (a1,) = await inbound.claimable(first, limit=1, max_attempts=3)
+        async with db.begin() as second:
+            others = await inbound.claimable(second, limit=10, max_attempts=3)
+        assert (a1.event_id, [o.event_id for o in others]) == ("a1", ["b1"])
 
 
 async def test_a_claim_rolled_back_leaves_the_events_pending(db: Database) -> None:

@@ -1,4 +1,4 @@
-"""units of work: audit chain heads on tickets, lanes on inbound events
+"""units of work: audit chain heads on tickets, lanes and senders on inbound events
 
 Revision ID: 0004
 Revises: 0003
@@ -7,9 +7,9 @@ Create Date: 2026-12-03
 - ``tickets.audit_seq`` / ``audit_hash``: the head of each ticket's audit chain, so a unit of
   work chains a new row without reading the trail (filled from the trail here).
 - ``tickets (assignee_id, state)``: engineers' open loads for routing, from the index alone.
-- ``inbound_events.lane`` and a partial index on the open events of each lane: the engine
-  claims at most one event per chat, in order; ``sender_platform`` / ``sender_id``: the claim
-  finds who sent each event in the same statement.
+- ``inbound_events.lane``: the chat an event belongs to (its events are handled in order, by
+  one worker at a time); ``sender_platform`` / ``sender_id``: the claim finds who sent each
+  event in the same statement.
 - A partial index on the outbox rows still waiting, per destination: the head-of-line check
   reads only those, however long a chat's history.
 """
@@ -24,7 +24,6 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_OPEN = "status IN ('pending', 'processing')"
 _WAITING = "state IN ('pending', 'sending')"
 
 
@@ -52,14 +51,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("sender_platform", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("sender_id", sa.String(length=200), nullable=True))
     op.create_index(
-        "ix_inbound_events_open_lane",
-        "inbound_events",
-        ["lane", "id"],
-        unique=False,
-        sqlite_where=sa.text(_OPEN),
-        postgresql_where=sa.text(_OPEN),
-    )
-    op.create_index(
         "ix_outbox_waiting_destination",
         "outbox",
         ["destination", "id"],
@@ -71,7 +62,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_outbox_waiting_destination", table_name="outbox")
-    op.drop_index("ix_inbound_events_open_lane", table_name="inbound_events")
     with op.batch_alter_table("inbound_events", schema=None) as batch_op:
         batch_op.drop_column("sender_id")
         batch_op.drop_column("sender_platform")
