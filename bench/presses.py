@@ -23,8 +23,8 @@ import contextlib
 import gc
 import json
 import os
-import sys
 import shutil
+import sys
 import tempfile
 import time
 import uuid
