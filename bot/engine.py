@@ -333,6 +333,7 @@ class Engine:
                 staff.who(s.platform, s.user_id)
                 or row.person
                 or customers.get(s.platform, s.user_id)
+                or tx.met.get((s.platform, s.user_id))  # new, earlier in this unit
             )
             if person is None:
                 person = Person(
@@ -342,7 +343,8 @@ class Engine:
                     role="customer",
                     locale=_locale(s.locale),
                 )
-                tx.people.append(person)
+                tx.people.append(person)  # (remembered once the unit commits)
+                tx.met[(s.platform, s.user_id)] = person
                 tx.identities.append(
                     {
                         "person_id": person.id,
@@ -351,7 +353,7 @@ class Engine:
                         "display_name": s.name,
                     }
                 )
-            if person.role == "customer":
+            elif person.role == "customer":
                 customers.add(s.platform, s.user_id, person)
             tx.unit.people.setdefault(person.id, person)
             out.append(person)

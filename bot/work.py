@@ -54,6 +54,7 @@ class Tx:
     before_write: list[Hook] = field(default_factory=list)  # run first in the write
     people: list[Any] = field(default_factory=list)  # new people (``records.Person``)
     identities: list[dict[str, Any]] = field(default_factory=list)  # and their identities
+    met: dict[tuple[str, str], Any] = field(default_factory=dict)  # them, by chat identity
     idle: bool = False  # the caller found nothing to do: SQLite skips the write
 
 
@@ -93,12 +94,14 @@ class Work:
                     store.conn = conn
                     local = await self._write(tx)
                 self.last_write = time.perf_counter() - started
+                self._committed(tx)
         else:
             async with self.db.begin(urgent=urgent) as conn:
                 store = Store(conn, self.ids)
                 tx = Tx(Unit(self.env, store, now or self.clock()), store)
                 yield tx
                 local = await self._write(tx)
+            self._committed(tx)
         for adapter in local:
             adapter.delivered()
 
@@ -114,6 +117,11 @@ class Work:
         if changes.outbox:
             self.on_outbox()
         return local
+
+    def _committed(self, tx: Tx) -> None:
+        """What a unit made that others may rely on only once it is stored."""
+        for person, identity in zip(tx.people, tx.identities, strict=True):
+            self.env.customers.add(identity["platform"], identity["external_id"], person)
 
     @asynccontextmanager
     async def reader(self, *, now: datetime | None = None) -> AsyncIterator[Tx]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.db import insert_stmt
@@ -111,6 +111,11 @@ async def insert(conn: AsyncConnection, rows: Sequence[InboundRow]) -> set[tuple
     return {(p, e) for p, e in result.all()}
 
 
+#: Events not yet done — literally so: the partial index ``ix_inbound_events_open_lane`` is
+#: used only for the very same condition, never for one with bound parameters.
+OPEN = "status IN ('pending', 'processing')"
+
+
 def _claimable_stmt(pg: bool) -> Any:
     q = (
         select(
@@ -133,12 +138,24 @@ def _claimable_stmt(pg: bool) -> Any:
         .order_by(I.c.id)
         .limit(bindparam("limit"))
     )
-    if pg:
-        # A lane is one worker's for the transaction (an advisory lock on it): the others
-        # skip its events, so one chat's events are never handled side by side.
-        free = func.pg_try_advisory_xact_lock(func.hashtextextended(I.c.lane, 0))
-        q = q.where(or_(I.c.lane.is_(None), free)).with_for_update(of=I, skip_locked=True)
-    return q
+    if not pg:
+        return q  # (one process writes SQLite: its units take turns)
+    # A lane is one worker's for the transaction (an advisory lock on it): the others skip
+    # its events, so one chat's events are never handled side by side. And an event is left
+    # for later if an earlier one of its chat is still pending without being in this claim
+    # (skipped as locked a moment ago, say): a chat's order holds even then.
+    free = func.pg_try_advisory_xact_lock(func.hashtextextended(I.c.lane, 0))
+    picked = (
+        q.where(or_(I.c.lane.is_(None), free)).with_for_update(of=I, skip_locked=True).cte("picked")
+    )
+    earlier = I.alias("earlier")
+    behind = exists().where(
+        earlier.c.lane == picked.c.lane,
+        earlier.c.id < picked.c.id,
+        text("earlier." + OPEN),
+        earlier.c.id.not_in(select(picked.c.id).scalar_subquery()),
+    )
+    return select(picked).where(~behind).order_by(picked.c.id)
 
 
 async def claimable(conn: Executor, *, limit: int, max_attempts: int) -> list[Claimed]:
@@ -261,9 +278,10 @@ async def counts(conn: Executor) -> dict[str, int]:
 
 
 async def attempted(conn: Executor, event_id: int, attempts: int, status: str, error: str) -> None:
-    """Count an attempt whose transaction was lost (``attempts`` including it)."""
+    """Count an attempt whose transaction was lost (``attempts`` including it) — unless the
+    event was taken meanwhile (by another worker, which may have done it)."""
     await conn.execute(
         update(I)
-        .where(I.c.id == event_id)
+        .where(I.c.id == event_id, I.c.status == "pending", I.c.attempts == attempts - 1)
         .values(status=status, attempts=attempts, error=error, claimed_until=None)
     )

@@ -180,6 +180,13 @@ class InboundEvent(Base):
     __table_args__ = (
         UniqueConstraint("platform", "event_id"),
         Index("ix_inbound_events_status_id", "status", "id"),
+        Index(
+            "ix_inbound_events_open_lane",
+            "lane",
+            "id",
+            sqlite_where=text("status IN ('pending', 'processing')"),
+            postgresql_where=text("status IN ('pending', 'processing')"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     platform: Mapped[str] = mapped_column(String(20))

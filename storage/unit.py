@@ -326,8 +326,7 @@ class Store:
 
     async def write(self, changes: Changes) -> None:
         """Write everything in ``changes``: parents before children, each table in bulk."""
-        await self._insert(P, [_person_row(p, changes.now) for p in changes.people])
-        await self._insert(I, list(changes.identities))
+        await self._people(changes)
         await self._chats(changes.chats)
         await self._rows(T, Ticket, changes.tickets, changes.new_ticket_ids, cas="version")
         await self._clocks(changes.clocks, changes.deleted_clocks)
@@ -336,6 +335,26 @@ class Store:
         await self._insert(E, [_row(a) for a in changes.audit])
         await outbox_table.insert(self.conn, changes.outbox)
         await feed_table.append(self.conn, changes.feed)
+
+    async def _people(self, changes: Changes) -> None:
+        """New customers and their identities. Another worker may have stored the same
+        customer since this unit looked (their first two messages, in two chats, at once):
+        ``Conflict``, and the unit runs again and finds them."""
+        if not changes.people:
+            return
+        stmt = _cached(
+            ("people", self.dialect),
+            lambda: (
+                insert_stmt(self.conn, P)
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(P.c.id)
+            ),
+        )
+        rows = [_person_row(p, changes.now) for p in changes.people]
+        stored = (await self.conn.execute(stmt, rows)).all()
+        if len(stored) != len(rows):
+            raise Conflict(f"{len(rows) - len(stored)} customers were stored meanwhile")
+        await self._insert(I, list(changes.identities))
 
     async def _insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
         if rows:

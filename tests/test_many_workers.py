@@ -44,7 +44,6 @@ import os
 import re
 import resource
 import signal
-import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -54,7 +53,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from bot.adapters.telegram.adapter import SECRET_HEADER, WEBHOOK_PATH
@@ -63,10 +61,10 @@ from storage import outbox as outbox_table
 from storage.db import Database
 from storage.models import Person, Ticket
 from tests.adapters.telegram_driver import SECRET
-from tests.conftest import eventually, free_port, spawn_serve, wait_serving
+from tests.conftest import eventually
 from tests.fakes_telegram import TOKEN, FakeBotApi
+from tests.workers import Worker
 
-ROOT = Path(__file__).resolve().parents[1]
 PER_CHAT = 4
 CHATS = max(1, int(os.environ.get("GONGDAN_WORKERS_EVENTS", "10000")) // PER_CHAT)
 EVENTS = CHATS * PER_CHAT
@@ -82,6 +80,7 @@ ENGINEERS = {f"e{i:03d}": 71000 + i for i in range(max(10, EVENTS // 50))}
 CUSTOMER_BASE = 800_000_000
 #: Update j of chat c has id UPDATE_BASE + j * CHATS + c: unique, and rising within each chat.
 UPDATE_BASE = 600_000_000
+PROCESSED = "gongdan_processed_events_total"
 NUMBER = re.compile(r"\bGD-(\d+)\b")
 #: A send the killed worker made this close before its death may have reached the platform
 #: without its record committing (the outbox records each send within milliseconds; the
@@ -169,85 +168,6 @@ def report(chat: int, j: int) -> dict[str, Any]:
     return {"update_id": update_id(chat, j), "message": message}
 
 
-class Worker:
-    """One ``python -m bot.cli serve`` process with its own port and log."""
-
-    def __init__(self, tmp: Path, name: str, db_url: str, api_base: str) -> None:
-        self.name = name
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.dir = tmp / name
-        self.dir.mkdir()
-        self.config = self.dir / "gongdan.toml"
-        self.config.write_text(
-            CONFIG.format(
-                port=self.port,
-                db=db_url,
-                token=TOKEN,
-                secret=SECRET,
-                api=api_base,
-                people=_people(),
-                members=", ".join(f'"{k}"' for k in ENGINEERS),
-            ),
-            encoding="utf-8",
-        )
-        self.log = self.dir / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def spawn(self) -> None:
-        # The processes run the code under test (this checkout), whatever is installed.
-        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-        self.proc = spawn_serve(self.config, self.log, self.dir, {"PYTHONPATH": path})
-
-    def tail(self) -> str:
-        """The end of the log, without httpx's line per Bot API call."""
-        lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
-        return "\n".join(line for line in lines if " INFO httpx: " not in line)[-3000:]
-
-    async def wait_healthy(self, http: aiohttp.ClientSession) -> None:
-        assert self.proc is not None
-        await wait_serving(self.proc, self.base, http, self.log, within=30, name=self.name)
-
-    async def processed(self, http: aiohttp.ClientSession) -> Counter[str]:
-        """This process's own ``gongdan_processed_events_total``, by outcome."""
-        async with http.get(self.base + "/metrics") as r:
-            assert r.status == 200
-            body = await r.text()
-        out: Counter[str] = Counter()
-        for family in text_string_to_metric_families(body):
-            for sample in family.samples:
-                if sample.name == "gongdan_processed_events_total":
-                    out[sample.labels["outcome"]] += int(sample.value)
-        return out
-
-    def cpu_seconds(self) -> float | None:
-        """CPU time the process has used so far (Linux; None elsewhere)."""
-        assert self.proc is not None
-        try:
-            stat = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            return None
-        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-
-    def terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-
-    async def wait_exit(self) -> int | None:
-        if self.proc is None:
-            return None
-        try:
-            return await asyncio.to_thread(self.proc.wait, 30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            await asyncio.to_thread(self.proc.wait, 30)
-            raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.tail()}") from None
-
-
 @dataclass
 class Burst:
     """Posts every chat's reports in order, round-robin over the live workers, and SIGKILLs
@@ -282,7 +202,7 @@ class Burst:
 
     async def _killer(self) -> None:
         await self._kill.wait()
-        self.victim_processed = await self.victim.processed(self.http)
+        self.victim_processed = await self.victim.metric(self.http, PROCESSED, "outcome")
         self.victim_cpu = self.victim.cpu_seconds()
         self.alive = [w for w in self.workers if w is not self.victim]
         self.victim.kill()
@@ -358,6 +278,27 @@ class Made:
     assignee: str | None  # the engineer's key
 
 
+async def lane_history(db: Database) -> dict[str, list[tuple[int, str, str, str]]]:
+    """Each chat's stored events in order: (id, update id, status, processed at) — what an
+    order problem is read against."""
+    from storage.models import InboundEvent
+
+    out: dict[str, list[tuple[int, str, str, str]]] = defaultdict(list)
+    async with db.read() as s:
+        rows = await s.execute(
+            select(
+                InboundEvent.lane,
+                InboundEvent.id,
+                InboundEvent.event_id,
+                InboundEvent.status,
+                InboundEvent.processed_at,
+            ).order_by(InboundEvent.id)
+        )
+        for lane, i, event_id, status, at in rows:
+            out[str(lane).partition(":")[2]].append((i, event_id, status, str(at)[11:23]))
+    return out
+
+
 async def tickets_made(db: Database) -> list[Made]:
     async with db.read() as s:
         keys = dict((await s.execute(select(Person.id, Person.key))).all())
@@ -401,7 +342,20 @@ async def test_three_workers_share_a_burst_and_lose_double_or_reorder_nothing_wh
 ) -> None:
     # Each worker calls the Bot API under a path of its own: the fake knows who sent what.
     workers = [
-        Worker(tmp_path, name, db_url, f"{bot_api.base_url}/{name}") for name in ("w1", "w2", "w3")
+        Worker(
+            tmp_path,
+            name,
+            CONFIG.format(
+                port="{port}",
+                db=db_url,
+                token=TOKEN,
+                secret=SECRET,
+                api=f"{bot_api.base_url}/{name}",
+                people=_people(),
+                members=", ".join(f'"{k}"' for k in ENGINEERS),
+            ),
+        )
+        for name in ("w1", "w2", "w3")
     ]
     victim, survivors = workers[1], [workers[0], workers[2]]
     db = Database(db_url)
@@ -441,7 +395,7 @@ async def test_three_workers_share_a_burst_and_lose_double_or_reorder_nothing_wh
                 assert progress.made_at is not None
                 timings["made"] = progress.made_at - posted
                 timings["sent"] = max(c.at for c in bot_api.calls) - posted
-                processed = {w.name: await w.processed(http) for w in survivors}
+                processed = {w.name: await w.metric(http, PROCESSED, "outcome") for w in survivors}
                 cpu = {w.name: w.cpu_seconds() for w in survivors} | {victim.name: burst.victim_cpu}
             finally:
                 for w in workers:
@@ -449,6 +403,7 @@ async def test_three_workers_share_a_burst_and_lose_double_or_reorder_nothing_wh
                 for w in workers:
                     codes.append(await w.wait_exit())
         made = await tickets_made(db)
+        history = await lane_history(db)
     finally:
         await db.dispose()
 
@@ -479,7 +434,7 @@ async def test_three_workers_share_a_burst_and_lose_double_or_reorder_nothing_wh
     problems = [
         *serving(burst, survivors, codes, final),
         *tickets_check(burst, made),
-        *messages_check(bot_api, made, burst, in_flight),
+        *messages_check(bot_api, made, burst, in_flight, history),
     ]
     acked_by = Counter(burst.acked.values())
     if not all(acked_by[w.name] > 0 for w in workers):
@@ -529,22 +484,28 @@ def resent_after_the_kill(
     reached the platform but whose record died with its worker is sent again (at least once,
     within milliseconds of the kill); (b) every other double send, which is a fault."""
     assert burst.killed_at is not None
-    copies: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
-    for call in bot_api.to("sendMessage"):
-        for key in _message_keys(call):
-            copies[key].append(call)
     ambiguous, wrong = set(), set()
-    for key, calls in copies.items():
+    for key, calls in _copies(bot_api).items():
         if len(calls) < 2:
             continue
         first, *rest = sorted(calls, key=lambda c: c.at)
-        last_moment = burst.killed_at - IN_FLIGHT_S <= first.at <= burst.killed_at
+        # (requests it had sent may reach the platform just after it died)
+        last_moment = abs(first.at - burst.killed_at) <= IN_FLIGHT_S
         victim = burst.victim.name
         if first.via == victim and last_moment and len(rest) == 1 and rest[0].via != victim:
             ambiguous.add(key)
             continue
         wrong.add(key)
     return ambiguous, wrong
+
+
+def _copies(bot_api: FakeBotApi) -> dict[tuple[str, str, str], list[Any]]:
+    """Each message (chat, ticket, ack or card) → the calls that delivered it."""
+    copies: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    for call in bot_api.to("sendMessage"):
+        for key in _message_keys(call):
+            copies[key].append(call)
+    return copies
 
 
 def _message_keys(call: Any) -> list[tuple[str, str, str]]:
@@ -561,6 +522,7 @@ def messages_check(
     made: list[Made],
     burst: Burst,
     in_flight: set[tuple[str, str, str]],
+    history: dict[str, list[tuple[int, str, str, str]]],
 ) -> Iterator[str]:
     """0 double sends (but those in flight at the kill, see ``resent_after_the_kill``),
     nothing missing or misdirected, and each chat's order kept."""
@@ -592,7 +554,16 @@ def messages_check(
 
     twice = [k for k, n in sends.items() if n > 1 and _as_sent(k) not in in_flight]
     if twice:
-        yield f"DOUBLE SENDS: {len(twice)} messages were sent more than once: {sample(twice)}"
+        assert burst.killed_at is not None
+        when = {
+            key: [(c.via, round(c.at - burst.killed_at, 2)) for c in calls]
+            for key, calls in _copies(bot_api).items()
+            if key in {_as_sent(k) for k in twice}
+        }
+        yield (
+            f"DOUBLE SENDS: {len(twice)} messages were sent more than once: {sample(twice)}; "
+            f"by whom, when (s after the kill): {sample(when.items())}"
+        )
     if len(in_flight) > MAX_IN_FLIGHT:
         yield f"{len(in_flight)} sends were in flight when the worker was killed: {in_flight}"
     if strays:
@@ -632,7 +603,8 @@ def messages_check(
     if out_of_order:
         yield (
             f"ORDER: in {len(out_of_order)} of {CHATS} chats the acknowledgements came out of "
-            f"the order of the reports, e.g. {out_of_order[:2]}"
+            f"the order of the reports, e.g. {out_of_order[:2]}; their events (id, update, "
+            f"status, processed at): {[history.get(chat) for chat, _ in out_of_order[:2]]}"
         )
     if card_first:
         yield f"ORDER: {len(card_first)} cards came before their acknowledgement: {card_first[:5]}"

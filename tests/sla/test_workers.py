@@ -13,11 +13,7 @@ whether any nag is still waiting when the next batch is swept is down to timing.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import signal
-import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -25,7 +21,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from bot.config import Settings, load_settings
@@ -37,16 +32,16 @@ from storage import repo
 from storage.db import Database
 from storage.models import TicketEvent
 from tests.adapters.telegram_driver import SECRET
-from tests.conftest import eventually, free_port, spawn_serve, wait_serving
+from tests.conftest import eventually
 from tests.fakes_telegram import TOKEN
 from tests.sla.test_digests import ThrottledBotApi
+from tests.workers import Worker
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 TICKETS = 1000
 #: Engineers e0…e9, Telegram users 71000…71009; ticket i goes to engineer i % 10.
 ENGINEERS = {f"e{i}": 71000 + i for i in range(10)}
@@ -101,70 +96,6 @@ def _people() -> str:
         f'[[people]]\nid = "{key}"\nname = "工程师{key}"\nidentities = ["telegram:{uid}"]\n'
         for key, uid in ENGINEERS.items()
     )
-
-
-class Worker:
-    """One ``python -m bot.cli serve`` process with its own port and log."""
-
-    def __init__(self, tmp: Path, name: str, db_url: str, api_base: str) -> None:
-        self.name = name
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.dir = tmp / name
-        self.dir.mkdir()
-        self.config = self.dir / "gongdan.toml"
-        self.config.write_text(
-            CONFIG.format(
-                port=self.port,
-                db=db_url,
-                token=TOKEN,
-                secret=SECRET,
-                api=api_base,
-                people=_people(),
-                members=", ".join(f'"{k}"' for k in ENGINEERS),
-            ),
-            encoding="utf-8",
-        )
-        self.log = self.dir / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def spawn(self) -> None:
-        # The processes run the code under test (this checkout), whatever is installed.
-        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-        self.proc = spawn_serve(self.config, self.log, self.dir, {"PYTHONPATH": path})
-
-    def tail(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
-
-    async def wait_healthy(self, http: aiohttp.ClientSession) -> None:
-        assert self.proc is not None
-        await wait_serving(self.proc, self.base, http, self.log, within=30, name=self.name)
-
-    async def sla_events(self, http: aiohttp.ClientSession) -> Counter[str]:
-        """This process's own ``gongdan_sla_events_total``, by event."""
-        async with http.get(self.base + "/metrics") as r:
-            assert r.status == 200
-            body = await r.text()
-        out: Counter[str] = Counter()
-        for family in text_string_to_metric_families(body):
-            for sample in family.samples:
-                if sample.name == "gongdan_sla_events_total":
-                    out[sample.labels["event"]] += int(sample.value)
-        return out
-
-    def terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-
-    async def wait_exit(self) -> int | None:
-        if self.proc is None:
-            return None
-        try:
-            return await asyncio.to_thread(self.proc.wait, 30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            await asyncio.to_thread(self.proc.wait, 30)
-            raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.tail()}") from None
 
 
 @pytest.fixture
@@ -246,7 +177,16 @@ async def sla_kinds(db: Database) -> dict[str, Counter[int]]:
 async def test_two_workers_share_1000_due_tickets_and_send_every_nag_once(
     db_url: str, bot_api: ThrottledBotApi, tmp_path: Path
 ) -> None:
-    workers = [Worker(tmp_path, name, db_url, bot_api.base_url) for name in ("w1", "w2")]
+    config = CONFIG.format(
+        port="{port}",
+        db=db_url,
+        token=TOKEN,
+        secret=SECRET,
+        api=bot_api.base_url,
+        people=_people(),
+        members=", ".join(f'"{k}"' for k in ENGINEERS),
+    )
+    workers = [Worker(tmp_path, name, config) for name in ("w1", "w2")]
     settings = load_settings(workers[0].config)
     reported = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     assignee_of = await seed(settings, reported)
@@ -277,7 +217,9 @@ async def test_two_workers_share_1000_due_tickets_and_send_every_nag_once(
                     return None if counts.get("pending") or counts.get("sending") else counts
 
                 outbox = await eventually(drained, within=30, what="the outbox to drain")
-                per_worker = [await w.sla_events(http) for w in workers]
+                per_worker = [
+                    await w.metric(http, "gongdan_sla_events_total", "event") for w in workers
+                ]
             finally:
                 for w in workers:
                     w.terminate()

@@ -24,6 +24,7 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+_OPEN = "status IN ('pending', 'processing')"
 _WAITING = "state IN ('pending', 'sending')"
 
 
@@ -51,6 +52,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("sender_platform", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("sender_id", sa.String(length=200), nullable=True))
     op.create_index(
+        "ix_inbound_events_open_lane",
+        "inbound_events",
+        ["lane", "id"],
+        unique=False,
+        sqlite_where=sa.text(_OPEN),
+        postgresql_where=sa.text(_OPEN),
+    )
+    op.create_index(
         "ix_outbox_waiting_destination",
         "outbox",
         ["destination", "id"],
@@ -62,6 +71,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_outbox_waiting_destination", table_name="outbox")
+    op.drop_index("ix_inbound_events_open_lane", table_name="inbound_events")
     with op.batch_alter_table("inbound_events", schema=None) as batch_op:
         batch_op.drop_column("sender_id")
         batch_op.drop_column("sender_platform")
