@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/sla.py
+
+# Refit the intake model from bot/nlp/data/intake/{train,dev}.jsonl, then score it on test.
+model: $(VENV)/.installed-dev
+	$(BIN)/gongdan train
+	$(BIN)/gongdan train --score test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("files", nargs="+", type=Path, help="audio files (AMR, Ogg, WebM, M4A, MP3, …)")
     tr.add_argument("--json", action="store_true", help="one JSON object per line")
     tr.add_argument("--language", choices=["zh", "en"], help="skip language detection")
+    trn = sub.add_parser("train", help="fit the intake model from the labelled messages")
+    trn.add_argument("--score", metavar="SPLIT", help="score the shipped model on a split instead")
+    trn.add_argument("--data", type=Path, help="folder of train/dev/test .jsonl files")
+    trn.add_argument("--out", type=Path, help="where to write the model (default: the shipped one)")
     cls = sub.add_parser("classify", help="print the intake's reading of messages as JSON lines")
     cls.add_argument(
         "file", nargs="?", help="plain lines or JSONL with id and text (default: stdin)"
@@ -148,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.verbose:  # a line per scheduler tick drowns what matters
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if args.command == "train":
+        from bot.nlp import intake_model, train
+
+        return train.main(args.out or intake_model.MODEL, args.score, args.data or train.DATA)
     if args.command == "classify":
         if args.file:
             with open(args.file, encoding="utf-8") as f:

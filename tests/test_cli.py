@@ -19,8 +19,9 @@ def test_classify_reads_plain_lines_and_jsonl() -> None:
     assert classify_command(src, out) == 0
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["id"] for r in rows] == [1, "m-7", 4]
-    assert rows[0]["is_fault_report"] and rows[0]["priority"] == "P1"
-    assert rows[0]["device_code"] == "3号注塑机"
+    assert rows[0]["is_fault_report"] and rows[0]["priority"] == "P0"  # a machine stopped
+    assert (rows[0]["device_code"], rows[0]["device_name"]) == (None, "3号注塑机")  # no tag
+    assert 0.5 <= rows[0]["confidence"]["is_fault_report"] <= 1
     assert rows[1]["priority"] == "P0" and rows[1]["category"] == "safety"
     assert rows[2]["is_fault_report"] is False
     for r in rows:

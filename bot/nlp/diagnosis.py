@@ -125,7 +125,9 @@ def diagnose(transcript: str) -> Diagnosis:
     text = normalize(transcript)
     reading = classify(text)
     note = Note(text)
-    equipment, note.device = _equipment(note, reading.device_code, reading.device)
+    equipment, note.device = _equipment(
+        note, reading.device_name or reading.device_code, reading.device
+    )
     for cl in note.clauses:
         _roles(note, cl)
     found = measurements(note)
