@@ -121,6 +121,61 @@ class TicketSettings(_Section):
     long (0: never)."""
 
 
+IntakeMode = Literal["reports", "all", "mentions"]
+Impact = Literal["stopped", "partial", "none", "safety"]
+
+
+class IntakeChat(_Section):
+    chat: str
+    """``platform:chat_id``, e.g. ``wecom:wrkSFfCgAA`` or ``slack:C0LINE2``."""
+    mode: IntakeMode
+
+
+class IntakeSettings(_Section):
+    group_mode: IntakeMode = "reports"
+    """What a group chat's customer messages become: ``reports``: fault reports become tickets,
+    a message the reader is unsure about is asked about once (one tap), the rest is counted
+    and left alone; ``all``: every message is read as in a direct chat; ``mentions``: only
+    messages that @-mention the bot. Direct chats always read every message."""
+    chats: list[IntakeChat] = []
+    """Per-chat modes (they win over ``group_mode``)."""
+    ask_below: float = Field(0.75, ge=0.5, le=1)
+    """A report or non-report read with less confidence than this is asked about (direct chats,
+    and groups in ``reports`` mode) instead of guessed."""
+    ask_above: float = Field(0.25, ge=0, le=0.5)
+    """…as long as the reader gives it at least this chance of being a report; below, it is
+    small talk (in a group: counted and left alone)."""
+    ask_impact_below: float = Field(0.7, ge=0, le=1)
+    """Ask the reporter for the impact (one tap) when the priority's confidence is lower than
+    this, or when P0/P1 is read."""
+    impact_priority: dict[
+        Impact, dict[Literal["urgent", "normal"], Literal["P0", "P1", "P2", "P3"]]
+    ] = {
+        "safety": {"urgent": "P0", "normal": "P0"},
+        "stopped": {"urgent": "P0", "normal": "P0"},
+        "partial": {"urgent": "P1", "normal": "P1"},
+        "none": {"urgent": "P1", "normal": "P2"},
+    }
+    """Impact × urgency → priority (ITIL style). Urgency is "urgent" when the reporter asked
+    for speed (紧急, 马上, asap …)."""
+    slot_minutes: float = Field(30.0, ge=0)
+    """How long after a report its reporter's next message in that chat can fill in what the
+    report lacked (site, device); after that the ticket goes on with what it has."""
+    reuse_days: float = Field(30.0, ge=0)
+    """A new report from the same person and chat that names no site takes the site of their
+    last ticket from within this many days."""
+    chase_priority: Literal["P0", "P1", "P2", "P3"] = "P1"
+    """A customer chasing an open ticket raises it to at least this priority."""
+
+    def mode_for(self, chat: str, kind: str) -> IntakeMode:
+        if kind == "direct":
+            return "all"
+        for c in self.chats:
+            if c.chat == chat:
+                return c.mode
+        return self.group_mode
+
+
 class AsrSettings(_Section):
     """Voice-note transcription (``bot.nlp.asr``), offline, on the CPU."""
 
@@ -395,6 +450,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     engine: EngineSettings = EngineSettings()
     tickets: TicketSettings = TicketSettings()
+    intake: IntakeSettings = IntakeSettings()
     slack: SlackSettings = SlackSettings()
     telegram: TelegramSettings = TelegramSettings()
     wecom: WecomSettings = WecomSettings()

@@ -274,7 +274,7 @@ class Engine:
         metrics = self.env.metrics
         try:
             with tx.unit.turn():
-                await self._dispatch(Turn(tx.unit, key, person, event), event, heard)
+                await self._dispatch(Turn(tx.unit, key, person, event, row.id), event, heard)
             metrics.processed.labels("done").inc()
             return None
         except FlowError as refusal:

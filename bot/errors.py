@@ -139,6 +139,10 @@ class TokenInvalid(FlowError):
     pass
 
 
+class QuestionAnswered(FlowError):
+    """A one-tap intake question (报修? impact?) that was answered already."""
+
+
 class UnknownTicket(FlowError):
     pass
 

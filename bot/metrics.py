@@ -27,6 +27,13 @@ class Metrics:
             "gongdan_transitions", "Ticket transitions by action", ["action"], registry=r
         )
         self.tickets_created = Counter("gongdan_tickets_created", "Tickets created", registry=r)
+        self.intake = Counter(
+            "gongdan_intake_messages",
+            "Customer messages by what the intake did with them (ticket, asked, comment, "
+            "chase, slot, answered, ignored) and the chat's mode",
+            ["outcome", "mode"],
+            registry=r,
+        )
         self.outbox_depth = Gauge(
             "gongdan_outbox_depth", "Outbox rows by state", ["state"], registry=r
         )

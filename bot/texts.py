@@ -13,6 +13,7 @@ from bot.errors import (
     InvalidTransition,
     NotAllowed,
     NoteAlreadyDecided,
+    QuestionAnswered,
     RequirementMissing,
     StaleTransition,
     TokenInvalid,
@@ -45,6 +46,38 @@ TEXTS: Mapping[str, tuple[str, str]] = {
         "For example “Press 3 stopped with alarm E102 in workshop 2”.",
     ),
     "comment.added": ("已补充到工单 {number}。", "Added to ticket {number}."),
+    "ask.report": ("需要报修吗？", "Shall we open a repair ticket for this?"),
+    "ask.report_quote": ("「{text}」", "“{text}”"),
+    "report.dismissed": ("好的，不报修。", "OK, no ticket."),
+    "report.exists": ("已报修：{number}。", "Already reported: {number}."),
+    "ask.impact": (
+        "对生产的影响？点一下，我们据此定优先级：",
+        "How does it affect production? One tap sets the priority:",
+    ),
+    "impact.stopped": ("全线/整机停产", "Line or machine stopped"),
+    "impact.partial": ("部分受影响", "Partly affected"),
+    "impact.none": ("不影响生产", "No effect on production"),
+    "impact.safety": ("有安全隐患", "Safety hazard"),
+    "impact.set": (
+        "已记录影响：{impact}，{number} 优先级为 {priority}。",
+        "Impact noted: {impact}; {number} is now {priority}.",
+    ),
+    "priority.button": ("改为{priority}", "Set {priority}"),
+    "priority.set": ("{number} 优先级已改为 {priority}。", "{number} is now {priority}."),
+    "chase.ack": (
+        "已催促{who}，工单 {number}（{priority}）会尽快处理。",
+        "We have chased {who}; ticket {number} ({priority}) is being pushed.",
+    ),
+    "chase.nag": (
+        "⏰ 客户在催 {number}（{priority}）：{text}",
+        "⏰ The customer is chasing {number} ({priority}): {text}",
+    ),
+    "chase.team": ("值班工程师", "the engineers on duty"),
+    "slot.filled": ("已补充到 {number}：{fields}。", "Added to {number}: {fields}."),
+    "site.reused": (
+        "（位置沿用您上次的报修：{site}，如不对请直接回复正确位置）",
+        "(Location taken from your last report: {site}; reply with the right one if not.)",
+    ),
     "staff.noted": ("已记录到 {number}。", "Noted on {number}."),
     "staff.evidence": ("已记录为 {number} 的原因说明。", "Recorded as the root cause of {number}."),
     "staff.help": (
@@ -234,6 +267,7 @@ REFUSALS: Mapping[type[FlowError], tuple[str, str]] = {
         "This button is invalid or was tampered with; nothing was changed.",
     ),
     UnknownTicket: ("找不到该工单。", "That ticket does not exist."),
+    QuestionAnswered: ("这个问题已经回答过了。", "That question was answered already."),
 }
 
 REQUIREMENTS: Mapping[str, tuple[str, str]] = {

@@ -18,13 +18,17 @@ from storage.records import Person, Ticket
 
 __all__ = [
     "CLOCK_RULES",
+    "IMPACTS",
+    "IMPACT_STATES",
     "TRANSITIONS",
     "ButtonStyle",
     "Category",
     "ClockKind",
     "ClockRule",
     "Effect",
+    "IntakeAction",
     "NoteAction",
+    "Press",
     "Priority",
     "Requirement",
     "Role",
@@ -45,10 +49,14 @@ __all__ = [
 
 
 class Priority(StrEnum):
-    P0 = "P0"  # safety risk or a whole line stopped
-    P1 = "P1"  # a machine down, production affected
-    P2 = "P2"  # degraded, works with trouble
-    P3 = "P3"  # question, request, minor
+    P0 = (
+        "P0"  # production stopped (a line or a production machine), a safety hazard, a total outage
+    )
+    P1 = (
+        "P1"  # degraded: impaired, intermittent, lost redundancy, a workaround; speed asked, chased
+    )
+    P2 = "P2"  # a normal fault, production not materially impaired; a recovered incident
+    P3 = "P3"  # questions, requests, cosmetic issues, FYI
 
 
 class Category(StrEnum):
@@ -117,6 +125,24 @@ class SlaAction(StrEnum):
     """Buttons on a nag card that act on the ticket's clocks, not its state."""
 
     SNOOZE = "snooze"  # 延期: push the deadlines that nag, with a reason
+
+
+class IntakeAction(StrEnum):
+    """Buttons the intake asks with: they settle what a report is, not where it stands."""
+
+    REPORT = "report"  # 报修: "needs a repair?" — yes (the token names the message, not a ticket)
+    DISMISS = "dismiss"  # 不用: no
+    IMPACT = "impact"  # the reporter's one-tap impact (arg: index in IMPACTS)
+    PRIORITY = "priority"  # a dispatcher or manager sets the priority (arg: 0..3)
+
+
+#: The impacts a reporter can choose, in button order (the arg of an IMPACT token).
+IMPACTS = ("stopped", "partial", "none", "safety")
+#: The impact is asked until someone is on site (then the engineer sees for themselves).
+IMPACT_STATES = frozenset({"new", "assigned", "accepted", "en_route"})
+
+#: Every kind of button press.
+Press = TicketAction | NoteAction | SlaAction | IntakeAction
 
 
 class Role(StrEnum):
@@ -468,7 +494,7 @@ STATE_LABELS: Mapping[TicketState, tuple[str, str]] = {
     S.CANCELLED: ("已取消", "Cancelled"),
 }
 
-ACTION_LABELS: Mapping[TicketAction | NoteAction | SlaAction, tuple[str, str]] = {
+ACTION_LABELS: Mapping[Press, tuple[str, str]] = {
     A.ASSIGN: ("派单", "Assign"),
     A.CLAIM: ("我来处理", "Claim"),
     A.ACCEPT: ("接单", "Accept"),
@@ -490,6 +516,10 @@ ACTION_LABELS: Mapping[TicketAction | NoteAction | SlaAction, tuple[str, str]] =
     NoteAction.CONFIRM_DIAGNOSIS: ("确认", "Confirm"),
     NoteAction.DISCARD_DIAGNOSIS: ("重录", "Record again"),
     SlaAction.SNOOZE: ("延期", "Snooze"),
+    IntakeAction.REPORT: ("报修", "Report it"),
+    IntakeAction.DISMISS: ("不用", "No need"),
+    IntakeAction.IMPACT: ("影响", "Impact"),
+    IntakeAction.PRIORITY: ("改优先级", "Set priority"),
 }
 
 CLOCK_LABELS: Mapping[ClockKind, tuple[str, str]] = {
@@ -505,7 +535,7 @@ def state_label(state: TicketState, locale: str) -> str:
     return zh if locale == "zh" else en
 
 
-def action_label(action: TicketAction | NoteAction | SlaAction, locale: str) -> str:
+def action_label(action: Press, locale: str) -> str:
     zh, en = ACTION_LABELS[action]
     return zh if locale == "zh" else en
 

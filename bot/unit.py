@@ -45,6 +45,14 @@ class Reads(Protocol):
 
     async def ticket_ids_by_number(self, numbers: Collection[str]) -> dict[str, int]: ...
 
+    async def ticket_id_by_source(self, key: str) -> int | None: ...
+
+    async def inbound_message(self, event_id: int) -> tuple[str, dict[str, Any]] | None: ...
+
+    async def last_site(
+        self, reporter_id: int, origin_chat: str, since: datetime
+    ) -> tuple[str, str] | None: ...
+
     async def open_ticket_ids(
         self,
         states: Collection[str],
@@ -133,6 +141,7 @@ class Env:
     staff: Staff
     policies: Policies | None = None  # the SLA policies (None: SLAs are off)
     customers: Customers = field(default_factory=Customers)
+    asked: dict[str, datetime] = field(default_factory=dict)  # group questions: chat|person → when
 
 
 @dataclass(slots=True)
@@ -482,6 +491,7 @@ class Turn:
     key: str  # unique per handled event: prefixes the idempotency keys of what it sends
     person: Person | None = None  # who sent the event (None: the system)
     event: Inbound | None = None
+    row_id: int | None = None  # the inbound row of ``event`` (a one-tap question names it)
     _sent: int = 0
 
     @property

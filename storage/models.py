@@ -140,6 +140,8 @@ class Ticket(Base):
     source_event: Mapped[str | None] = mapped_column(String(330), unique=True)
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column()
     root_cause: Mapped[str | None] = mapped_column(Text)
+    # What the intake asked the reporter and was told: impact, slots (bot/flows/intake.py).
+    intake: Mapped[dict[str, Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     respond_due: Mapped[datetime | None] = mapped_column(index=True)

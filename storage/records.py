@@ -61,6 +61,7 @@ class Ticket:
     source_event: str | None = None
     diagnosis: dict[str, Any] | None = None
     root_cause: str | None = None
+    intake: dict[str, Any] | None = None  # replace, never mutate: writes compare snapshots
     respond_due: datetime | None = None
     arrive_due: datetime | None = None
     resolve_due: datetime | None = None

@@ -63,6 +63,7 @@ N = TABLES["voice_notes"]
 E = TABLES["ticket_events"]
 O = TABLES["outbox"]  # noqa: E741
 CH = TABLES["chats"]
+IN = TABLES["inbound_events"]
 I = TABLES["identities"]  # noqa: E741
 
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
@@ -211,6 +212,48 @@ class Store:
         stmt = _cached(("numbers",), lambda: select(T.c.number, T.c.id).where(T.c.number.in_(_IDS)))
         rows = await self.conn.execute(stmt, {"ids": [n.upper() for n in numbers]})
         return {n: i for n, i in rows}
+
+    async def ticket_id_by_source(self, key: str) -> int | None:
+        """The ticket an inbound event created, if any."""
+        stmt = _cached(
+            ("source",), lambda: select(T.c.id).where(T.c.source_event == bindparam("k"))
+        )
+        return (await self.conn.execute(stmt, {"k": key})).scalar_one_or_none()
+
+    async def last_site(
+        self, reporter_id: int, origin_chat: str, since: datetime
+    ) -> tuple[str, str] | None:
+        """(site, number) of the reporter's newest ticket from this chat since ``since`` that
+        names a site."""
+        stmt = _cached(
+            ("last_site",),
+            lambda: (
+                select(T.c.site, T.c.number)
+                .where(
+                    T.c.reporter_id == bindparam("r"),
+                    T.c.origin_chat == bindparam("c"),
+                    T.c.created_at >= bindparam("since"),
+                    T.c.site.is_not(None),
+                )
+                .order_by(T.c.id.desc())
+                .limit(1)
+            ),
+        )
+        row = (
+            await self.conn.execute(stmt, {"r": reporter_id, "c": origin_chat, "since": since})
+        ).first()
+        return (row.site, row.number) if row else None
+
+    async def inbound_message(self, event_id: int) -> tuple[str, dict[str, Any]] | None:
+        """(key, payload) of a stored inbound message (a one-tap question names it)."""
+        stmt = _cached(
+            ("inbound",),
+            lambda: select(IN.c.platform, IN.c.event_id, IN.c.payload).where(
+                IN.c.id == bindparam("id"), IN.c.kind == "message"
+            ),
+        )
+        row = (await self.conn.execute(stmt, {"id": event_id})).first()
+        return (f"{row.platform}:{row.event_id}", row.payload) if row else None
 
     async def open_ticket_ids(
         self,

@@ -44,6 +44,7 @@ class MemoryReads:
         self.refs_: dict[int, list[CardRef]] = {}
         self.people_: dict[int, Person] = {p.id: p for p in (LI, WANG, ZHAO, CUSTOMER)}
         self.ids = {"tickets": 100, "card_refs": 500, "voice_notes": 900}
+        self.messages_: dict[int, tuple[str, dict[str, Any]]] = {}
 
     async def tickets(self, ids: Collection[int], *, lock: bool = False) -> list[Ticket]:
         return [self.tickets_[i] for i in ids if i in self.tickets_]
@@ -51,6 +52,25 @@ class MemoryReads:
     async def ticket_ids_by_number(self, numbers: Collection[str]) -> dict[str, int]:
         wanted = {n.upper() for n in numbers}
         return {t.number: t.id for t in self.tickets_.values() if t.number in wanted}
+
+    async def ticket_id_by_source(self, key: str) -> int | None:
+        return next((t.id for t in self.tickets_.values() if t.source_event == key), None)
+
+    async def inbound_message(self, event_id: int) -> tuple[str, dict[str, Any]] | None:
+        return self.messages_.get(event_id)
+
+    async def last_site(
+        self, reporter_id: int, origin_chat: str, since: datetime
+    ) -> tuple[str, str] | None:
+        found = [
+            t
+            for t in self.tickets_.values()
+            if (t.reporter_id, t.origin_chat) == (reporter_id, origin_chat)
+            and t.created_at >= since
+            and t.site
+        ]
+        best = max(found, key=lambda t: t.id, default=None)
+        return (best.site, best.number or "") if best and best.site else None
 
     async def open_ticket_ids(
         self, states: Collection[str], *, limit: int = 10, **fields: Any

@@ -21,7 +21,7 @@ import hmac
 from dataclasses import dataclass
 
 from bot.errors import TokenInvalid
-from bot.tickets import NoteAction, SlaAction, TicketAction
+from bot.tickets import IntakeAction, NoteAction, Press, SlaAction, TicketAction
 
 __all__ = ["ActionToken", "TokenCodec"]
 
@@ -29,7 +29,7 @@ _MAGIC = b"g1"
 _MAC_LEN = 10
 MAX_TOKEN_BYTES = 64
 
-_CODES: dict[TicketAction | NoteAction | SlaAction, int] = {
+_CODES: dict[Press, int] = {
     TicketAction.ASSIGN: 1,
     TicketAction.CLAIM: 2,
     TicketAction.ACCEPT: 3,
@@ -51,6 +51,10 @@ _CODES: dict[TicketAction | NoteAction | SlaAction, int] = {
     NoteAction.CONFIRM_DIAGNOSIS: 32,
     NoteAction.DISCARD_DIAGNOSIS: 33,
     SlaAction.SNOOZE: 48,
+    IntakeAction.REPORT: 64,
+    IntakeAction.DISMISS: 65,
+    IntakeAction.IMPACT: 66,
+    IntakeAction.PRIORITY: 67,
 }
 _ACTIONS = {code: action for action, code in _CODES.items()}
 
@@ -58,9 +62,10 @@ _ACTIONS = {code: action for action, code in _CODES.items()}
 @dataclass(frozen=True, slots=True)
 class ActionToken:
     ticket_id: int
-    action: TicketAction | NoteAction | SlaAction
+    action: Press
     version: int
-    arg: int | None = None  # ASSIGN: the person; SNOOZE: minutes; otherwise a voice note
+    arg: int | None = None  # ASSIGN: the person; SNOOZE: minutes; IMPACT/PRIORITY: the choice;
+    # otherwise a voice note. REPORT/DISMISS carry an inbound event's id in ticket_id.
 
 
 def _varint(n: int) -> bytes:

@@ -9,10 +9,14 @@ from bot.events import Button, Card
 from bot.sla.view import deadline_summary
 from bot.texts import local_time, say
 from bot.tickets import (
+    IMPACT_STATES,
+    IMPACTS,
+    OPEN_STATES,
     TRANSITIONS,
-    NoteAction,
+    IntakeAction,
+    Press,
+    Priority,
     Role,
-    SlaAction,
     TicketAction,
     TicketState,
     action_label,
@@ -25,6 +29,8 @@ from storage.records import Ticket
 
 __all__ = ["AUDIENCE_ROLES", "action_button", "ticket_card"]
 
+_OPEN = frozenset(s.value for s in OPEN_STATES)
+
 #: Who looks at a card. A group card is seen by many staff; the click decides who may act.
 AUDIENCE_ROLES = {
     "customer": frozenset({Role.CUSTOMER}),
@@ -35,7 +41,7 @@ AUDIENCE_ROLES = {
 def action_button(
     codec: TokenCodec,
     ticket: Ticket,
-    action: TicketAction | NoteAction | SlaAction,
+    action: Press,
     locale: str,
     *,
     arg: int | None = None,
@@ -79,15 +85,42 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
         if deadlines:
             fields.append((say("field.sla", locale), deadlines))
     actions = allowed_actions(facts_of(ticket), AUDIENCE_ROLES[audience])
+    buttons = [action_button(turn.env.codec, ticket, a, locale) for a in actions]
+    buttons += _intake_buttons(turn.env.codec, ticket, audience, locale)
+    text = ticket.description if ticket.description != ticket.title else ""
+    if audience == "customer" and any(b.action == IntakeAction.IMPACT for b in buttons):
+        text = (text + "\n\n" if text else "") + say("ask.impact", locale)
     return Card(
         ticket_id=ticket.id,
         version=ticket.version,
         title=f"{ticket.number} · {ticket.priority} · {ticket.title}",
         fields=tuple(fields),
-        text=ticket.description if ticket.description != ticket.title else "",
-        buttons=tuple(action_button(turn.env.codec, ticket, a, locale) for a in actions),
+        text=text,
+        buttons=tuple(buttons),
         footer=say("card.updated", locale, at=local_time(ticket.updated_at, tz)),
     )
+
+
+def _intake_buttons(codec: TokenCodec, ticket: Ticket, audience: str, locale: str) -> list[Button]:
+    """The reporter's one-tap impact while it is asked; on staff cards of open tickets, the
+    priorities a dispatcher or manager can set."""
+    if ticket.state not in _OPEN:
+        return []
+    if audience == "customer":
+        if (ticket.intake or {}).get("impact") != "asked" or ticket.state not in IMPACT_STATES:
+            return []
+        return [
+            action_button(codec, ticket, IntakeAction.IMPACT, locale, arg=i,
+                          label=say(f"impact.{impact}", locale),
+                          style="danger" if impact in ("stopped", "safety") else "default")
+            for i, impact in enumerate(IMPACTS)
+        ]  # fmt: skip
+    return [
+        action_button(codec, ticket, IntakeAction.PRIORITY, locale, arg=i,
+                      label=say("priority.button", locale, priority=p.value))
+        for i, p in enumerate(Priority)
+        if p.value != ticket.priority
+    ]  # fmt: skip
 
 
 def _diagnosis_line(diagnosis: dict[str, Any] | None) -> str | None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from bot import lifecycle
 from bot.errors import FlowError, StaleTransition, TokenInvalid, UnknownTicket
 from bot.events import Action
-from bot.flows import snooze, voice
+from bot.flows import questions, snooze, voice
 from bot.texts import say
-from bot.tickets import NoteAction, SlaAction, TicketAction, action_label
+from bot.tickets import IntakeAction, NoteAction, SlaAction, TicketAction, action_label
 from bot.unit import Turn
 
 __all__ = ["handle_action", "record_refusal"]
@@ -21,6 +21,9 @@ __all__ = ["handle_action", "record_refusal"]
 async def handle_action(turn: Turn, event: Action) -> None:
     assert turn.person is not None
     token = turn.env.codec.decode(event.token)
+    if isinstance(token.action, IntakeAction):
+        await questions.pressed(turn, token, event)
+        return
     ticket = await turn.unit.ticket(token.ticket_id)
     if ticket is None:
         raise UnknownTicket()
@@ -50,6 +53,8 @@ async def record_refusal(turn: Turn, event: Action, refusal: FlowError) -> None:
         token = turn.env.codec.decode(event.token)
     except TokenInvalid:
         return  # a forged token names no ticket we could trust
+    if token.action in (IntakeAction.REPORT, IntakeAction.DISMISS):
+        return  # it names a message, not a ticket
     ticket = await turn.unit.ticket(token.ticket_id)
     if ticket is None:
         return

@@ -1,31 +1,56 @@
-"""Intake: a customer's text becomes a ticket; a staff member's text becomes a note.
+"""Intake: a customer's words become a ticket, an answer, a chase or a question — never nothing.
 
-A fault report creates a ticket with the intake's reading (priority, category, device, site),
-starts its SLA clocks, routes it, answers the customer with the number, the promised times and
-a card, asks for what is missing, and posts staff cards to the assignee and the team. A
-customer's text that is not a fault report is added to their open ticket from the same chat,
-or answered with a prompt to describe the problem.
+Every customer message goes one way, in this order (each outcome is counted in metrics):
+
+1. **chase** — the reader says it follows up a fault (人呢？/still broken/any update?) and the
+   customer has an open ticket: it goes on that ticket, raises it to ``chase_priority`` and
+   nags its assignee. Never a new ticket.
+2. **slot** — the customer's last report lacked a site or device and this message, within
+   ``slot_minutes``, names one: the ticket (and its cards) get it.
+3. **ticket** — a fault report read with confidence: a ticket, routed and acknowledged, with a
+   one-tap impact question when the priority is uncertain or P0/P1.
+4. **comment** — addressed to us, not clearly a new fault, and the customer has an open ticket
+   in this chat: on that ticket's record.
+5. **asked** — the reader is unsure: "需要报修吗？[报修] [不用]" (in a group, once per person
+   per ``slot_minutes``).
+6. **answered** — small talk addressed to us: how to report.
+7. **ignored** — in a group, what is not for us (counted, never answered).
+
+How a group reads its messages is its intake mode (``[intake] group_mode``, per-chat
+``[[intake.chats]]``): ``reports`` (the above, small talk ignored), ``all`` (as a direct
+chat), ``mentions`` (only messages that @-mention the bot). A staff member's text is a note
+on the ticket it names.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from bot import lifecycle
-from bot.events import Message, Text, Voice
+from bot.adapters.codec import ActionToken
+from bot.events import Address, Button, Card, Message, Text, Voice
 from bot.flows import routing, snooze
 from bot.nlp.classify import Reading, classify
 from bot.sla.clocks import sync
 from bot.texts import say, short_time
-from bot.tickets import OPEN_STATES, TicketAction, TicketState
+from bot.tickets import (
+    OPEN_STATES,
+    IntakeAction,
+    Priority,
+    TicketAction,
+    TicketState,
+    action_label,
+)
 from bot.unit import Turn
 from storage.records import Ticket
 
-__all__ = ["customer_report", "handle_message"]
+__all__ = ["create_ticket", "customer_report", "handle_message", "impact_priority", "set_priority"]
 
 _TICKET_REF = re.compile(r"\bGD-(\d+)\b", re.IGNORECASE)
 _ROOT_CAUSE = re.compile(r"^\s*(原因|根因|故障原因|root\s*cause|cause)\s*[:：]\s*", re.IGNORECASE)
 _OPEN = frozenset(s.value for s in OPEN_STATES)
+_SLOT_ANSWER_MAX = 40  # a bare answer to "where?" is short; a longer text is a new message
 
 
 async def handle_message(turn: Turn, event: Message) -> None:
@@ -33,47 +58,128 @@ async def handle_message(turn: Turn, event: Message) -> None:
     text = event.text.strip()
     if not text:
         return
-    # In a group, people talk to each other: only fault reports and messages addressed to the
-    # bot are for us; small talk there gets no answer.
-    addressed = event.chat_type == "direct" or event.mentions_bot
     if turn.person.role == "customer":
-        await customer_report(turn, event, text, addressed=addressed)
-    elif addressed or _TICKET_REF.search(text):
+        await customer_report(turn, event, text)
+    elif event.chat_type == "direct" or event.mentions_bot or _TICKET_REF.search(text):
         await _staff_text(turn, text)
 
 
-async def customer_report(
-    turn: Turn, event: Message | Voice, text: str, *, addressed: bool
-) -> None:
-    """A customer's words, typed or from a voice note: a report, a comment or small talk."""
+async def customer_report(turn: Turn, event: Message | Voice, text: str) -> None:
+    """A customer's words, typed or from a voice note (see the module's docstring)."""
     assert turn.person is not None
+    settings = turn.env.settings.intake
+    direct = event.chat_type == "direct"
+    mode = settings.mode_for(event.chat.ref, event.chat_type)
+    mentioned = isinstance(event, Message) and event.mentions_bot
+    count = turn.env.metrics.intake
+    if mode == "mentions" and not mentioned:
+        count.labels("ignored", mode).inc()
+        return
+    addressed = direct or mentioned or mode in ("all", "mentions") or isinstance(event, Voice)
     reading = classify(text)
     via = "voice" if isinstance(event, Voice) else "message"
-    if not reading.is_fault_report:
-        if not addressed:
-            return
+    sure = reading.confidence.report >= settings.ask_below
+    mine: list[Ticket] = []
+    if reading.followup or not (reading.is_fault_report and sure and reading.evidence):
+        # (a confident report naming a fault skips this read: no chase, no slot answer)
         mine = await turn.unit.open_tickets(
             _OPEN, reporter_id=turn.person.id, origin_chat=event.chat.ref, limit=1
         )
-        if mine:
-            turn.record(mine[0], "comment", via=via, data={"text": text})
-            turn.reply(Text(say("comment.added", turn.locale, number=mine[0].number)))
-        else:
-            turn.reply(Text(say("ask.describe", turn.locale)))
+    if reading.followup and (reading.is_fault_report or addressed):
+        chased = mine[0] if mine else await _open_anywhere(turn)
+        if chased is not None:
+            await _chase(turn, chased, text, via)
+            count.labels("chase", mode).inc()
+            return
+    if mine and await _fill_slots(turn, mine[0], text, reading, via):
+        count.labels("slot", mode).inc()
         return
-    turn.unit.seen_chat(event.chat, event.chat_type)
-    ticket = await _create(turn, event, text, reading, via)
-    await _acknowledge(turn, event, ticket, reading)
+    p_report = (
+        reading.confidence.report if reading.is_fault_report else 1 - reading.confidence.report
+    )
+    if reading.is_fault_report and sure and (reading.evidence or not mine):
+        turn.unit.seen_chat(event.chat, event.chat_type)
+        await create_ticket(turn, event, text, reading, via=via, source=turn.key)
+        count.labels("ticket", mode).inc()
+    elif mine and addressed:  # about their open ticket, as far as we can tell: on its record
+        turn.record(mine[0], "comment", via=via, data={"text": text})
+        turn.reply(Text(say("comment.added", turn.locale, number=mine[0].number)))
+        count.labels("comment", mode).inc()
+    elif p_report >= settings.ask_above and _may_ask(turn, event, direct):
+        _ask_report(turn, text)
+        count.labels("asked", mode).inc()
+    elif not addressed:
+        count.labels("ignored", mode).inc()
+    else:
+        turn.reply(Text(say("ask.describe", turn.locale)))
+        count.labels("answered", mode).inc()
 
 
-async def _create(
-    turn: Turn, event: Message | Voice, text: str, reading: Reading, via: str
+def _may_ask(turn: Turn, event: Message | Voice, direct: bool) -> bool:
+    """Direct chats are always asked; a group at most once per person per slot window (a
+    chatty group is not flooded with questions)."""
+    if direct:
+        return True
+    assert turn.person is not None
+    asked = turn.env.asked
+    key = f"{event.chat.ref}|{turn.person.id}"
+    last = asked.get(key)
+    window = timedelta(minutes=turn.env.settings.intake.slot_minutes)
+    if last is not None and turn.now - last < window:
+        return False
+    if len(asked) > 10_000:  # forget the oldest half; a bounded memory, not a log
+        for stale in sorted(asked, key=asked.__getitem__)[: len(asked) // 2]:
+            del asked[stale]
+    asked[key] = turn.now
+    return True
+
+
+def _ask_report(turn: Turn, text: str) -> None:
+    """ "需要报修吗？[报修] [不用]": the buttons name this message, stored in the inbox."""
+    assert turn.row_id is not None
+    locale, codec = turn.locale, turn.env.codec
+    buttons = tuple(
+        Button(
+            label=action_label(action, locale),
+            token=codec.encode(ActionToken(turn.row_id, action, 0)),
+            style="primary" if action == IntakeAction.REPORT else "default",
+            action=action.value,
+        )
+        for action in (IntakeAction.REPORT, IntakeAction.DISMISS)
+    )
+    quote = say("ask.report_quote", locale, text=text[:80] + ("…" if len(text) > 80 else ""))
+    turn.reply(Card(ticket_id=0, version=0, title=say("ask.report", locale), text=quote,
+                    buttons=buttons))  # fmt: skip
+
+
+async def create_ticket(
+    turn: Turn, event: Message | Voice, text: str, reading: Reading, *, via: str, source: str
 ) -> Ticket:
+    """A ticket from a report: routed, its clocks started, the customer answered (with the
+    impact question when needed) and staff cards posted."""
     assert turn.person is not None
     env, unit = turn.env, turn.unit
+    settings = env.settings.intake
     title = reading.title[:200]
+    site, site_from = reading.location, None
+    if site is None and settings.reuse_days > 0:
+        since = turn.now - timedelta(days=settings.reuse_days)
+        last = await unit.reads.last_site(turn.person.id, event.chat.ref, since)
+        if last is not None:
+            site, site_from = last
+    device = reading.device_code or reading.device_name or reading.device
+    missing = [slot for slot, value in (("device", device), ("site", site)) if not value]
+    ask_impact = (
+        reading.priority in (Priority.P0, Priority.P1)
+        or reading.confidence.priority < settings.ask_impact_below
+    ) and reading.category.value != "safety"
+    intake = {
+        **({"impact": "asked", "urgent": reading.urgent} if ask_impact else {}),
+        **({"slots": missing} if missing else {}),
+        **({"site_from": site_from} if site_from else {}),
+    }
     picked = await routing.pick_engineer(
-        turn, category=reading.category.value, device_code=reading.device_code, title=title
+        turn, category=reading.category.value, device_code=device, title=title
     )
     assignee = env.staff.by_id.get(picked) if picked is not None else None
     team = env.directory.team_for(assignee.key if assignee else None)
@@ -83,13 +189,14 @@ async def _create(
         priority=reading.priority.value,
         category=reading.category.value,
         state=TicketState.NEW.value,
-        device_code=reading.device_code,
-        site=reading.location,
+        device_code=device,
+        site=site,
         alarm_code=reading.alarm_code,
         reporter_id=turn.person.id,
         origin_chat=event.chat.ref,
-        source_event=turn.key,
+        source_event=source,
         team_key=team.id if team is not None else None,
+        intake=intake or None,
         created_at=turn.now,
         updated_at=turn.now,
     )
@@ -98,19 +205,18 @@ async def _create(
         "created",
         via=via,
         to_state=TicketState.NEW.value,
-        data={"text": text, "reading": reading.as_json(None)},
+        data={"text": text, "reading": reading.as_json(None), **intake},
     )
     env.metrics.tickets_created.inc()
     if picked is not None:  # (its clocks start with the assignment, counted from creation)
         await lifecycle.apply(turn, ticket, TicketAction.ASSIGN, None, via="system", target=picked)
     else:
         await sync(unit, ticket, actor=None, since=ticket.created_at)  # its clocks start
+    await _acknowledge(turn, event.chat, ticket, missing)
     return ticket
 
 
-async def _acknowledge(
-    turn: Turn, event: Message | Voice, ticket: Ticket, reading: Reading
-) -> None:
+async def _acknowledge(turn: Turn, chat: Address, ticket: Ticket, missing: list[str]) -> None:
     locale = turn.locale
     assignee = await turn.unit.person(ticket.assignee_id)
     who = (
@@ -120,22 +226,18 @@ async def _acknowledge(
     )
     ack = say("ack", locale, number=ticket.number, priority=ticket.priority, who=who)
     ack += _promise(turn, ticket, locale)
-    missing = [
-        say(key, locale)
-        for key, value in (
-            ("missing.device", reading.device_code or reading.device),
-            ("missing.location", reading.location),
-        )
-        if not value
-    ]
     if missing:
+        names = [
+            say("missing.device" if m == "device" else "missing.location", locale) for m in missing
+        ]
         ack += "\n" + say(
-            "ask.missing",
-            locale,
-            missing="、".join(missing) if locale == "zh" else ", ".join(missing),
+            "ask.missing", locale, missing=("、" if locale == "zh" else ", ").join(names)
         )
-    turn.reply(Text(ack), ticket_id=ticket.id)
-    await lifecycle.publish(turn, ticket, event.chat, "customer", locale)
+    site_from = (ticket.intake or {}).get("site_from")
+    if site_from:
+        ack += "\n" + say("site.reused", locale, site=ticket.site)
+    turn.send(chat, Text(ack), ticket_id=ticket.id)
+    await lifecycle.publish(turn, ticket, chat, "customer", locale)
     await lifecycle.publish_staff_cards(turn, ticket)
 
 
@@ -153,6 +255,115 @@ def _promise(turn: Turn, ticket: Ticket, locale: str) -> str:
     ]
     sep = "，" if locale == "zh" else ", "
     return say("ack.promise", locale, promises=sep.join(promises)) if promises else ""
+
+
+async def _open_anywhere(turn: Turn) -> Ticket | None:
+    """The customer's newest open ticket from any chat (a chase may come from another one)."""
+    assert turn.person is not None
+    found = await turn.unit.open_tickets(_OPEN, reporter_id=turn.person.id, limit=1)
+    return found[0] if found else None
+
+
+async def _chase(turn: Turn, ticket: Ticket, text: str, via: str) -> None:
+    """The customer chases an open ticket: on the record, raised, and its assignee nagged."""
+    env, locale = turn.env, turn.locale
+    turn.record(ticket, "chased", via=via, data={"text": text})
+    floor = env.settings.intake.chase_priority
+    if ticket.priority > floor:  # "P2" > "P1": lower priorities sort after
+        await set_priority(turn, ticket, floor, via=via, reason="chased")
+    else:
+        await lifecycle.refresh(turn, ticket)
+    assignee = await turn.unit.person(ticket.assignee_id)
+    nag = say("chase.nag", env.settings.locale, number=ticket.number, priority=ticket.priority,
+              text=text[:200])  # fmt: skip
+    targets: list[Address] = []
+    if assignee is not None:
+        dm = env.directory.direct_address(assignee.key, set(env.platforms))
+        if dm is not None:
+            targets.append(dm)
+    if not targets:
+        targets = [
+            c for c in env.directory.team_chats(ticket.team_key) if c.platform in env.platforms
+        ]
+    for dest in targets:
+        turn.send(dest, Text(nag), ticket_id=ticket.id)
+    who = assignee.name if assignee is not None else say("chase.team", locale)
+    ack = say("chase.ack", locale, who=who, number=ticket.number, priority=ticket.priority)
+    turn.reply(Text(ack), ticket_id=ticket.id)
+
+
+async def set_priority(turn: Turn, ticket: Ticket, priority: str, *, via: str, reason: str) -> None:
+    """Change a ticket's priority: audited, its SLA clocks re-planned, its cards redrawn."""
+    before = ticket.priority
+    if before == priority:
+        return
+    ticket.priority = priority
+    ticket.updated_at = turn.now
+    ticket.version += 1  # older cards' buttons go stale
+    turn.record(
+        ticket, "priority", via=via, data={"from": before, "to": priority, "reason": reason}
+    )
+    await sync(
+        turn.unit,
+        ticket,
+        actor=turn.person if turn.person and turn.person.role != "customer" else None,
+    )
+    await lifecycle.refresh(turn, ticket)
+
+
+async def _fill_slots(turn: Turn, ticket: Ticket, text: str, reading: Reading, via: str) -> bool:
+    """The reporter names what their report lacked (site, device): the ticket gets it."""
+    intake = ticket.intake or {}
+    slots = list(intake.get("slots", ()))
+    window = timedelta(minutes=turn.env.settings.intake.slot_minutes)
+    if not slots or turn.now - ticket.created_at > window:
+        return False
+    if (
+        reading.is_fault_report
+        and reading.confidence.report >= 0.9
+        and len(text) > _SLOT_ANSWER_MAX
+    ):
+        return False  # a new report, not an answer
+    found: dict[str, str] = {}
+    device = reading.device_code or reading.device_name or reading.device
+    if "device" in slots and device:
+        found["device"] = device
+    if "site" in slots and reading.location:
+        found["site"] = reading.location
+    if (
+        not found
+        and len(slots) == 1
+        and len(text) <= _SLOT_ANSWER_MAX
+        and not reading.is_fault_report
+    ):
+        found[slots[0]] = text.strip(" 。.!！")  # a bare answer to the one question asked
+    if not found:
+        return False
+    if "device" in found:
+        ticket.device_code = found["device"][:100]
+    if "site" in found:
+        ticket.site = found["site"][:200]
+    left = [s for s in slots if s not in found]
+    ticket.intake = (
+        {**intake, "slots": left} if left else {k: v for k, v in intake.items() if k != "slots"}
+    )
+    ticket.updated_at = turn.now
+    turn.record(ticket, "slot", via=via, data={"text": text, **found})
+    await lifecycle.refresh(turn, ticket)
+    locale = turn.locale
+    names = {"device": say("field.device", locale), "site": say("field.site", locale)}
+    fields = ("、" if locale == "zh" else ", ").join(f"{names[k]} {v}" for k, v in found.items())
+    turn.reply(
+        Text(say("slot.filled", locale, number=ticket.number, fields=fields)), ticket_id=ticket.id
+    )
+    return True
+
+
+def impact_priority(turn: Turn, ticket: Ticket, impact: str) -> str:
+    """The priority an impact answer gives (the config's impact × urgency table)."""
+    urgency = "urgent" if (ticket.intake or {}).get("urgent") else "normal"
+    table = turn.env.settings.intake.impact_priority
+    return table[impact][urgency]  # type: ignore[index]
 
 
 async def _staff_text(turn: Turn, text: str) -> None:

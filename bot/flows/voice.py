@@ -57,7 +57,7 @@ async def handle_voice(turn: Turn, event: Voice, heard: Heard) -> None:
         turn.reply(Text(say("voice.unheard", turn.locale)))
         return
     if turn.person.role == "customer":
-        await customer_report(turn, event, text, addressed=True)
+        await customer_report(turn, event, text)
         return
     candidates = await drafts_of(turn, turn.person.id)
     diagnosis = heard.diagnosis

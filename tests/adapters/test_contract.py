@@ -156,3 +156,82 @@ async def test_media_download_works_against_the_fake_api(
     except NotImplementedError:
         pytest.skip(f"{driver.platform} carries no media")
     assert await hub.hub.adapters[driver.platform].download(ref) == expected
+
+
+async def _ticket_row(hub: RunningHub, ticket_id: int) -> Any:
+    from storage.models import Ticket
+
+    async with hub.hub.db.read() as s:
+        return await s.get(Ticket, ticket_id, populate_existing=True)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_impact_buttons_set_the_priority_on_every_platform(
+    setup: tuple[Driver, RunningHub],
+) -> None:
+    """The reporter's one-tap impact, rendered and pressed on each platform: a stranger's press
+    changes nothing; the reporter's sets the priority from the impact table."""
+    from sqlalchemy import select, update
+
+    from bot.tickets import IntakeAction
+    from storage import repo
+    from storage.models import Identity, Ticket, TicketEvent, utcnow
+
+    driver, hub = setup
+    async with hub.hub.db.transaction() as s:
+        someone = await repo.identify(s, "web", "c-impact", "张三")
+        now = utcnow()
+        ticket = await repo.create_ticket(
+            s,
+            title="灌装机异响",
+            description="灌装机异响",
+            priority="P2",
+            category="equipment_failure",
+            state="new",
+            reporter_id=someone.id,
+            origin_chat="web:c-impact",
+            intake={"impact": "asked", "urgent": False},
+            created_at=now,
+            updated_at=now,
+        )
+        ticket_id, version = ticket.id, ticket.version
+    codec = hub.hub.codec
+    labels = ["全线/整机停产", "部分受影响", "不影响生产", "有安全隐患"]
+    card = Card(
+        ticket_id=ticket_id,
+        version=version,
+        title=f"GD-{ticket_id} · P2 · 灌装机异响",
+        buttons=tuple(
+            Button(
+                label,
+                codec.encode(ActionToken(ticket_id, IntakeAction.IMPACT, version, i)),
+                action="impact",
+            )
+            for i, label in enumerate(labels)
+        ),  # fmt: skip
+    )
+    rendered = driver.render(card)
+
+    assert await _send(hub, driver.click(rendered, 1)) < 300  # not the reporter
+    await hub.hub.idle()
+    row = await _ticket_row(hub, ticket_id)
+    assert (row.priority, row.intake) == ("P2", {"impact": "asked", "urgent": False})
+
+    sender = (await _stored(hub))[-1].payload["sender"]
+    async with hub.hub.db.transaction() as s:
+        presser = await s.scalar(
+            select(Identity.person_id).where(
+                Identity.platform == sender["platform"], Identity.external_id == sender["user_id"]
+            )
+        )
+        assert presser is not None
+        await s.execute(update(Ticket).where(Ticket.id == ticket_id).values(reporter_id=presser))
+    assert await _send(hub, driver.click(rendered, 0)) < 300  # 全线/整机停产
+    await hub.hub.idle()
+    row = await _ticket_row(hub, ticket_id)
+    assert (row.priority, row.intake["impact"]) == ("P0", "stopped")
+    async with hub.hub.db.read() as s:
+        kinds = (
+            await s.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == ticket_id))
+        ).all()
+    assert "refused" in kinds and "impact" in kinds and "priority" in kinds

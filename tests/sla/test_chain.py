@@ -16,7 +16,7 @@ Start = Callable[..., Awaitable[RunningHub]]
 T0 = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 
 CHAIN_SLA: dict[str, Any] = {
-    "policies": {"P1": {"respond": "10m", "arrive": "off", "resolve": "off"}},
+    "policies": {"P0": {"respond": "10m", "arrive": "off", "resolve": "off"}},
     "warn_at": [0.5],
     "stay": {},
     "chains": {
@@ -69,7 +69,7 @@ async def test_warn_breach_group_manager_repeat_then_stop_when_accepted(running:
         await cfeed.wait_text("GD-")
         ticket = await one_ticket(hub)
         number = ticket["number"]
-        assert (ticket["priority"], ticket["assignee"]["id"]) == ("P1", "li")
+        assert (ticket["priority"], ticket["assignee"]["id"]) == ("P0", "li")
         assert ticket["deadlines"]["respond"] == "2026-12-02T02:10:00+00:00"
 
         await sweep_at(hub, clock, 4)  # nothing is due yet

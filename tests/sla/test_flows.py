@@ -15,7 +15,7 @@ Start = Callable[..., Awaitable[RunningHub]]
 
 def sla_config(**chain: Any) -> dict[str, Any]:
     return {
-        "policies": {"P1": {"respond": "10m", "arrive": "off", "resolve": "off"}},
+        "policies": {"P0": {"respond": "10m", "arrive": "off", "resolve": "off"}},
         "warn_at": [0.5],
         "stay": {},
         "chains": {
@@ -85,7 +85,7 @@ async def test_a_changed_policy_is_applied_to_open_tickets_on_start(running: Sta
     await first.stop()
 
     longer = sla_config()
-    longer["policies"]["P1"]["respond"] = "30m"
+    longer["policies"]["P0"]["respond"] = "30m"
     clock.advance(minutes=4)
     second = await running(clock=clock, sla=longer)
 
@@ -102,7 +102,7 @@ async def test_resolve_clock_pauses_while_the_customer_decides_and_resumes_on_re
     running: Start,
 ) -> None:
     clock = FakeClock(T0)
-    sla = {"policies": {"P1": {"respond": "1h", "arrive": "off", "resolve": "4h"}}, "stay": {}}
+    sla = {"policies": {"P0": {"respond": "1h", "arrive": "off", "resolve": "4h"}}, "stay": {}}
     hub = await running(clock=clock, sla=sla)
     cust, li = await customer(hub), await staff(hub, "li")
     async with Feed(hub, cust) as cfeed, Feed(hub, li) as lfeed:
