@@ -94,7 +94,7 @@ _PRIORITIES = (Priority.P0, Priority.P1, Priority.P2, Priority.P3)
 
 #: A report is P0 when the model gives P0 at least this (chosen by 5-fold cross-validation on
 #: train + dev: recall of P0 against macro-F1).
-P0_THRESHOLD = 0.3
+P0_THRESHOLD = 0.25
 #: A message whose every symptom is denied is a report only when the model is this sure.
 NEGATED_REPORT = 0.9
 #: How often a tag found after a label (SN:, 编号), standing alone, or no tag at all was right
