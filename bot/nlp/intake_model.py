@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass
-from itertools import pairwise
+from dataclasses import dataclass, field
+from itertools import pairwise, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,13 +74,16 @@ class Head:
     bias: np.ndarray
 
     def probabilities(self, rows: np.ndarray) -> dict[str, float]:
-        score = self.bias + self.weights[rows].sum(axis=0)
-        if len(self.classes) == 2:  # one logit, sklearn's binary layout
-            p = float(1.0 / (1.0 + np.exp(-score[0])))
-            return {self.classes[0]: 1.0 - p, self.classes[1]: p}
-        e = np.exp(score - score.max())
-        e /= e.sum()
-        return {c: float(v) for c, v in zip(self.classes, e, strict=True)}
+        return _softmax(self.classes, self.bias + self.weights[rows].sum(axis=0))
+
+
+def _softmax(classes: tuple[str, ...], score: np.ndarray) -> dict[str, float]:
+    if len(classes) == 2:  # one logit, sklearn's binary layout
+        p = float(1.0 / (1.0 + np.exp(-score[0])))
+        return {classes[0]: 1.0 - p, classes[1]: p}
+    e = np.exp(score - score.max())
+    e /= e.sum()
+    return dict(zip(classes, e.tolist(), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +92,24 @@ class IntakeModel:
     vocabulary: dict[str, int]
     heads: dict[str, Head]
     regularisation: dict[str, float]  # field → the C it was fitted with (chosen on dev)
+    _joined: list[tuple[str, tuple[str, ...], slice]] = field(default_factory=list)
+    _weights: list[np.ndarray] = field(default_factory=list)  # every head's columns side by side
+
+    def __post_init__(self) -> None:
+        start = 0
+        for name, head in self.heads.items():
+            width = head.weights.shape[1]
+            self._joined.append((name, head.classes, slice(start, start + width)))
+            start += width
+        self._weights.append(np.hstack([h.weights for h in self.heads.values()]))
+        self._weights.append(np.concatenate([h.bias for h in self.heads.values()]))
 
     def predict(self, feats: set[str]) -> dict[str, dict[str, float]]:
         """field → class → probability for one message's features."""
-        vocab = self.vocabulary
-        rows = np.fromiter((vocab[f] for f in feats if f in vocab), dtype=np.int64)
-        return {name: head.probabilities(rows) for name, head in self.heads.items()}
+        found = np.fromiter(map(self.vocabulary.get, feats, repeat(-1)), dtype=np.int64)
+        weights, bias = self._weights
+        score = bias + weights[found[found >= 0]].sum(axis=0)
+        return {name: _softmax(classes, score[cols]) for name, classes, cols in self._joined}
 
     def save(self, path: Path) -> None:
         arrays: dict[str, np.ndarray] = {
