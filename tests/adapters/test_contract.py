@@ -208,7 +208,7 @@ async def test_impact_buttons_set_the_priority_on_every_platform(
                 action="impact",
             )
             for i, label in enumerate(labels)
-        ),  # fmt: skip
+        ),
     )
     rendered = driver.render(card)
 
