@@ -382,11 +382,11 @@ async def seed(
         next_person = int(await s.scalar(select(func.max(Person.id))) or 0) + 1
     now = datetime.now(UTC)
     rng = random.Random(20261202)
-    assert hub.engine.policies is not None
-    seeder = Seeder(hub.engine.policies, now, margin, horizon_h * 3600, rng)
+    assert hub.env.policies is not None
+    seeder = Seeder(hub.env.policies, now, margin, horizon_h * 3600, rng)
     # Probe tickets look next only after the horizon: the busy sweeps never reach them, so
     # their nags in the live run are their first (keys included).
-    later = Seeder(hub.engine.policies, now, horizon_h * 3600, (horizon_h + 2) * 3600, rng)
+    later = Seeder(hub.env.policies, now, horizon_h * 3600, (horizon_h + 2) * 3600, rng)
 
     cust_rows, ident_rows, cust_ids = [], [], []
     for k in range(customers):
@@ -688,8 +688,8 @@ async def arm(
     """Make each probe ticket's respond clock reach a step ``offsets[i]`` seconds from now:
     its 50 % warning, or (``breach[i]``) its deadline. The clock is rewritten as ``sla.sync``
     would leave it after a sync at this moment; the ticket's deadline columns follow."""
-    assert hub.engine.policies is not None
-    policy = hub.engine.policies.resolve(
+    assert hub.env.policies is not None
+    policy = hub.env.policies.resolve(
         TicketTerms(Priority.P1, Category.EQUIPMENT_FAILURE, None, frozenset())
     )
     armed = datetime.now(UTC)

@@ -25,6 +25,7 @@ on the ticket it names.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 from bot import lifecycle
@@ -36,6 +37,7 @@ from bot.sla.clocks import sync
 from bot.texts import say, short_time
 from bot.tickets import (
     OPEN_STATES,
+    Category,
     IntakeAction,
     Priority,
     TicketAction,
@@ -45,7 +47,14 @@ from bot.tickets import (
 from bot.unit import Turn
 from storage.records import Ticket
 
-__all__ = ["create_ticket", "customer_report", "handle_message", "impact_priority", "set_priority"]
+__all__ = [
+    "as_report",
+    "create_ticket",
+    "customer_report",
+    "handle_message",
+    "impact_priority",
+    "set_priority",
+]
 
 _TICKET_REF = re.compile(r"\bGD-(\d+)\b", re.IGNORECASE)
 _ROOT_CAUSE = re.compile(r"^\s*(原因|根因|故障原因|root\s*cause|cause)\s*[:：]\s*", re.IGNORECASE)
@@ -105,6 +114,11 @@ async def customer_report(turn: Turn, event: Message | Voice, text: str) -> None
         turn.record(mine[0], "comment", via=via, data={"text": text})
         turn.reply(Text(say("comment.added", turn.locale, number=mine[0].number)))
         count.labels("comment", mode).inc()
+    elif p_report >= settings.ask_above and isinstance(event, Voice):
+        # a voice note was sent on purpose and has no text to quote in a question: a ticket
+        turn.unit.seen_chat(event.chat, event.chat_type)
+        await create_ticket(turn, event, text, as_report(reading), via=via, source=turn.key)
+        count.labels("ticket", mode).inc()
     elif p_report >= settings.ask_above and _may_ask(turn, event, direct):
         _ask_report(turn, text)
         count.labels("asked", mode).inc()
@@ -357,6 +371,15 @@ async def _fill_slots(turn: Turn, ticket: Ticket, text: str, reading: Reading, v
         Text(say("slot.filled", locale, number=ticket.number, fields=fields)), ticket_id=ticket.id
     )
     return True
+
+
+def as_report(reading: Reading) -> Reading:
+    """The reading of a message its writer says is a report (报修), or sent as a voice note."""
+    if reading.is_fault_report:
+        return reading
+    category = reading.category if reading.category.value != "other" else Category.EQUIPMENT_FAILURE
+    priority = reading.priority if reading.priority != Priority.P3 else Priority.P2
+    return replace(reading, is_fault_report=True, category=category, priority=priority)
 
 
 def impact_priority(turn: Turn, ticket: Ticket, impact: str) -> str:

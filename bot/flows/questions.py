@@ -11,19 +11,16 @@ priority. Each answer is on the ticket's record; none moves the ticket's state.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.errors import NotAllowed, QuestionAnswered, UnknownTicket
 from bot.events import Action, Message, inbound_from_json
 from bot.flows import intake
-from bot.nlp.classify import Reading, classify
+from bot.nlp.classify import classify
 from bot.texts import say
 from bot.tickets import (
     IMPACT_STATES,
     IMPACTS,
-    Category,
     IntakeAction,
     Priority,
     Role,
@@ -104,14 +101,6 @@ async def _report_or_not(turn: Turn, token: ActionToken, event: Action) -> None:
     if token.action == IntakeAction.DISMISS:
         turn.notify_presser(say("report.dismissed", turn.locale))
         return
-    reading = classify(message.text)
-    if not reading.is_fault_report:  # the customer says it is one: read it as such
-        reading = _as_report(reading)
+    reading = intake.as_report(classify(message.text))  # its writer says it is one
     turn.unit.seen_chat(message.chat, message.chat_type)
     await intake.create_ticket(turn, message, message.text, reading, via="button", source=key)
-
-
-def _as_report(reading: Reading) -> Reading:
-    category = reading.category if reading.category.value != "other" else Category.EQUIPMENT_FAILURE
-    priority = reading.priority if reading.priority != Priority.P3 else Priority.P2
-    return replace(reading, is_fault_report=True, category=category, priority=priority)
