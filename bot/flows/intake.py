@@ -31,7 +31,7 @@ from datetime import timedelta
 from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.events import Address, Button, Card, Message, Text, Voice
-from bot.flows import routing, snooze
+from bot.flows import followups, routing, snooze
 from bot.nlp.classify import Reading, classify
 from bot.sla.clocks import sync
 from bot.texts import say, short_time
@@ -52,14 +52,11 @@ __all__ = [
     "create_ticket",
     "customer_report",
     "handle_message",
-    "impact_priority",
-    "set_priority",
 ]
 
 _TICKET_REF = re.compile(r"\bGD-(\d+)\b", re.IGNORECASE)
 _ROOT_CAUSE = re.compile(r"^\s*(原因|根因|故障原因|root\s*cause|cause)\s*[:：]\s*", re.IGNORECASE)
 _OPEN = frozenset(s.value for s in OPEN_STATES)
-_SLOT_ANSWER_MAX = 40  # a bare answer to "where?" is short; a longer text is a new message
 
 
 async def handle_message(turn: Turn, event: Message) -> None:
@@ -95,12 +92,12 @@ async def customer_report(turn: Turn, event: Message | Voice, text: str) -> None
             _OPEN, reporter_id=turn.person.id, origin_chat=event.chat.ref, limit=1
         )
     if reading.followup and (reading.is_fault_report or addressed):
-        chased = mine[0] if mine else await _open_anywhere(turn)
+        chased = mine[0] if mine else await followups.open_anywhere(turn)
         if chased is not None:
-            await _chase(turn, chased, text, via)
+            await followups.chase(turn, chased, text, via)
             count.labels("chase", mode).inc()
             return
-    if mine and await _fill_slots(turn, mine[0], text, reading, via):
+    if mine and await followups.fill_slots(turn, mine[0], text, reading, via):
         count.labels("slot", mode).inc()
         return
     p_report = (
@@ -271,108 +268,6 @@ def _promise(turn: Turn, ticket: Ticket, locale: str) -> str:
     return say("ack.promise", locale, promises=sep.join(promises)) if promises else ""
 
 
-async def _open_anywhere(turn: Turn) -> Ticket | None:
-    """The customer's newest open ticket from any chat (a chase may come from another one)."""
-    assert turn.person is not None
-    found = await turn.unit.open_tickets(_OPEN, reporter_id=turn.person.id, limit=1)
-    return found[0] if found else None
-
-
-async def _chase(turn: Turn, ticket: Ticket, text: str, via: str) -> None:
-    """The customer chases an open ticket: on the record, raised, and its assignee nagged."""
-    env, locale = turn.env, turn.locale
-    turn.record(ticket, "chased", via=via, data={"text": text})
-    floor = env.settings.intake.chase_priority
-    if ticket.priority > floor:  # "P2" > "P1": lower priorities sort after
-        await set_priority(turn, ticket, floor, via=via, reason="chased")
-    else:
-        await lifecycle.refresh(turn, ticket)
-    assignee = await turn.unit.person(ticket.assignee_id)
-    nag = say("chase.nag", env.settings.locale, number=ticket.number, priority=ticket.priority,
-              text=text[:200])  # fmt: skip
-    targets: list[Address] = []
-    if assignee is not None:
-        dm = env.directory.direct_address(assignee.key, set(env.platforms))
-        if dm is not None:
-            targets.append(dm)
-    if not targets:
-        targets = [
-            c for c in env.directory.team_chats(ticket.team_key) if c.platform in env.platforms
-        ]
-    for dest in targets:
-        turn.send(dest, Text(nag), ticket_id=ticket.id)
-    who = assignee.name if assignee is not None else say("chase.team", locale)
-    ack = say("chase.ack", locale, who=who, number=ticket.number, priority=ticket.priority)
-    turn.reply(Text(ack), ticket_id=ticket.id)
-
-
-async def set_priority(turn: Turn, ticket: Ticket, priority: str, *, via: str, reason: str) -> None:
-    """Change a ticket's priority: audited, its SLA clocks re-planned, its cards redrawn."""
-    before = ticket.priority
-    if before == priority:
-        return
-    ticket.priority = priority
-    ticket.updated_at = turn.now
-    ticket.version += 1  # older cards' buttons go stale
-    turn.record(
-        ticket, "priority", via=via, data={"from": before, "to": priority, "reason": reason}
-    )
-    await sync(
-        turn.unit,
-        ticket,
-        actor=turn.person if turn.person and turn.person.role != "customer" else None,
-    )
-    await lifecycle.refresh(turn, ticket)
-
-
-async def _fill_slots(turn: Turn, ticket: Ticket, text: str, reading: Reading, via: str) -> bool:
-    """The reporter names what their report lacked (site, device): the ticket gets it."""
-    intake = ticket.intake or {}
-    slots = list(intake.get("slots", ()))
-    window = timedelta(minutes=turn.env.settings.intake.slot_minutes)
-    if not slots or turn.now - ticket.created_at > window:
-        return False
-    if (
-        reading.is_fault_report
-        and reading.confidence.report >= 0.9
-        and len(text) > _SLOT_ANSWER_MAX
-    ):
-        return False  # a new report, not an answer
-    found: dict[str, str] = {}
-    device = reading.device_code or reading.device_name or reading.device
-    if "device" in slots and device:
-        found["device"] = device
-    if "site" in slots and reading.location:
-        found["site"] = reading.location
-    if (
-        not found
-        and len(slots) == 1
-        and len(text) <= _SLOT_ANSWER_MAX
-        and not reading.is_fault_report
-    ):
-        found[slots[0]] = text.strip(" 。.!！")  # a bare answer to the one question asked
-    if not found:
-        return False
-    if "device" in found:
-        ticket.device_code = found["device"][:100]
-    if "site" in found:
-        ticket.site = found["site"][:200]
-    left = [s for s in slots if s not in found]
-    ticket.intake = (
-        {**intake, "slots": left} if left else {k: v for k, v in intake.items() if k != "slots"}
-    )
-    ticket.updated_at = turn.now
-    turn.record(ticket, "slot", via=via, data={"text": text, **found})
-    await lifecycle.refresh(turn, ticket)
-    locale = turn.locale
-    names = {"device": say("field.device", locale), "site": say("field.site", locale)}
-    fields = ("、" if locale == "zh" else ", ").join(f"{names[k]} {v}" for k, v in found.items())
-    turn.reply(
-        Text(say("slot.filled", locale, number=ticket.number, fields=fields)), ticket_id=ticket.id
-    )
-    return True
-
-
 def as_report(reading: Reading) -> Reading:
     """The reading of a message its writer says is a report (报修), or sent as a voice note."""
     if reading.is_fault_report:
@@ -380,13 +275,6 @@ def as_report(reading: Reading) -> Reading:
     category = reading.category if reading.category.value != "other" else Category.EQUIPMENT_FAILURE
     priority = reading.priority if reading.priority != Priority.P3 else Priority.P2
     return replace(reading, is_fault_report=True, category=category, priority=priority)
-
-
-def impact_priority(turn: Turn, ticket: Ticket, impact: str) -> str:
-    """The priority an impact answer gives (the config's impact × urgency table)."""
-    urgency = "urgent" if (ticket.intake or {}).get("urgent") else "normal"
-    table = turn.env.settings.intake.impact_priority
-    return table[impact][urgency]  # type: ignore[index]
 
 
 async def _staff_text(turn: Turn, text: str) -> None:

@@ -15,7 +15,7 @@ from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.errors import NotAllowed, QuestionAnswered, UnknownTicket
 from bot.events import Action, Message, inbound_from_json
-from bot.flows import intake
+from bot.flows import followups, intake
 from bot.nlp.classify import classify
 from bot.texts import say
 from bot.tickets import (
@@ -57,9 +57,9 @@ async def pressed(turn: Turn, token: ActionToken, event: Action) -> None:
         impact = IMPACTS[token.arg]
         ticket.intake = {**intake_state, "impact": impact}
         turn.record(ticket, "impact", via="button", data={"impact": impact})
-        priority = intake.impact_priority(turn, ticket, impact)
+        priority = followups.impact_priority(turn, ticket, impact)
         if priority != ticket.priority:
-            await intake.set_priority(
+            await followups.set_priority(
                 turn, ticket, priority, via="button", reason=f"impact:{impact}"
             )
         else:
@@ -74,7 +74,7 @@ async def pressed(turn: Turn, token: ActionToken, event: Action) -> None:
     if not roles & _DECIDERS or token.arg is None or token.arg > 3:
         raise NotAllowed(action=token.action.value, state=ticket.state)
     priority = list(Priority)[token.arg].value
-    await intake.set_priority(turn, ticket, priority, via="button", reason="dispatcher")
+    await followups.set_priority(turn, ticket, priority, via="button", reason="dispatcher")
     turn.notify_presser(say("priority.set", locale, number=ticket.number, priority=priority))
 
 
