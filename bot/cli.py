@@ -155,6 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "train":
         from bot.nlp import intake_model, train
 
+        if not args.score:
+            try:
+                import sklearn  # noqa: F401
+            except ImportError:
+                raise SystemExit(
+                    "gongdan train needs scikit-learn: pip install 'gongdan[train]'"
+                ) from None
         return train.main(args.out or intake_model.MODEL, args.score, args.data or train.DATA)
     if args.command == "classify":
         if args.file:
