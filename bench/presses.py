@@ -503,6 +503,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=float, default=300.0, help="longest wait for every transition (s)"
     )
+    p.add_argument("--profile", type=Path, help="run the server under cProfile into this file")
     p.add_argument("--quiet-pct", type=float, default=15.0, help="as in bench/ingest.py")
     p.add_argument("--quiet-wait", type=float, default=120.0, help="as in bench/ingest.py")
     p.add_argument("--no-pin", action="store_true", help="do not pin client and server to a CPU")
@@ -531,7 +532,7 @@ async def run(args: argparse.Namespace) -> Result:
             target,
             Path(tmp),
             cpus=server_cpus,
-            profile=None,
+            profile=args.profile,
             staff=staff_config(args.engineers),
         ) as server:
             await measure(server, args, res)
