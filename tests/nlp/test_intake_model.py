@@ -14,11 +14,11 @@ from bot.nlp.intake_model import FIELDS
 from bot.nlp.text import warm_up
 from bot.nlp.train import load_split, refit, score
 
-#: measured on the test split (README: 0.973, 0.903, 0.940, 0.992), minus a margin
+#: measured on the test split (README: 0.973, 0.893, 0.955, 0.992), minus a margin
 FLOORS = {
     "fault_report_accuracy": 0.95,
-    "priority_macro_f1": 0.88,
-    "p0_recall": 0.92,
+    "priority_macro_f1": 0.87,
+    "p0_recall": 0.93,
     "device_code_exact": 0.97,
 }
 
