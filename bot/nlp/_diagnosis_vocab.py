@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.nlp.classify import LEXICON, _load_lexicon
+from bot.nlp.lexicon import TERMS
 from bot.nlp.text import normalize, word_pattern
 
 __all__ = [
@@ -123,7 +123,7 @@ PARTS = _load_parts()
 KINDS, BASES, _MODIFIERS = _load_quantities()
 POSITIONS = PARTS | _MODIFIERS
 UNITS = _load_units()
-LEXICON_TERMS = _load_lexicon(LEXICON)
+LEXICON_TERMS = TERMS  # the intake's lexicon, loaded once for both readers
 SYMPTOMS = (
     {word for word, term in LEXICON_TERMS.items() if term.kind in _LEXICON_SYMPTOMS}
     | WORDS["symptom"]

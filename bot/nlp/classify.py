@@ -1,8 +1,24 @@
-"""First, negation-aware keyword reading of a customer's chat message (Chinese and English).
+"""The intake's reading of a customer's chat message (Chinese and English): exact rules, then
+a trained model.
 
-``classify(text)`` runs on every incoming text and behind ``gongdan classify``. It is a rule
-reader, not a model: the vocabulary lives in ``data/lexicon.tsv`` (kind, hint, terms) and the
-rules below. The text is NFKC-normalised first (full-width ``３号``/``ＣＮＣ－０７`` become ASCII).
+``classify(text)`` runs on every incoming text and behind ``gongdan classify``. The text is
+NFKC-normalised first (full-width ``３号``/``ＣＮＣ－０７`` become ASCII). ``read_rules`` finds
+what can be found exactly: lexicon terms (``bot/nlp/lexicon.py``) with their negation scope,
+and what the message names (``bot/nlp/extract.py``: tag, machine, alarm code, place). Its
+findings are features of the trained model (``bot/nlp/intake_model.py``), and ``decide``
+combines the two:
+
+* a safety term that is not negated makes a P0 ``safety`` report whatever the model says
+  (漏气 next to pneumatic equipment is an air leak, not gas);
+* a message whose every symptom is denied is a report only if the model is very sure
+  ("没漏油，也没冒烟"); a denied stop cannot be P0 ("isn't down, just noisy");
+* otherwise the model decides: a report when it says so, P0 from ``P0_THRESHOLD`` up (a missed
+  stop costs more than a second look), the likeliest of P1–P3 else; non-reports are P3.
+
+Every field carries its confidence. The rules' own priority (the product's definitions: P0 a
+stop, a hazard or an outage; P1 impaired, intermittent, a workaround, lost redundancy, or
+urged; P2 a normal fault or a recovered incident; P3 the rest) and category are features, not
+the answer.
 
 Matching. Terms match case-insensitively, longest first, Latin terms as whole words only; a
 one-character Chinese term (急, 门, 灯) counts only where jieba does not make it part of a
@@ -15,46 +31,10 @@ as 但(是) 就 导致 为什么 / but and so because, so "没有冒烟，但是
 Fault phrases that contain a negator (不转 不动 不启动 没反应 无法启动 won't start, doesn't
 work, not working, no power) are terms of their own, matched before any negation test.
 
-Priority (most severe positive term wins, then urgency):
-
-* P0: safety (fire, 冒烟/起火/着火, 漏电/触电, 受伤, 燃气/漏气, explosion) or a whole line or
-  plant stopped (停产, 停线, 全线停产, line down; a down term with 全线/整条线/全厂/whole
-  plant; or a down term about a line such as "3号线"/"产线"/"Line 2" with no machine named).
-  漏气 next to pneumatic equipment (空压机, 气缸, air hose) is an air leak, P2, not gas.
-* P1: down (停机 停了 不转 宕机 死机 坏了 跳闸 断网 停电, down stopped broken won't start…).
-  Down is only P2 when intermittent (偶尔 时好时坏 sometimes) or when every asset named is a
-  minor office/comfort one (打印机 电脑 空调 灯 门, printer, laptop, lights).
-* P2: degraded but working (异响 漏油 漏水 过热 振动 慢 报警 故障 连不上, noisy leaking
-  overheating alarm error intermittent).
-* P3: questions, service requests, minor things, and everything that is not a fault report.
-* Urgency (紧急 马上 急 尽快, urgent asap immediately) raises one level, never above P0; calm
-  words (不急 有空 慢慢来, not urgent, no rush) and negated urgency lower one, never below P3.
-
-Category: ``safety`` whenever a positive safety term is present. Otherwise a pure question is
-``consultation``: no symptom, and a question word (请问 怎么 多久 how what), or a "?" after
-something named without a request word (a polite "能不能派人来看看3号机？" is a request). Otherwise
-the category with the most weight wins, earliest mention on a tie: every device or topic
-named weighs 2 (注塑机/CNC → equipment_failure; 交换机 服务器 打印机 网络 wifi VPN email →
-network_it; 系统 软件 参数 账号 密码 MES ERP login → software_config; 空调 灯 门 电梯 水管
-toilet HVAC → facility), a positive symptom with a hint weighs 1 (停机 → equipment, 漏水 →
-facility) or 2 for IT symptoms, whose words name their field (断网 → network, 登录不了 →
-software). Nothing weighed: ``other``, or ``equipment_failure`` when there is a device code,
-an alarm code or a stopped line ("3号机停了", "E102", "3号线停了").
-
-``is_fault_report`` is True for anything to ticket: a positive symptom (an alarm code alone
-counts as P2), a service request (保养 维修 派人 安装 重置, repair, install …) or a question
-as above. It is False for empty text,
-greetings, thanks and acknowledgements (你好 谢谢 收到 好的 ok), and for text that names no
-problem at all ("3号注塑机", "没有漏油"); such readings are always P3 / ``other``.
-
-Extraction: ``device_code`` is the first numbered machine ("三号注塑机" → "3号注塑机",
-"2#空压机", "注塑机3号" → "3号注塑机", "compressor 2") or asset tag ("CNC-07", "AC-3F-02");
-``location`` the first run of adjacent places ("二车间B线", "B栋3楼", "A区", "Line 2",
-"Building 5"); ``device`` the machine type (a machine before a part before 机器/设备);
-``alarm_code`` the code after 报警/故障码/alarm/error or a bare E102/ALM-21/F0001 (upper-case);
-``title`` the message without greetings, mentions, trailing 了/particles/thanks, ≤ 40 chars
-(cut after a whole clause, else at a word with "…").
-``language`` is "zh" when Han characters are at least as many as English words.
+``title`` is the message without greetings, mentions, trailing 了/particles/thanks, ≤ 40
+chars (cut after a whole clause, else at a word with "…"); ``language`` is "zh" when Han
+characters are at least as many as English words; ``device`` the machine type named (a
+machine before a part before 机器/设备).
 """
 
 from __future__ import annotations
@@ -62,11 +42,10 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from pathlib import Path
 
-from bot.nlp import intake_model
+from bot.nlp import extract, intake_model
+from bot.nlp.lexicon import TERMS, Term
 from bot.nlp.text import (
-    cn_number,
     detect_language,
     headline,
     is_word,
@@ -78,16 +57,9 @@ from bot.tickets import Category, Priority
 
 __all__ = ["Confidence", "Reading", "Rules", "classify", "decide", "read_rules"]
 
-LEXICON = Path(__file__).with_name("data") / "lexicon.tsv"
-_HINTS = {"equipment_failure", "network_it", "software_config", "facility"}
-_KINDS = {"safety", "gas", "linestop", "scope", "line", "down", "intermittent", "degraded",
-          "urgent", "calm", "request", "question", "greeting", "device", "topic",
-          "recovered", "workaround", "redundancy", "impact", "fyi", "cosmetic", "chase",
-          "business", "hotline", "hazard"}  # fmt: skip
 _SYMPTOMS = {"safety", "gas", "linestop", "down", "intermittent", "degraded"}
 _NEGATABLE = _SYMPTOMS | {"urgent", "calm", "request", "question", "scope", "impact", "recovered",
                           "hazard"}  # fmt: skip
-_FLAGS = {"part", "generic", "minor", "air"}
 _IT = {Category.NETWORK_IT, Category.SOFTWARE_CONFIG}
 _PRIORITIES = (Priority.P0, Priority.P1, Priority.P2, Priority.P3)
 
@@ -97,11 +69,6 @@ _PRIORITIES = (Priority.P0, Priority.P1, Priority.P2, Priority.P3)
 P0_THRESHOLD = 0.25
 #: A message whose every symptom is denied is a report only when the model is this sure.
 NEGATED_REPORT = 0.9
-#: How often a tag found after a label (SN:, 编号), standing alone, or no tag at all was right
-#: on the train and dev splits: the device code's confidence.
-LABELLED_CODE_CONFIDENCE = 0.98
-BARE_CODE_CONFIDENCE = 0.9
-NO_CODE_CONFIDENCE = 0.97
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,45 +128,17 @@ class Reading:
 
 
 @dataclass(frozen=True, slots=True)
-class _Term:
-    kind: str
-    display: str
-    hint: Category | None
-    flags: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
 class _Hit:
-    term: _Term
+    term: Term
     start: int
     negated: bool
-
-
-def _load_lexicon(path: Path) -> dict[str, _Term]:
-    terms: dict[str, _Term] = {}
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not raw.strip() or raw.startswith("#"):
-            continue
-        kind, attrs, words = raw.split("\t")
-        flags = frozenset(a for a in attrs.split(",") if a != "-")
-        hints = flags & _HINTS
-        if kind not in _KINDS or len(hints) > 1 or flags - _HINTS - _FLAGS:
-            raise ValueError(f"{path.name}:{lineno}: bad kind or attributes")
-        hint = Category(next(iter(hints))) if hints else None
-        for word in words.split("|"):
-            key = normalize(word).lower()
-            if not key or key in terms:
-                raise ValueError(f"{path.name}:{lineno}: empty or repeated term {word!r}")
-            terms[key] = _Term(kind, word, hint, flags - _HINTS)
-    return terms
 
 
 def _words(spaced: str) -> set[str]:
     return set(spaced.split())
 
 
-_TERMS = _load_lexicon(LEXICON)
-_MATCHER = re.compile(word_pattern(list(_TERMS)), re.IGNORECASE)
+_MATCHER = re.compile(word_pattern(list(TERMS)), re.IGNORECASE)
 
 _NEGATORS = frozenset(
     _words("没 没有 无 未 不 不是 并非 非 别 并没有 并没 并不 并无 毫无 暂无 尚未 从未 从没 从来没")
@@ -212,72 +151,6 @@ _BREAKERS = frozenset(
     | _words("but however though although and so then now because after since until instead just")
 )
 _WINDOW = 3
-
-_NUM = r"(?:\d{1,4}|[零〇一二两三四五六七八九十百]{1,4})"
-_DEVICES = [key for key, t in _TERMS.items() if t.kind == "device"]
-_ZH_TYPES = [k for k in _DEVICES if not k.isascii()] + ["cnc", "plc", "agv", "ups", "机台"]
-_TYPE = "(?:" + word_pattern(_ZH_TYPES) + "|机(?![房场构关会器])|炉)"
-_EN_TYPE = word_pattern([k for k in _DEVICES if k.isascii()])
-_NAMED_RES = (
-    (re.compile(rf"(?<![A-Za-z0-9])(?P<num>{_NUM})\s*(?P<sep>号|#)\s*(?P<type>{_TYPE})", re.I),
-     "numbered"),
-    (re.compile(rf"(?P<type>{_TYPE})\s*(?P<num>\d{{1,4}})\s*(?P<sep>号|#)", re.I), "numbered"),
-    (re.compile(rf"(?P<type>{_TYPE})\s*(?P<sep>#)\s*(?P<num>\d{{1,4}})(?!\d)", re.I), "numbered"),
-    (re.compile(rf"(?<![a-z0-9])(?P<tag>{_EN_TYPE}\s*(?:#\s*|no\.?\s*)?\d{{1,4}})(?![a-z0-9])",
-                re.I), "english"),
-    (re.compile(rf"(?<![a-z0-9])(?P<tag>(?:#\s*|no\.?\s*)\d{{1,4}}\s+{_EN_TYPE})(?![a-z0-9])",
-                re.I), "english"),
-)  # fmt: skip
-# An asset tag or serial: after a label (SN: KX2024-0087, 设备编号ZJ-0312, asset tag HVAC-2F-07)…
-_CODE = r"[A-Za-z0-9](?:[A-Za-z0-9]|[-_/.](?=[A-Za-z0-9]))*"
-_LABELLED_CODE = re.compile(
-    r"(?:(?<![A-Za-z0-9])(?:s\s*/\s*n|sn|p/n|serial(?:\s*(?:no\.?|number|num|#))?|asset(?:\s*(?:tag|no\.?|"
-    r"number|id|code|#))?|tag(?:\s*(?:no\.?|#))?|equipment\s*(?:id|no\.?|code)|device\s*(?:id|"
-    r"no\.?|code)|machine\s*(?:id|no\.?|code)|unit\s*(?:id|no\.?))|序列号|出厂编号|机身编号|出厂号"
-    r"|设备编号|资产编号|资产号|资产标签|设备号|设备码|机器编号|机台编号|铭牌号|机号|编号|编码|SN码|S/N码)"
-    rf"\s*(?:是|为|:|：|#|=)?\s*(?P<code>{_CODE})",
-    re.I,
-)
-# … or standing alone with letters, digits and a dash (CNC-07, AC-3F-02, HVAC-2F-07).
-_BARE_CODE = re.compile(
-    r"(?<![A-Za-z0-9_/.#-])(?P<code>[A-Za-z]{1,8}\d*(?:[-_][A-Za-z0-9]{1,10}){1,4})"
-    r"(?![A-Za-z0-9_/#-]|\.[A-Za-z0-9])"
-)
-_NOT_CODE = re.compile(
-    r"^(?:e|er|err|error|al|alm|alarm|alert|flt|fault|f|code|gd|po|so|wo|pr|rma|inv|order|ticket"
-    r"|case|line|building|bldg|floor|room|rev|ver|v|iso|rs|cat|usb|wi|e-mail|covid|sars|ip|tel"
-    r"|mob|no|mp|pm|am|p|g|h|k|ip|ie|ex|ul|ce|gb|din|en|iec|jis)[-_]",
-    re.I,
-)
-_CODE_CONTEXT = re.compile(
-    r"(?:报警|警报|告警|故障码|故障代码|错误码|错误代码|报错|代码|提示|显示|订单|单号|工单|采购单|合同|电话"
-    r"|手机|alarm|error|err|fault|code|order|po|ticket|case|ref|phone|tel|call)\s*(?:号|码)?\s*"
-    r"(?:是|为|:|：|#|no\.?)?\s*$",
-    re.I,
-)
-_ALARM_RES = (
-    re.compile(r"(?:报警|警报|告警|故障码|故障代码|错误码|错误代码|报错|代码|alarm|error|err|fault|code)"
-               r"\s*(?:code|码|代码|号|信息|提示)?\s*[:#]?\s*(?:是|为|显示)?\s*"
-               r"(?P<code>[A-Za-z]{0,5}-?\d{1,5}[A-Za-z]?)(?![A-Za-z0-9号#])", re.I),
-    re.compile(r"(?<![A-Za-z0-9-])(?P<code>(?:ERR|ALM|ALARM|FLT|AL|E|F)-?\d{2,5}[A-Za-z]?)"
-               r"(?![A-Za-z0-9-])", re.I),
-)  # fmt: skip
-_PLACE_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:第?(?:\d{1,3}|[一二三四五六七八九十两]{1,3})|[A-Za-z])\s*号?"
-    r"(?:车间|厂房|厂区|仓库|库房|栋|幢|楼|区|产线|线|工段|工位)"
-    r"|(?<![A-Za-z0-9-])\d{1,2}F(?![A-Za-z0-9-])"
-    r"|(?:注塑|冲压|焊装|焊接|总装|装配|机加|喷涂|涂装|包装|组装|成型|压铸|锻造|铸造|热处理|电镀"
-    r"|成品|原料|原材料|半成品|备件|配件|五金|模具|SMT|加工)(?:车间|仓库|厂房|线|区)"
-    r"|(?<![A-Za-z0-9])(?:line|building|bldg\.?|workshop|plant|hall|warehouse|floor|zone|area"
-    r"|bay|dock|room|cell|block)\s*(?:no\.?\s*|#\s*)?(?:\d{1,3}|(?-i:[A-Z]))(?![A-Za-z0-9])"
-    r"|(?<![A-Za-z0-9])(?:\d{1,2}(?:st|nd|rd|th)|ground|first|second|third|top)\s+floor\b",
-    re.I,
-)  # fmt: skip
-_BARE_PLACE_RE = re.compile(
-    r"车间|厂房|厂区|仓库|库房|机房|配电房|配电室|办公室|会议室|食堂|宿舍|实验室|质检室"
-    r"|\b(?:workshop|warehouse|server room|office)\b", re.I
-)  # fmt: skip
-_PLACE_GAP = re.compile(r"[\s,，]{0,2}")
 
 
 def classify(text: str) -> Reading:
@@ -319,12 +192,12 @@ def read_rules(norm: str, spans: list[tuple[str, int, int]]) -> Rules:
     pos = [h for h in hits if not h.negated]
     kinds = {h.term.kind for h in pos}
     subjects = [h.term for h in hits if h.term.kind in ("device", "topic")]
-    location, line_place = _location(norm)
-    device_code, code_confidence = _device_code(norm)
-    named, code_type = _named_device(norm)
+    location, line_place = extract.location(norm)
+    device_code, code_confidence = extract.device_code(norm)
+    named, code_type = extract.named_device(norm)
     if code_type is not None and "generic" not in code_type.flags:
         subjects.insert(0, code_type)  # 3号注塑机 → 注塑机; but 5号机台液压站 → 液压站
-    alarm_code = _alarm(norm)
+    alarm_code = extract.alarm(norm)
     air = any("air" in t.flags for t in subjects)
 
     has_symptom = bool(kinds & _SYMPTOMS) or alarm_code is not None
@@ -489,7 +362,7 @@ def _hits(norm: str, spans: list[tuple[str, int, int]]) -> list[_Hit]:
     ends = [end for _, _, end in spans]
     hits: list[_Hit] = []
     for m in _MATCHER.finditer(norm):
-        term = _TERMS[m.group().lower()]
+        term = TERMS[m.group().lower()]
         i = bisect_right(ends, m.start())  # the token the match starts in
         if len(m.group()) == 1 and not m.group().isascii() and i < len(spans):
             tok = spans[i][0]
@@ -531,87 +404,7 @@ def _weigh(hits: list[_Hit], air: bool) -> Category | None:
     return max(score, key=lambda c: score[c]) if score else None
 
 
-def _device(subjects: list[_Term]) -> str | None:
+def _device(subjects: list[Term]) -> str | None:
     devices = [t for t in subjects if t.kind == "device"]
     ranked = sorted(devices, key=lambda t: ("part" in t.flags) + 2 * ("generic" in t.flags))
     return ranked[0].display if ranked else None  # sorted() is stable: earliest of a rank
-
-
-def _device_code(norm: str) -> tuple[str | None, float]:
-    """(the first explicit asset tag or serial as written, how sure that is).
-
-    Not alarm codes, order, ticket or phone numbers, line names or ordinal names (3号线,
-    2号空压机): those are places and names, not tags."""
-    labelled = [
-        m
-        for m in _LABELLED_CODE.finditer(norm)
-        if any(c.isdigit() for c in m.group("code"))
-        and not _NOT_CODE.match(m.group("code"))
-        and not _CODE_CONTEXT.search(norm, max(0, m.start() - 12), m.start())
-    ]
-    bare = [
-        m
-        for m in _BARE_CODE.finditer(norm)
-        if any(c.isdigit() for c in m.group("code"))
-        and not _NOT_CODE.match(m.group("code"))
-        and not _CODE_CONTEXT.search(norm, max(0, m.start() - 12), m.start())
-    ]
-    found = sorted(
-        [(m.start("code"), m.group("code"), LABELLED_CODE_CONFIDENCE) for m in labelled]
-        + [(m.start("code"), m.group("code"), BARE_CODE_CONFIDENCE) for m in bare],
-        key=lambda f: (f[0], -f[2]),  # a labelled tag over the same tag standing alone
-    )
-    if not found:
-        return None, NO_CODE_CONFIDENCE
-    _, code, confidence = found[0]
-    return code.rstrip("._-/"), confidence
-
-
-def _named_device(norm: str) -> tuple[str | None, _Term | None]:
-    """(the first machine named with a number, "3号注塑机" / "compressor 2", its lexicon type)."""
-    found: list[tuple[int, str, _Term | None]] = []
-    for rx, mode in _NAMED_RES:
-        for m in rx.finditer(norm):
-            if mode == "numbered":
-                num, kind = cn_number(m.group("num")), m.group("type")
-                if num is None:
-                    continue
-                code = f"{num}{m.group('sep')}{kind}"
-            else:
-                code = m.group("tag")
-                kind = re.split(r"[-_\s#\d]", code, maxsplit=1)[0]
-            term = _TERMS.get(kind.lower())
-            found.append((m.start(), code, term if term and term.kind == "device" else None))
-            break
-    if not found:
-        return None, None
-    _, code, term = min(found, key=lambda f: f[0])
-    return code, term
-
-
-def _alarm(norm: str) -> str | None:
-    for rx in _ALARM_RES:
-        m = rx.search(norm)
-        if m:
-            return m.group("code").upper()
-    return None
-
-
-def _location(norm: str) -> tuple[str | None, bool]:
-    """(the first run of adjacent places, whether that run names a production line)."""
-    places = list(_PLACE_RE.finditer(norm))
-    if not places:
-        bare = _BARE_PLACE_RE.search(norm)
-        return (bare.group(), False) if bare else (None, False)
-    start, end = places[0].span()
-    for m in places[1:]:
-        if not _PLACE_GAP.fullmatch(norm, end, m.start()):
-            break
-        end = m.end()
-    text = norm[start:end]
-    is_line = any(
-        p.group().endswith("线") or p.group().lower().startswith("line")
-        for p in places
-        if p.end() <= end
-    )
-    return text, is_line

@@ -172,8 +172,6 @@ def refit(
 
 def score(examples: Sequence[Example], model: IntakeModel | None = None) -> dict[str, Any]:
     """The figures the README reports for one split, read by the whole reader."""
-    from bot.nlp.classify import decide, read_rules
-
     m = model or intake_model.load()
     y_true: list[str] = []
     y_pred: list[str] = []
@@ -182,9 +180,9 @@ def score(examples: Sequence[Example], model: IntakeModel | None = None) -> dict
     for e in examples:
         norm = normalize(e.text)
         spans = token_spans(norm)
-        rules = read_rules(norm, spans)
+        rules = reader.read_rules(norm, spans)
         feats = intake_model.features(norm, (tok for tok, _, _ in spans), rules.facts)
-        r = decide(norm, spans, rules, m.predict(feats))
+        r = reader.decide(norm, spans, rules, m.predict(feats))
         right = r.is_fault_report == (e.labels["report"] == "yes")
         report_ok += right
         b = bins[min(9, int(r.confidence.report * 10))]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.nlp.classify import Reading, _load_lexicon, classify
+from bot.nlp.classify import Reading, classify
+from bot.nlp.lexicon import load_lexicon
 from bot.nlp.text import cn_number, normalize, tokens, warm_up
 from bot.tickets import Category, Priority
 
@@ -277,4 +278,4 @@ def test_lexicon_rejects_a_repeated_term(tmp_path: Path) -> None:
     bad = tmp_path / "lexicon.tsv"
     bad.write_text("down\t-\t停机\ndegraded\t-\t停机\n", encoding="utf-8")
     with pytest.raises(ValueError, match="repeated term"):
-        _load_lexicon(bad)
+        load_lexicon(bad)

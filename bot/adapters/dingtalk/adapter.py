@@ -28,8 +28,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+import bot.adapters.dingtalk.parse as parse
+import bot.adapters.dingtalk.render as render
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
-from bot.adapters.dingtalk import parse, render
 from bot.adapters.dingtalk.openapi import OpenApi
 from bot.adapters.dingtalk.parse import PLATFORM, CardPress, ConfirmStep, is_group
 from bot.adapters.dingtalk.stream import Frame, StreamClient
