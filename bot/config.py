@@ -77,15 +77,79 @@ class ApiSettings(_Section):
 
 class SecuritySettings(_Section):
     secret_key: SecretStr | None = None
-    """Signs button tokens, web chat sessions and progress links. When unset, a random key is
-    created once in ``secret_key_file`` so that cards survive restarts."""
+    """Signs button tokens, web chat sessions and progress links, and keys the audit chain.
+    When unset, a random key is created once in ``secret_key_file`` so that cards survive
+    restarts. Keep it outside the database (and its backups): whoever holds both can rewrite
+    the audit trail unnoticed."""
     secret_key_file: Path = Path(".gongdan-secret")
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    """A staff sign-in lasts at most this long (then the person signs in again)."""
+    idle_minutes: float = Field(120.0, gt=0)
+    """A staff sign-in not used for this long ends."""
+    login_link_minutes: float = Field(10.0, gt=0, le=24 * 60)
+    """A one-time sign-in link (typed "登录"/"login" to the bot, or ``gongdan login-link``)
+    works once, within this many minutes."""
+    sign_in_attempts: int = Field(5, ge=1)
+    """Failed sign-ins allowed per person, and ``4 ×`` this per client address, within
+    ``sign_in_window_minutes``; beyond that sign-in answers 429 until the window passes."""
+    sign_in_window_minutes: float = Field(15.0, gt=0)
+
+
+class AuditSettings(_Section):
+    checkpoint_minutes: float = Field(60.0, ge=0)
+    """How often the heads of every ticket's audit chain are hashed together (keyed) into a
+    checkpoint kept outside the events table; ``gongdan audit verify`` then finds a chain cut
+    at its tail or a ticket's events deleted. 0: never."""
+    post_checkpoints: bool = False
+    """Also post each checkpoint's digest to ``admin_chat`` (a copy the database cannot
+    rewrite)."""
+    keep_checkpoints: int = Field(48, ge=1)
+    """Checkpoints kept (older ones are pruned; the newest covers everything before it)."""
+
+
+class LimitSettings(_Section):
+    storage: str = "memory://"
+    """Where rate-limit counters live: ``memory://`` (per worker) or ``redis://host:6379``
+    (shared by every worker)."""
+    exempt: list[str] = []
+    """Client addresses or networks (``127.0.0.1``, ``10.0.0.0/8``) no web chat limit applies
+    to, e.g. a load test on loopback. Sign-in throttling applies to everyone."""
+    trust_forwarded: bool = False
+    """Take the client address from ``X-Forwarded-For`` (only behind a reverse proxy that
+    sets it)."""
+    sessions_per_hour: int = Field(20, ge=1)
+    """New web chat sessions per client address."""
+    messages_per_minute: int = Field(20, ge=1)
+    """Web chat messages per session (and ``5 ×`` this per client address)."""
+    actions_per_minute: int = Field(60, ge=1)
+    """Web chat button presses per session (and ``5 ×`` this per client address)."""
+    streams_per_client: int = Field(8, ge=1)
+    """Open live streams per client address."""
+    streams_total: int = Field(200, ge=1)
+    """Open live streams in one worker (503 with ``Retry-After`` above it)."""
+    text_chars: int = Field(4000, ge=100)
+    """Longest message text read from any platform; a longer one is cut, marked "…(已截断)",
+    and kept whole as a text attachment up to ``attachment_chars``."""
+    attachment_chars: int = Field(100_000, ge=0)
+    json_depth: int = Field(32, ge=4)
+    """Deepest nesting accepted in a JSON body (refused with 400 before it is parsed)."""
 
 
 class WebchatSettings(_Section):
     enabled: bool = True
     console_password: SecretStr | None = None
-    """When set, ``/console`` asks for it before a person can be chosen."""
+    """Removed: staff sign in with their own link or password (see ``[security]``)."""
+
+    @field_validator("console_password")
+    @classmethod
+    def _removed(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            raise ValueError(
+                "removed: one shared password let its holder act as anyone. Staff now sign in "
+                "with a one-time link (type 登录/login to the bot, or `gongdan login-link "
+                "<person>`) or their own password (`gongdan passwd <person>`)"
+            )
+        return v
 
 
 class OutboxSettings(_Section):
@@ -100,6 +164,11 @@ class OutboxSettings(_Section):
     lease_seconds: float = Field(30.0, gt=0)
     """How long a worker holds the messages it is sending; those of a worker that died are
     sent by another after this long. Keep it well above ``send_timeout``."""
+    flood_seconds: float = Field(30.0, gt=0)
+    """New-ticket cards waiting for a team group that its rate limit cannot send within this
+    long are folded into digests (P0 cards are always sent)."""
+    flood_lines: int = Field(20, ge=2)
+    """Tickets per flood digest."""
 
 
 class EngineSettings(_Section):
@@ -446,6 +515,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     security: SecuritySettings = SecuritySettings()
+    audit: AuditSettings = AuditSettings()
+    limits: LimitSettings = LimitSettings()
     webchat: WebchatSettings = WebchatSettings()
     outbox: OutboxSettings = OutboxSettings()
     engine: EngineSettings = EngineSettings()

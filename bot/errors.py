@@ -5,6 +5,8 @@
     ├── AdapterError                something between us and a platform
     │   ├── SignatureInvalid        forged, replayed or unsigned request (→ 401/403, nothing stored)
     │   ├── BadRequest              a verified request we cannot read (→ 400, nothing stored)
+    │   ├── Forbidden               signed in, but not allowed (CSRF, foreign origin) (→ 403)
+    │   ├── TooManyRequests(retry_after)  over a rate limit of ours (→ 429 + Retry-After)
     │   ├── PlatformApiError(code)  the platform answered with an error we will not retry
     │   ├── TransientSendError      timeouts, 5xx, connection resets: retry with backoff
     │   │   └── RateLimited(retry_after)  429 and friends: retry no sooner than retry_after
@@ -34,6 +36,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "FlowError",
+    "Forbidden",
     "GongdanError",
     "InvalidTransition",
     "MediaTooLarge",
@@ -45,6 +48,7 @@ __all__ = [
     "SignatureInvalid",
     "StaleTransition",
     "TokenInvalid",
+    "TooManyRequests",
     "TransientSendError",
     "UnknownTicket",
 ]
@@ -70,6 +74,19 @@ class SignatureInvalid(AdapterError):
 
 class BadRequest(AdapterError):
     pass
+
+
+class Forbidden(AdapterError):
+    pass
+
+
+class TooManyRequests(AdapterError):
+    """Over one of our own limits; ``status`` 429 (this client) or 503 (everyone)."""
+
+    def __init__(self, retry_after: float, message: str, *, status: int = 429) -> None:
+        self.retry_after = retry_after
+        self.status = status
+        super().__init__(message)
 
 
 class PlatformApiError(AdapterError):

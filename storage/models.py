@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "AuditCheckpoint",
     "Base",
     "CardRef",
     "Chat",
@@ -33,7 +34,10 @@ __all__ = [
     "InboundEvent",
     "OutboxMessage",
     "Person",
+    "SignInLink",
     "SlaClock",
+    "StaffPassword",
+    "StaffSession",
     "Ticket",
     "TicketEvent",
     "VoiceNote",
@@ -173,6 +177,9 @@ class TicketEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # True: ``hash`` is an HMAC keyed with the hub's secret. False: a row written before the
+    # chain was keyed (plain SHA-256), re-sealed once at start-up (storage/audit.py).
+    keyed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("false"))
 
 
 class InboundEvent(Base):
@@ -317,6 +324,54 @@ class WebchatFeed(Base):
     payload: Mapped[dict[str, Any]] = mapped_column()
     idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditCheckpoint(Base):
+    """The heads of every ticket's audit chain at one moment, hashed together with the audit
+    key: a chain cut at its tail or a ticket's events deleted no longer match it."""
+
+    __tablename__ = "audit_checkpoints"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    tickets: Mapped[int] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(Integer)
+    heads: Mapped[dict[str, Any]] = mapped_column()  # {"<ticket id>": <seq of its head>}
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class StaffPassword(Base):
+    """A staff member's own password (``gongdan passwd``), as an Argon2id hash."""
+
+    __tablename__ = "staff_passwords"
+    person_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffSession(Base):
+    """A staff sign-in. The browser holds the token; only its SHA-256 is stored here."""
+
+    __tablename__ = "staff_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256(token)
+    person_key: Mapped[str] = mapped_column(String(200), index=True)
+    via: Mapped[str] = mapped_column(String(10))  # link | password
+    client: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class SignInLink(Base):
+    """A one-time sign-in link; only the SHA-256 of its token is stored."""
+
+    __tablename__ = "sign_in_links"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256(token)
+    person_key: Mapped[str] = mapped_column(String(200), index=True)
+    via: Mapped[str] = mapped_column(String(20))  # cli | <platform> the request came from
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
 
 
 #: The tables by name, typed for Core statements (``Model.__table__`` is only a ``FromClause``).
