@@ -537,7 +537,7 @@ async def seed(
             "prev_hash": GENESIS,
         }
         fields = {k: v for k, v in ev.items() if k != "prev_hash"}
-        ev["hash"] = chain_hash(GENESIS, **fields)
+        ev["hash"] = chain_hash(GENESIS, key=hub.audit_key, **fields)  # (as the hub writes it)
         tickets[-1]["audit_seq"], tickets[-1]["audit_hash"] = 1, ev["hash"]  # the chain's head
         events.append(ev)
         if len(tickets) >= CHUNK:

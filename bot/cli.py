@@ -36,9 +36,21 @@ def _parser() -> argparse.ArgumentParser:
         "upgrade", help="apply migrations"
     )
     audit = sub.add_parser("audit", help="audit trail tasks")
-    audit.add_subparsers(dest="audit_command", required=True).add_parser(
-        "verify", help="check every ticket's hash chain"
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser(
+        "verify",
+        help="check every ticket's keyed hash chain, head and state against the newest "
+        "checkpoint (exit 1 when anything was tampered with)",
     )
+    audit_sub.add_parser("checkpoint", help="record the head of every ticket's audit chain now")
+    link = sub.add_parser("login-link", help="print a one-time sign-in link for a staff member")
+    link.add_argument("person", help="the person's id in [[people]]")
+    pw = sub.add_parser("passwd", help="set (or remove) a staff member's own password")
+    pw.add_argument("person", help="the person's id in [[people]]")
+    pw.add_argument("--remove", action="store_true", help="remove it (links only from now on)")
+    pw.add_argument("--stdin", action="store_true", help="read the password from stdin")
+    out = sub.add_parser("sign-out", help="end every sign-in of a staff member")
+    out.add_argument("person", help="the person's id in [[people]]")
     tr = sub.add_parser("transcribe", help="transcribe voice notes and read their diagnosis")
     tr.add_argument("files", nargs="+", type=Path, help="audio files (AMR, Ogg, WebM, M4A, MP3, …)")
     tr.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -113,20 +125,117 @@ async def _transcribe(
     return 1 if failed else 0
 
 
-async def _audit_verify(settings: Settings) -> int:
+def _audit_key(settings: Settings) -> bytes | None:
+    """The audit key from the hub's secret, without creating one (``hub.load_secret`` would:
+    a new secret verifies nothing)."""
+    from storage.audit import audit_key
+
+    if settings.security.secret_key is not None:
+        return audit_key(settings.security.secret_key.get_secret_value().encode())
+    path = settings.security.secret_key_file
+    if not path.exists():
+        print(
+            f"gongdan audit: no secret: set [security] secret_key or run where the hub's "
+            f"{path} is (the audit trail is sealed with it)",
+            file=sys.stderr,
+        )
+        return None
+    return audit_key(path.read_text().strip().encode())
+
+
+async def _audit(settings: Settings, command: str) -> int:
+    """``audit verify`` and ``audit checkpoint``."""
+    from datetime import timedelta
+
+    from bot.audit import take_checkpoint
     from storage import repo
     from storage.db import Database
+    from storage.models import utcnow
 
+    key = _audit_key(settings)
+    if key is None:
+        return 2
     db = Database(settings.database.url)
     try:
+        if command == "checkpoint":
+            cp = await take_checkpoint(db, settings, key)
+            assert cp is not None
+            print(
+                f"checkpoint #{cp.id} at {cp.at:%Y-%m-%d %H:%M:%S} UTC: {cp.tickets} tickets, "
+                f"{cp.events} events, digest {cp.digest}"
+            )
+            return 0
+        minutes = settings.audit.checkpoint_minutes
         async with db.read() as s:
-            checked, problems = await repo.verify_audit(s)
+            report = await repo.verify_audit(
+                s,
+                key,
+                now=utcnow(),
+                stale_after=timedelta(minutes=2 * minutes) if minutes else None,
+            )
     finally:
         await db.dispose()
-    for p in problems:
+    for p in report.problems:
         print(f"TAMPERED: {p}")
-    print(f"{checked} audit events checked, {len(problems)} problems")
-    return 1 if problems else 0
+    for note in report.notes:
+        print(f"NOTE: {note}")
+    if (cp := report.checkpoint) is not None:
+        print(
+            f"checked against checkpoint #{cp.id} of {cp.at:%Y-%m-%d %H:%M:%S} UTC "
+            f"({cp.tickets} tickets, {cp.events} events, digest {cp.digest})"
+        )
+    print(
+        f"{report.events} audit events of {report.tickets} tickets checked, "
+        f"{len(report.problems)} problems"
+    )
+    return 1 if report.problems else 0
+
+
+async def _access(settings: Settings, command: str, person: str, remove: bool, stdin: bool) -> int:
+    """``login-link``, ``passwd`` and ``sign-out``: staff access from the command line."""
+    from bot.access import Access, check_password
+    from bot.errors import BadRequest
+    from bot.hub import load_secret
+    from storage.db import Database, migrate_async
+
+    if person not in {p.id for p in settings.people}:
+        print(f"gongdan {command}: no person {person!r} in [[people]]", file=sys.stderr)
+        return 2
+    await migrate_async(settings.database.url)
+    db = Database(settings.database.url)
+    access = Access(db, settings, load_secret(settings))
+    try:
+        if command == "login-link":
+            print(access.issue_link(person, "cli"))
+            minutes = settings.security.login_link_minutes
+            print(f"(works once, within {minutes:g} minutes)", file=sys.stderr)
+        elif command == "sign-out":
+            ended = await access.sign_out_everywhere(person)
+            print(f"{ended} sign-ins of {person} ended")
+        else:
+            password = None if remove else _read_password(stdin)
+            if password is not None:
+                check_password(password)
+            await access.set_password(person, password)
+            done = "removed" if remove else "set"
+            print(f"password of {person} {done}; their sign-ins have ended")
+    except BadRequest as exc:
+        print(f"gongdan {command}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await db.dispose()
+    return 0
+
+
+def _read_password(stdin: bool) -> str:
+    import getpass
+
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("new password: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("gongdan passwd: the two passwords differ")
+    return first
 
 
 def _serve(settings: Settings) -> int:
@@ -190,7 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("database is up to date")
             return 0
         if args.command == "audit":
-            return asyncio.run(_audit_verify(settings))
+            return asyncio.run(_audit(settings, args.audit_command))
+        if args.command in ("login-link", "passwd", "sign-out"):
+            remove, stdin = getattr(args, "remove", False), getattr(args, "stdin", False)
+            return asyncio.run(_access(settings, args.command, args.person, remove, stdin))
         if args.command == "transcribe":
             return asyncio.run(_transcribe(settings, args.files, args.json, args.language))
     except ConfigError as exc:

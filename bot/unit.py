@@ -17,8 +17,9 @@ in-memory one in tests that run flows without a database.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections import OrderedDict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -142,6 +143,10 @@ class Env:
     policies: Policies | None = None  # the SLA policies (None: SLAs are off)
     customers: Customers = field(default_factory=Customers)
     asked: dict[str, datetime] = field(default_factory=dict)  # group questions: chat|person → when
+    # Seals the audit chain (``storage.audit.audit_key`` of the hub's secret). An env built
+    # without it seals with a throwaway key: its rows then fail verification, never pass weakly.
+    audit_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    sign_in: Callable[[str, str], str] | None = None  # (person key, platform) → one-time link
 
 
 @dataclass(slots=True)
@@ -394,7 +399,8 @@ class Unit:
         to_state: str | None = None,
         at: datetime | None = None,
     ) -> AuditEntry:
-        """Append a row to the ticket's audit trail, chained to the head the ticket holds."""
+        """Append a row to the ticket's audit trail, chained (keyed) to the head the ticket
+        holds."""
         self._touch(ticket)
         when = (at or self.now).astimezone(UTC)
         seq = ticket.audit_seq + 1
@@ -411,7 +417,7 @@ class Unit:
             via=via,
             data=data or {},
         )
-        digest = chain_hash(ticket.audit_hash, **content)  # type: ignore[arg-type]
+        digest = chain_hash(ticket.audit_hash, key=self.env.audit_key, **content)  # type: ignore[arg-type]
         entry = AuditEntry(prev_hash=ticket.audit_hash, hash=digest, **content)  # type: ignore[arg-type]
         ticket.audit_seq, ticket.audit_hash = seq, digest
         self.audit.append(entry)

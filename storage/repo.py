@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import records
-from storage.audit import GENESIS, chain_hash
+from storage import records, trail
+from storage.audit import GENESIS
 from storage.models import CardRef, Identity, Person, Ticket, TicketEvent, utcnow
 
 # ------------------------------------------------------------------------------------ people
@@ -140,6 +140,14 @@ async def person_by_key(session: AsyncSession, key: str) -> Person | None:
     return await session.scalar(select(Person).where(Person.key == key))
 
 
+async def people_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int, Person]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    found = await session.scalars(select(Person).where(Person.id.in_(wanted)))
+    return {p.id: p for p in found.all()}
+
+
 # ----------------------------------------------------------------------------------- tickets
 
 
@@ -192,26 +200,11 @@ async def count_tickets(session: AsyncSession) -> int:
 # ------------------------------------------------------------------------------- audit trail
 
 
-def _event_hash(e: TicketEvent) -> str:
-    return chain_hash(
-        e.prev_hash,
-        ticket_id=e.ticket_id,
-        seq=e.seq,
-        at=e.at,
-        actor_id=e.actor_id,
-        actor=e.actor,
-        kind=e.kind,
-        from_state=e.from_state,
-        to_state=e.to_state,
-        via=e.via,
-        data=e.data,
-    )
-
-
 async def append_event(
     session: AsyncSession,
     ticket_id: int,
     *,
+    key: bytes | None,
     actor: str,
     kind: str,
     via: str,
@@ -221,7 +214,9 @@ async def append_event(
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> TicketEvent:
-    """Append to the ticket's hash chain. Concurrent appends collide on (ticket_id, seq)."""
+    """Append to the ticket's hash chain, sealed with ``key`` (``storage.audit.audit_key``;
+    None: an unkeyed row as written before the chain was keyed). Concurrent appends collide
+    on (ticket_id, seq)."""
     last = (
         await session.execute(
             select(TicketEvent.seq, TicketEvent.hash)
@@ -244,8 +239,9 @@ async def append_event(
         data=data or {},
         prev_hash=prev,
         hash="",
+        keyed=key is not None,
     )
-    event.hash = _event_hash(event)
+    event.hash = trail.seal(prev, event, key)
     session.add(event)
     await session.flush()
     await session.execute(  # the ticket holds its chain's head (see storage.audit)
@@ -264,26 +260,16 @@ async def ticket_events(session: AsyncSession, ticket_id: int) -> list[TicketEve
     return list(rows.all())
 
 
-async def verify_audit(session: AsyncSession) -> tuple[int, list[str]]:
-    """Walk every ticket's chain; return (events checked, problems found)."""
-    problems: list[str] = []
-    checked = 0
-    prev_by_ticket: dict[int, tuple[int, str]] = {}
-    stream = await session.stream_scalars(
-        select(TicketEvent).order_by(TicketEvent.ticket_id, TicketEvent.seq)
-    )
-    async for e in stream:
-        checked += 1
-        seq, prev = prev_by_ticket.get(e.ticket_id, (0, GENESIS))
-        where = f"ticket {e.ticket_id} event #{e.seq}"
-        if e.seq != seq + 1:
-            problems.append(f"{where}: sequence gap (after #{seq})")
-        if e.prev_hash != prev:
-            problems.append(f"{where}: previous-hash link broken")
-        if _event_hash(e) != e.hash:
-            problems.append(f"{where}: content does not match its hash (edited?)")
-        prev_by_ticket[e.ticket_id] = (e.seq, e.hash)
-    return checked, problems
+async def verify_audit(
+    session: AsyncSession,
+    key: bytes,
+    *,
+    now: datetime | None = None,
+    stale_after: timedelta | None = None,
+) -> trail.AuditReport:
+    """Check every ticket's chain, head and state, and the newest checkpoint
+    (``storage.trail.verify``)."""
+    return await trail.verify(session, key, now=now, stale_after=stale_after)
 
 
 # -------------------------------------------------------------------------------- card refs

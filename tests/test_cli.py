@@ -45,7 +45,7 @@ def test_classify_command_line_from_stdin() -> None:
 def test_db_upgrade_then_audit_verify(tmp_path: Path, capsys: object) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'g.db'}"
     cfg = tmp_path / "g.toml"
-    cfg.write_text(f'[database]\nurl = "{url}"\n')
+    cfg.write_text(f'[database]\nurl = "{url}"\n[security]\nsecret_key = "cli-secret"\n')
     assert main(["--config", str(cfg), "db", "upgrade"]) == 0
     assert main(["--config", str(cfg), "audit", "verify"]) == 0
 
@@ -55,6 +55,7 @@ async def test_audit_verify_names_a_tampered_event(tmp_path: Path) -> None:
     import sqlite3
 
     from storage import repo
+    from storage.audit import audit_key
     from storage.db import Database, migrate_async
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'g.db'}"
@@ -68,14 +69,16 @@ async def test_audit_verify_names_a_tampered_event(tmp_path: Path) -> None:
             description="停机",
             priority="P1",
             category="other",
-            state="new",
+            state="accepted",
             reporter_id=person.id,
             origin_chat="web:c-1",
         )
-        await repo.append_event(s, t.id, actor="张三", kind="created", via="message")
+        key = audit_key(b"cli-secret")
+        await repo.append_event(s, t.id, key=key, actor="张三", kind="created", via="message")
         await repo.append_event(
             s,
             t.id,
+            key=key,
             actor="李工",
             kind="transition",
             via="button",
@@ -86,7 +89,7 @@ async def test_audit_verify_names_a_tampered_event(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "g.db") as conn:
         conn.execute("UPDATE ticket_events SET to_state = 'closed' WHERE seq = 2")
     cfg = tmp_path / "g.toml"
-    cfg.write_text(f'[database]\nurl = "{url}"\n')
+    cfg.write_text(f'[database]\nurl = "{url}"\n[security]\nsecret_key = "cli-secret"\n')
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -99,7 +102,9 @@ async def test_audit_verify_names_a_tampered_event(tmp_path: Path) -> None:
     )
     out, _ = await proc.communicate()
     assert proc.returncode == 1
-    assert b"TAMPERED: ticket 1 event #2" in out and b"2 audit events checked, 1 problems" in out
+    assert b"TAMPERED: ticket 1 event #2: content does not match its hash" in out
+    assert b"TAMPERED: ticket 1: state is 'accepted' but its last transition moved it" in out
+    assert b"2 audit events of 1 tickets checked, 2 problems" in out
 
 
 def test_transcribe_prints_the_voice_flows_reading_as_json(tmp_path: Path) -> None:

@@ -25,9 +25,9 @@ from bot.tickets import (
     state_label,
 )
 from bot.unit import Turn
-from storage.records import Ticket
+from storage.records import Person, Ticket
 
-__all__ = ["AUDIENCE_ROLES", "action_button", "ticket_card"]
+__all__ = ["AUDIENCE_ROLES", "action_button", "shown_name", "ticket_card"]
 
 _OPEN = frozenset(s.value for s in OPEN_STATES)
 
@@ -36,6 +36,15 @@ AUDIENCE_ROLES = {
     "customer": frozenset({Role.CUSTOMER}),
     "staff": frozenset({Role.ENGINEER, Role.ASSIGNEE, Role.DISPATCHER, Role.MANAGER}),
 }
+
+
+def shown_name(person: Person, audience: str, locale: str) -> str:
+    """A person's name as ``audience`` sees it: to staff, a customer's name is marked
+    ("客户·张三"), so that a customer who calls themselves like a colleague is never taken for
+    one."""
+    if audience != "customer" and person.role == "customer":
+        return say("person.customer", locale, name=person.name)
+    return person.name
 
 
 def action_button(
@@ -74,7 +83,7 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
         ("field.device", ticket.device_code),
         ("field.site", ticket.site),
         ("field.alarm", ticket.alarm_code),
-        ("field.reporter", reporter.name if reporter else None),
+        ("field.reporter", shown_name(reporter, audience, locale) if reporter else None),
         ("field.root_cause", ticket.root_cause),
         ("field.diagnosis", _diagnosis_line(ticket.diagnosis)),
     ]

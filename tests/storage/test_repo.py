@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from storage import inbound, outbox, repo
+from storage.audit import audit_key
 from storage.db import Database
 from storage.inbound import InboundRow
 from storage.models import OutboxMessage
@@ -93,10 +94,12 @@ async def test_a_unit_writes_only_what_changed(db: Database) -> None:
 
 async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
     ticket_id = await _customer_ticket(db)
+    key = audit_key(b"test-secret")
     async with db.transaction() as s:
         await repo.append_event(
             s,
             ticket_id,
+            key=key,
             actor="张三",
             kind="created",
             via="message",
@@ -106,19 +109,21 @@ async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
         await repo.append_event(
             s,
             ticket_id,
+            key=key,
             actor="李工",
             kind="transition",
             via="button",
             from_state="new",
             to_state="accepted",
         )
+        await s.execute(text("UPDATE tickets SET state = 'accepted'"))
     async with db.read() as s:
-        checked, problems = await repo.verify_audit(s)
-    assert (checked, problems) == (2, [])
+        report = await repo.verify_audit(s, key)
+    assert (report.events, report.problems) == (2, [])
     async with db.transaction() as s:
         await s.execute(text("UPDATE ticket_events SET actor = '王工' WHERE seq = 2"))
     async with db.read() as s:
-        _, problems = await repo.verify_audit(s)
+        problems = (await repo.verify_audit(s, key)).problems
     assert len(problems) == 1 and "#2" in problems[0]
 
 
