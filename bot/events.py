@@ -78,6 +78,9 @@ class _InboundBase:
 class Message(_InboundBase):
     text: str
     mentions_bot: bool = False
+    #: The whole text when ``text`` was cut to ``[limits] text_chars`` (the inbox cuts it and
+    #: keeps this, itself at most ``attachment_chars``); None when nothing was cut.
+    full_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ def inbound_to_json(event: Inbound) -> dict[str, Any]:
     if isinstance(event, Action):
         d["reply_ctx"] = dict(event.reply_ctx)
     d["kind"] = inbound_kind(event)
+    if d.get("full_text", "") is None:  # stored only when a text was cut
+        del d["full_text"]
     return d
 
 

@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiMapping
 
+from bot.errors import BadRequest
 from bot.hub import Hub
 from bot.sla.view import clock_status
 from bot.texts import say
-from bot.tickets import TicketState, state_label
+from bot.tickets import Priority, TicketState, state_label
+from bot.web.auth import client_of, staff_of
 from storage import outbox, repo
 from storage.models import Ticket
 from storage.unit import Store
 
-__all__ = ["routes"]
+__all__ = ["TicketQuery", "routes", "ticket_query", "ticket_ref"]
 
 HUB = web.AppKey("hub", Hub)
+_STATES = tuple(s.value for s in TicketState)
+_PRIORITIES = tuple(p.value for p in Priority)
 
 
-def _check_token(request: web.Request) -> None:
-    token = request.app[HUB].settings.api.token
+async def _check_token(request: web.Request) -> None:
+    """A signed-in staff member's own session (``Bearer gds_…``), or the integration token."""
+    hub = request.app[HUB]
+    if request.headers.get("Authorization", "").startswith("Bearer gds_"):
+        await staff_of(request, hub.access)
+        return
+    token = hub.settings.api.token
     if token is None:
         raise web.HTTPServiceUnavailable(reason="API disabled: set [api] token")
     given = request.headers.get("Authorization", "")
@@ -65,6 +78,7 @@ async def _ticket_json(hub: Hub, s: Any, t: Ticket, *, events: bool) -> dict[str
         "diagnosis": t.diagnosis,
         "root_cause": t.root_cause,
         "version": t.version,
+        "intake": t.intake,
     }
     if events:
         # Each clock: due time, business time left, paused or not, breached, escalation.
@@ -72,63 +86,140 @@ async def _ticket_json(hub: Hub, s: Any, t: Ticket, *, events: bool) -> dict[str
         store = Store(await s.connection(), hub.work.ids)
         clocks = (await store.clocks([t.id]))[t.id] if policies else []
         out["clocks"] = [clock_status(c, now, policies) for c in clocks if policies]
-        out["events"] = [
-            {
-                "seq": e.seq,
-                "at": e.at.isoformat(),
-                "actor": e.actor,
-                "kind": e.kind,
-                "from": e.from_state,
-                "to": e.to_state,
-                "via": e.via,
-                "data": e.data,
-                "hash": e.hash,
-            }
-            for e in await repo.ticket_events(s, t.id)
-        ]
+        # Who acted, by key and kind: a customer who names themselves like a manager is
+        # still a customer here (a name alone proves nothing).
+        trail = await repo.ticket_events(s, t.id)
+        people = await repo.people_by_id(s, (e.actor_id for e in trail if e.actor_id))
+        who = {
+            i: (p.key, "customer" if p.role == "customer" else "staff") for i, p in people.items()
+        }
+        out["events"] = []
+        for e in trail:
+            actor_id, actor_kind = who.get(e.actor_id or 0, (None, "system"))
+            out["events"].append(
+                {
+                    "seq": e.seq,
+                    "at": e.at.isoformat(),
+                    "actor": e.actor,
+                    "actor_id": actor_id,
+                    "actor_kind": actor_kind,
+                    "kind": e.kind,
+                    "from": e.from_state,
+                    "to": e.to_state,
+                    "via": e.via,
+                    "data": e.data,
+                    "hash": e.hash,
+                }
+            )
     return out
 
 
+# ---------------------------------------------------------------------- query validation
+
+_LIST_PARAMETERS = ("state", "priority", "assignee", "limit", "offset")
+_DIGITS = re.compile(r"[0-9]{1,7}")
+_REF = re.compile(r"(?:GD-)?([0-9]{1,15})", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketQuery:
+    """``GET /api/tickets``'s parameters, each checked (``ticket_query``)."""
+
+    states: tuple[str, ...] = ()
+    priority: str | None = None
+    assignee: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def _single(query: MultiMapping[str], key: str) -> str | None:
+    values = query.getall(key, [])
+    if len(values) > 1:
+        raise BadRequest(f"'{key}' is given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
+def _number(query: MultiMapping[str], key: str, low: int, high: int, default: int) -> int:
+    raw = _single(query, key)
+    if raw is None:
+        return default
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+        raise BadRequest(f"'{key}' must be a whole number from {low} to {high}, not {raw[:20]!r}")
+    return int(raw)
+
+
+def ticket_query(query: MultiMapping[str]) -> TicketQuery:
+    """The list's parameters, or ``BadRequest`` (400) naming the one that is wrong: unknown
+    names (a typo must not silently list everything), repeats, states and priorities that do
+    not exist, ``limit`` outside 1..1000, ``offset`` outside 0..1,000,000."""
+    unknown = sorted(set(query) - set(_LIST_PARAMETERS))
+    if unknown:
+        known = ", ".join(_LIST_PARAMETERS)
+        raise BadRequest(f"unknown query parameter {unknown[0][:40]!r} (known: {known})")
+    states = tuple(x for x in (_single(query, "state") or "").split(",") if x)
+    for state in states:
+        if state not in _STATES:
+            raise BadRequest(f"unknown state {state[:40]!r} (known: {', '.join(_STATES)})")
+    priority = _single(query, "priority") or None
+    if priority is not None and priority not in _PRIORITIES:
+        raise BadRequest(f"'priority' must be one of {', '.join(_PRIORITIES)}")
+    assignee = _single(query, "assignee")
+    if assignee is not None and not 1 <= len(assignee) <= 200:
+        raise BadRequest("'assignee' must be a person's id (1–200 characters)")
+    return TicketQuery(
+        states=states,
+        priority=priority,
+        assignee=assignee,
+        limit=_number(query, "limit", 1, 1000, 100),
+        offset=_number(query, "offset", 0, 1_000_000, 0),
+    )
+
+
+def ticket_ref(ref: str) -> int | str:
+    """``/api/tickets/{ref}``: a ticket's id (an ``int``) or its number (``GD-<n>``)."""
+    m = _REF.fullmatch(ref)
+    if m is None:
+        raise BadRequest(f"not a ticket id or number (GD-<n>): {ref[:40]!r}")
+    return f"GD-{int(m[1])}" if ref[:1].isalpha() else int(m[1])
+
+
+def _no_query(query: MultiMapping[str]) -> None:
+    if query:
+        raise BadRequest(f"unknown query parameter {next(iter(query))[:40]!r} (none are known)")
+
+
 async def list_tickets(request: web.Request) -> web.Response:
-    _check_token(request)
+    await _check_token(request)
     hub = request.app[HUB]
-    q = request.query
-    states = [x for x in q.get("state", "").split(",") if x]
-    for st in states:
-        if st not in TicketState.__members__.values():
-            raise web.HTTPBadRequest(reason=f"unknown state {st!r}")
-    try:
-        limit = min(int(q.get("limit", 100)), 1000)
-        offset = int(q.get("offset", 0))
-    except ValueError:
-        raise web.HTTPBadRequest(reason="limit and offset must be numbers") from None
+    q = ticket_query(request.query)
     async with hub.db.read() as s:
         assignee_id = None
-        if "assignee" in q:
-            person = await repo.person_by_key(s, q["assignee"])
+        if q.assignee is not None:
+            person = await repo.person_by_key(s, q.assignee)
             if person is None:
                 return web.json_response({"tickets": []})
             assignee_id = person.id
         tickets = await repo.list_tickets(
             s,
-            states=states,
-            priority=q.get("priority"),
+            states=q.states,
+            priority=q.priority,
             assignee_id=assignee_id,
-            limit=limit,
-            offset=offset,
+            limit=q.limit,
+            offset=q.offset,
         )
         items = [await _ticket_json(hub, s, t, events=False) for t in tickets]
     return web.json_response({"tickets": items})
 
 
 async def get_ticket(request: web.Request) -> web.Response:
-    _check_token(request)
+    await _check_token(request)
     hub = request.app[HUB]
-    ref = request.match_info["ref"]
+    _no_query(request.query)
+    ref = ticket_ref(request.match_info["ref"])
     async with hub.db.read() as s:
         ticket = (
-            await repo.get_ticket(s, int(ref))
-            if ref.isdigit()
+            await repo.get_ticket(s, ref)
+            if isinstance(ref, int)
             else await repo.ticket_by_number(s, ref)
         )
         if ticket is None:
@@ -149,7 +240,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """For a scraper on this machine (or an exempt address), else with a token as ``/api``."""
     hub = request.app[HUB]
+    client = client_of(request, hub.settings)
+    if not (_loopback(client) or hub.access.limiter.exempt(client)):
+        await _check_token(request)
     async with hub.db.read() as s:
         counts = await outbox.counts(s)
     for state in ("pending", "sending", "sent", "dead", "superseded"):
@@ -160,6 +255,13 @@ async def metrics(request: web.Request) -> web.Response:
         charset="utf-8",
         headers={"X-Content-Type-Options": "nosniff"},
     )
+
+
+def _loopback(client: str) -> bool:
+    try:
+        return ipaddress.ip_address(client).is_loopback
+    except ValueError:
+        return False
 
 
 def routes() -> list[web.RouteDef]:

@@ -838,3 +838,21 @@ async def test_the_stream_pings_reconnects_and_redelivers_what_it_could_not_stor
     await fake.push(frame)  # DingTalk delivers it again
     await eventually(lambda: _async(len(fake.acks) == 3), what="the redelivery's ack")
     await eventually(lambda: tickets(hub), what="the ticket from the redelivery")
+
+
+async def test_a_malformed_stream_frame_gets_a_400_ack_and_is_not_delivered_again(
+    fake: FakeDingtalk, running: Start
+) -> None:
+    """Over Stream a refusal is still an ack (code 400): DingTalk stops redelivering it."""
+    hub = await running(**dingtalk_overrides(fake, mode="stream"))
+    await eventually(lambda: _async(fake.sockets), what="a Stream connection")
+    wrong = {**load("text_group.json"), "msgId": ["not", "a", "string"]}
+    deep = fake.frame(ROBOT_TOPIC, {})
+    deep["data"] = '{"a":' * 40 + "1" + "}" * 40
+    for frame in (fake.frame(ROBOT_TOPIC, wrong), deep):
+        await fake.push(frame)
+    acks = await eventually(lambda: _async(len(fake.acks) == 2 and fake.acks), what="2 acks")
+    assert [a.code for a in acks] == [400, 400]
+    async with hub.http.get(hub.base + "/metrics") as r:
+        assert 'outcome="bad_request",platform="dingtalk"} 2.0' in await r.text()
+    assert await stored(hub) == 0

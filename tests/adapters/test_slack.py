@@ -38,8 +38,10 @@ from bot.errors import (
 from bot.events import Address, Button, Card, Message, Notice, Text, Voice
 from storage.models import InboundEvent
 from tests.adapters.slack_driver import (
+    PATH,
     SIGNING_SECRET,
     SLACK,
+    action_request,
     click_payload,
     event_request,
     form_body,
@@ -71,6 +73,9 @@ class RecordingInbox:
     async def accept(self, events: Any, raw: str | None = None) -> list[Any]:
         self.events.extend(events)
         return []
+
+    def note(self, platform: str, outcome: str) -> None:
+        pass
 
 
 @pytest.fixture
@@ -578,6 +583,51 @@ async def test_socket_mode_acks_each_envelope_after_storing_it(
     assert await stored(hub) == 1 and ticket["state"] == "assigned"
     async with hub.http.post(hub.base + "/webhooks/slack", data=b"{}") as r:
         assert r.status == 404  # Socket Mode only: no HTTP endpoint to forge requests against
+
+
+async def test_a_signed_request_nobody_can_read_is_a_400_slack_does_not_retry(
+    slack_api: FakeSlackApi, running: Start
+) -> None:
+    hub = await running(**slack_overrides(slack_api))
+    wrong = load(CUSTOMER_POST)
+    wrong["event"]["text"] = 5
+    deep = b'{"type": "event_callback", "x": ' + b"[" * 40 + b"]" * 40 + b"}"
+    cases = [
+        (event_request(wrong), "$.event.text must be a string"),
+        (event_request(b'{"type": "event_callback", "event": {"type": "\xff"}}'), "UTF-8"),
+        (event_request(deep), "JSON nested deeper than 32"),
+        (event_request(b"[]"), "must be a JSON object"),
+        (action_request({**load("block_actions.json"), "actions": []}), "non-empty array"),
+    ]
+    for req, message in cases:
+        async with hub.http.post(hub.base + req.path, data=req.body, headers=req.headers) as r:
+            assert r.status == 400 and r.headers.get("X-Slack-No-Retry") == "1", await r.text()
+            assert message in (await r.json())["error"]
+    # Not UTF-8 and not signed: the signature is checked first, over the raw bytes.
+    forged = {**event_request(b"\xff\xfe").headers, "X-Slack-Signature": "v0=00"}
+    async with hub.http.post(hub.base + PATH, data=b"\xff\xfe", headers=forged) as r:
+        assert r.status == 401
+    async with hub.http.get(hub.base + "/metrics") as r:
+        assert 'outcome="bad_request",platform="slack"} 5.0' in await r.text()
+    assert await stored(hub) == 0
+
+
+async def test_a_malformed_event_over_socket_mode_is_acked_and_dropped(
+    slack_api: FakeSlackApi, running: Start
+) -> None:
+    """Unacked, Slack would deliver it again; acked, it is counted and never stored."""
+    overrides = slack_overrides(slack_api, app_token=slack_api.app_token, signing_secret=None)
+    hub = await running(**overrides)
+    await eventually(lambda: _async(slack_api.sockets), what="a Socket Mode connection")
+    payload = load(CUSTOMER_POST)
+    payload["event"]["files"] = "not a list"
+    envelope = {"envelope_id": "bad-1", "type": "events_api", "payload": payload}
+    await slack_api.push(envelope)
+    (ack,) = await eventually(lambda: _async(slack_api.acks), what="the envelope's ack")
+    assert ack.envelope_id == "bad-1"
+    async with hub.http.get(hub.base + "/metrics") as r:
+        assert 'outcome="malformed",platform="slack"} 1.0' in await r.text()
+    assert await stored(hub) == 0
 
 
 async def _async(value: Any) -> Any:

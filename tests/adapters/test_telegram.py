@@ -345,8 +345,37 @@ async def test_the_webhook_refuses_what_is_not_a_json_update_and_stores_nothing(
         assert r.status == 400
     assert await deliver(hub, b'{"update_id": 1, "message": ') == 400
     assert await deliver(hub, b'{"message": {"text": "hi"}}') == 400
-    assert await deliver(hub, b'{"update_id": 5, "message": {"text": "no chat"}}') == 400
+    assert await deliver(hub, b'{"update_id": 1, "message": {"text": "\xff"}}') == 400
+    assert await deliver(hub, b'{"update_id": 1, "x": ' + b"[" * 40 + b"]" * 40 + b"}") == 400
     assert await stored(hub) == []
+
+
+async def test_a_malformed_update_is_acknowledged_counted_and_dropped(
+    api: FakeBotApi, running: Start
+) -> None:
+    """Telegram retries every non-2xx answer for up to a day and has no "do not retry": an
+    update it cannot mean is answered 200, stored nowhere, and counted in metrics."""
+    hub = await running(**enabled(api))
+    good = says(CUSTOMER, CUSTOMER_GROUP, REPORT)
+    no_chat = {"update_id": 5, "message": {k: v for k, v in good["message"].items() if k != "chat"}}
+    number_text = {**good, "update_id": 6, "message": {**good["message"], "text": 12345}}
+    bad_entity = {
+        **good,
+        "update_id": 7,
+        "message": {**good["message"], "entities": [{"type": "mention", "offset": "0"}]},
+    }
+    no_from = {
+        "update_id": 8,
+        "callback_query": {"id": "q", "chat_instance": "c", "data": "x", "from": "nobody"},
+    }
+    for update in (no_chat, number_text, bad_entity, no_from):
+        assert await deliver(hub, update) == 200, update
+    assert await stored(hub) == []
+    async with hub.http.get(hub.base + "/metrics") as r:
+        metrics = await r.text()
+    assert 'gongdan_inbound_events_total{outcome="malformed",platform="telegram"} 4.0' in metrics
+    assert await deliver(hub, good) == 200  # and the next good update is stored as ever
+    assert len(await stored(hub)) == 1
 
 
 async def test_the_webhook_is_registered_with_its_secret_when_the_hub_is_public(

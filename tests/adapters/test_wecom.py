@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from bot.adapters.wecom import WecomAibotAdapter, WecomAppAdapter, WecomRobotAda
 from bot.adapters.wecom.api import WecomApi
 from bot.adapters.wecom.render import markdown_card, robot_text, template_card
 from bot.config import OutboxSettings, Settings, load_settings
-from bot.errors import ConfigError, PlatformApiError, RateLimited, TransientSendError
+from bot.errors import BadRequest, ConfigError, PlatformApiError, RateLimited, TransientSendError
 from bot.events import Address, Button, Card, Text, outbound_to_json
 from bot.inbox import Inbox
 from bot.metrics import Metrics
@@ -30,17 +31,21 @@ from storage.db import Database
 from storage.models import InboundEvent, utcnow
 from storage.outbox import Outcome
 from tests.adapters.wecom_driver import (
+    APP,
     PAYLOADS,
     aibot_callback,
     app_callback,
+    app_envelope,
     card_event,
     settings,
+    signed_query,
     text_message,
     voice_message,
 )
 from tests.conftest import STAFF, RunningHub, eventually
 from tests.fakes import enqueue
 from tests.fakes_wecom import AMR_HEADER, CORP_ID, SECRET, FakeWecomApi
+from tests.fuzz.test_wecom import app_request
 
 Start = Callable[..., Awaitable[RunningHub]]
 REPORT = "3号注塑机停机了，报警E102，在二车间"
@@ -539,7 +544,8 @@ def test_app_callbacks_parse_with_the_builder_table_and_ignore_the_rest() -> Non
         )
         == []
     )
-    assert parse_app({"MsgType": "text", "FromUserName": "u"}, now) == []
+    with pytest.raises(BadRequest, match="MsgId"):  # a text with no id: malformed, not ignored
+        parse_app({"MsgType": "text", "FromUserName": "u", "Content": "hi"}, now)
     assert parse_aibot({"msgtype": "stream", "msgid": "x", "from": {"userid": "u"}}, now) == []
     mixed = {
         "msgid": "m1",
@@ -573,3 +579,36 @@ def test_app_callbacks_parse_with_the_builder_table_and_ignore_the_rest() -> Non
     }
     (action,) = parse_aibot(click, now)
     assert (action.chat.ref, getattr(action, "token", None)) == ("wecom-aibot:LiGong", "TOKEN")
+
+
+async def test_a_verified_callback_with_malformed_fields_is_acknowledged_and_dropped(
+    api: FakeWecomApi, running: Start
+) -> None:
+    """An empty 200 is WeCom's only "received, stop retrying": a callback that verifies and
+    reads but whose fields are wrong gets it, is counted, and is stored nowhere. What cannot be
+    read at all is a 400 — after the signature check, which comes first (401)."""
+    hub = await running(**enabled(api))
+    text = json.loads((PAYLOADS / "aibot_text.json").read_text(encoding="utf-8"))
+    malformed = [
+        aibot_callback({**text, "from": "LiGong"}),  # an object in WeCom's documents
+        aibot_callback({**text, "text": {"content": ["停机"]}}),
+        app_callback(text_message("ZhangSan", "停机", 5100).replace("<MsgId>5100</MsgId>", "")),
+    ]
+    for req in malformed:
+        assert await post(hub, req) == (200, "")
+    async with hub.http.get(hub.base + "/metrics") as r:
+        metrics = await r.text()
+    assert 'outcome="malformed",platform="wecom-aibot"} 2.0' in metrics
+    assert 'outcome="malformed",platform="wecom"} 1.0' in metrics
+    # Not UTF-8 inside, once decrypted: 400; in the envelope around a good signature: 400.
+    status, body = await post(hub, app_request("停机".encode("gbk")))
+    assert status == 400 and "not UTF-8" in body
+    encrypt = APP.encrypt(text_message("ZhangSan", "停机", 5101))
+    envelope = app_envelope(encrypt).replace(b"<AgentID>", b"<AgentID>\xff")
+    req = app_callback(text_message("ZhangSan", "停机", 5101))
+    req.body, req.query = envelope, signed_query(APP, encrypt)
+    status, body = await post(hub, req)
+    assert status == 400 and "UTF-8" in body
+    req.query = {**req.query, "msg_signature": "0" * 40}  # and forged: refused first, 401
+    assert (await post(hub, req))[0] == 401
+    assert await stored(hub) == []

@@ -31,12 +31,14 @@ from aiohttp import web
 import bot.adapters.dingtalk.parse as parse
 import bot.adapters.dingtalk.render as render
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
+from bot.adapters.body import depth_limit
 from bot.adapters.dingtalk.openapi import OpenApi
 from bot.adapters.dingtalk.parse import PLATFORM, CardPress, ConfirmStep, is_group
 from bot.adapters.dingtalk.stream import Frame, StreamClient
 from bot.config import DingtalkSettings
 from bot.errors import (
     AdapterError,
+    BadRequest,
     ConfigError,
     PlatformApiError,
     RateLimited,
@@ -176,7 +178,8 @@ class DingtalkAdapter(Adapter):
     async def _robot_webhook(self, request: web.Request) -> web.Response:
         parse.verify_robot_signature(request.headers, self._secret, self._clock())
         raw = await request.read()
-        await self.receive_message(parse.json_object(raw), raw.decode("utf-8", "replace"))
+        body = parse.json_object(raw, depth_limit(request))  # (so raw is UTF-8)
+        await self.receive_message(body, raw.decode("utf-8"))
         return web.json_response({})  # no msgtype: no passive reply
 
     async def _card_webhook(self, request: web.Request) -> web.Response:
@@ -184,10 +187,18 @@ class DingtalkAdapter(Adapter):
         parse.verify_card_signature(headers, self._card_secret, self._secret, self._clock())
         raw = await request.read()
         event_id = parse.click_event_id(raw, headers)
-        text = raw.decode("utf-8", "replace")
-        return web.json_response(await self.receive_click(parse.json_object(raw), event_id, text))
+        body = parse.json_object(raw, depth_limit(request))  # (so raw is UTF-8)
+        return web.json_response(await self.receive_click(body, event_id, raw.decode("utf-8")))
 
     async def _on_frame(self, frame: Frame) -> Any:
+        """A frame's answer; ``BadRequest`` (a 400 ack: not delivered again) when malformed."""
+        try:
+            return await self._receive_frame(frame)
+        except BadRequest:
+            self.inbox.note(PLATFORM, "bad_request")
+            raise
+
+    async def _receive_frame(self, frame: Frame) -> Any:
         if frame.type != "CALLBACK":
             log.debug("dingtalk stream: %s frame on %r ignored", frame.type, frame.topic)
             return None

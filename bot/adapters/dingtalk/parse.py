@@ -11,6 +11,12 @@ Two kinds of callback reach us, over HTTP or as Stream frames with the same JSON
   params}}"}``. The button's token rides in ``params.token`` (the template binds it to the
   button's ``btn<i>_token`` variable). A click names no chat, so our ``outTrackId`` carries it.
 
+Bad input: ``json_object`` refuses a body that is not a JSON object (too deep, not UTF-8, not
+JSON) and the builders a field of the wrong type, as ``BadRequest``: 400 over HTTP, a 400 ack
+over Stream (an ack: DingTalk does not deliver it again; redelivery would not help). A
+message or click that is well-formed but not for us (no sender, a card of someone else's) is
+no event, as before.
+
 Chat ids: a group is its ``openConversationId`` (``cid…``, the robot message's
 ``conversationId``), a 1:1 chat is the person's ``staffId`` — the same id a person's
 ``dingtalk:<staffId>`` identity names, so ``Address("dingtalk", staffId)`` is their direct chat.
@@ -22,13 +28,13 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.adapters.body import DEFAULT_JSON_DEPTH, get, loads_object
 from bot.adapters.dingtalk.render import CONFIRM, DISARM
 from bot.errors import BadRequest, SignatureInvalid
 from bot.events import Action, Address, ChatType, Inbound, Message, Sender, Voice
@@ -117,15 +123,10 @@ def click_event_id(raw: bytes, headers: Mapping[str, str]) -> str:
     return "card:" + hashlib.sha256(raw + b"|" + stamp.encode()).hexdigest()[:32]
 
 
-def json_object(raw: bytes | str) -> dict[str, Any]:
-    """A verified body that must be a JSON object (else ``BadRequest`` → 400)."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("body is not a JSON object")
-    return data
+def json_object(raw: bytes | str, depth: int = DEFAULT_JSON_DEPTH) -> dict[str, Any]:
+    """A verified body that must be a JSON object nested at most ``depth`` deep (else
+    ``BadRequest`` → 400)."""
+    return loads_object(raw, depth=depth)
 
 
 # ---------------------------------------------------------------------------------- chat ids
@@ -171,27 +172,27 @@ _Builder = Callable[[dict[str, Any], dict[str, Any]], Inbound | None]
 
 
 def parse_robot_message(body: Mapping[str, Any], now: datetime) -> Incoming:
-    chat_type = {"1": "direct", "2": "group"}.get(str(body.get("conversationType")))
-    msg_id, user_id = body.get("msgId"), body.get("senderStaffId") or body.get("senderId")
-    chat_id = body.get("conversationId") if chat_type == "group" else user_id
+    """A robot message; ``BadRequest`` when a field we read has the wrong type."""
+    chat_type = {"1": "direct", "2": "group"}.get(_text_of(body, "conversationType") or "")
+    msg_id = get(body, "msgId", str, "$")
+    user_id = get(body, "senderStaffId", str, "$") or get(body, "senderId", str, "$")
+    chat_id = get(body, "conversationId", str, "$") if chat_type == "group" else user_id
     if not (msg_id and user_id and chat_id and chat_type):
         log.debug("dingtalk: a robot message without msgId, sender or chat; ignored")
         return Incoming(None)
-    hook, expires = body.get("sessionWebhook"), body.get("sessionWebhookExpiredTime")
-    incoming = Incoming(
-        None,
-        hook if isinstance(hook, str) and hook else None,
-        expires if isinstance(expires, int) else 0,
-    )
-    msgtype = str(body.get("msgtype") or "")
+    hook = get(body, "sessionWebhook", str, "$")
+    expires = get(body, "sessionWebhookExpiredTime", int, "$")
+    incoming = Incoming(None, hook or None, expires or 0)
+    msgtype = get(body, "msgtype", str, "$") or ""
     build = _BUILDERS.get(msgtype)
     if build is None:
         log.debug("dingtalk: message %s of type %r ignored", msg_id, msgtype)
         return incoming
+    get(body, "isInAtList", bool, "$")
     common: dict[str, Any] = {
-        "event_id": str(msg_id),
-        "chat": Address(PLATFORM, str(chat_id)),
-        "sender": Sender(PLATFORM, str(user_id), str(body.get("senderNick") or "")),
+        "event_id": msg_id,
+        "chat": Address(PLATFORM, chat_id),
+        "sender": Sender(PLATFORM, user_id, get(body, "senderNick", str, "$") or ""),
         "chat_type": chat_type,
         "received_at": now,
     }
@@ -200,27 +201,38 @@ def parse_robot_message(body: Mapping[str, Any], now: datetime) -> Incoming:
     )
 
 
+def _text_of(body: Mapping[str, Any], key: str) -> str | None:
+    """A field DingTalk sends as a string, or as a number in some deliveries."""
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise BadRequest(f"$.{key} must be a string")
+
+
 def _content(body: dict[str, Any]) -> dict[str, Any]:
     content = body.get("content")
     if isinstance(content, str):  # some deliveries carry it as a JSON string
-        try:
-            content = json.loads(content)
-        except ValueError:
-            return {}
-    return content if isinstance(content, dict) else {}
+        content = loads_object(content, what="$.content")
+    if content is not None and not isinstance(content, dict):
+        raise BadRequest("$.content must be an object or a JSON string")
+    return content or {}
 
 
 def _text(body: dict[str, Any], common: dict[str, Any]) -> Inbound | None:
-    text = body.get("text")
-    content = str(text.get("content") or "") if isinstance(text, dict) else ""
+    text = get(body, "text", dict, "$") or {}
+    content = get(text, "content", str, "$.text") or ""
     return Message(**common, text=content.strip(), mentions_bot=bool(body.get("isInAtList")))
 
 
 def _rich_text(body: dict[str, Any], common: dict[str, Any]) -> Inbound | None:
-    parts = _content(body).get("richText") or []
-    text = "".join(
-        p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
-    )
+    parts = get(_content(body), "richText", list, "$.content") or []
+    for i, part in enumerate(parts):
+        if not isinstance(part, dict):
+            raise BadRequest(f"$.content.richText[{i}] must be an object")
+        get(part, "text", str, f"$.content.richText[{i}]")
+    text = "".join(p["text"] for p in parts if p.get("text"))
     if not text.strip():
         log.debug(
             "dingtalk: rich text %s without text (pictures only); ignored", common["event_id"]
@@ -231,18 +243,18 @@ def _rich_text(body: dict[str, Any], common: dict[str, Any]) -> Inbound | None:
 
 def _audio(body: dict[str, Any], common: dict[str, Any]) -> Inbound | None:
     content = _content(body)
-    code = content.get("downloadCode")
-    if not isinstance(code, str) or not code:
+    code = get(content, "downloadCode", str, "$.content")
+    if not code:
         log.debug("dingtalk: audio %s without a downloadCode; ignored", common["event_id"])
         return None
-    duration = content.get("duration")  # milliseconds
-    recognition = content.get("recognition")
+    duration = get(content, "duration", float, "$.content")  # milliseconds
+    recognition = get(content, "recognition", str, "$.content")
     return Voice(
         **common,
         media_ref=code,
         mime_hint="",  # DingTalk does not say; the voice flow sniffs the bytes
-        duration_s=duration / 1000 if isinstance(duration, int | float) else None,
-        platform_transcript=recognition if isinstance(recognition, str) and recognition else None,
+        duration_s=duration / 1000 if duration is not None else None,
+        platform_transcript=recognition or None,
     )
 
 
@@ -271,32 +283,33 @@ class ConfirmStep:
 
 def _press_of(content: Mapping[str, Any]) -> tuple[str, str, str] | None:
     """(action id, token, label) from ``cardPrivateData``."""
-    private = content.get("cardPrivateData")
-    if not isinstance(private, dict):
+    at = "$.content.cardPrivateData"
+    private = get(content, "cardPrivateData", dict, "$.content")
+    if private is None:
         return None
-    ids, params = private.get("actionIds"), private.get("params")
-    action_id = str(ids[0]) if isinstance(ids, list) and ids else ""
-    params = params if isinstance(params, dict) else {}
-    token = params.get("token")
-    if not isinstance(token, str) or not token:
-        token = params.get(f"{action_id}_token")  # a template passing the variable by its name
-    label = params.get("label")
-    if not isinstance(token, str):
+    ids = get(private, "actionIds", list, at) or []
+    params = get(private, "params", dict, at) or {}
+    action_id = str(ids[0]) if ids and isinstance(ids[0], str | int) else ""
+    token = get(params, "token", str, f"{at}.params")
+    if not token:  # a template passing the variable by its name
+        token = get(params, f"{action_id}_token", str, f"{at}.params")
+    label = get(params, "label", str, f"{at}.params") or ""
+    if token is None:
         return (action_id, "", "") if action_id == "disarm" else None
-    return action_id, token, label if isinstance(label, str) else ""
+    return action_id, token, label
 
 
 def parse_card_callback(
     body: Mapping[str, Any], event_id: str, now: datetime
 ) -> CardPress | ConfirmStep | None:
+    """A card click; ``BadRequest`` when a field we read has the wrong type."""
     raw = body.get("content") or body.get("value")
-    try:
-        content = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        content = None
-    user_id, out_track_id = body.get("userId"), body.get("outTrackId")
-    press = _press_of(content) if isinstance(content, dict) else None
-    if press is None or not isinstance(user_id, str) or not isinstance(out_track_id, str):
+    content = loads_object(raw, what="$.content") if isinstance(raw, str) else raw
+    if content is not None and not isinstance(content, dict):
+        raise BadRequest("$.content must be an object or a JSON string")
+    user_id, out_track_id = get(body, "userId", str, "$"), get(body, "outTrackId", str, "$")
+    press = _press_of(content) if content else None
+    if press is None or not user_id or not out_track_id:
         log.debug("dingtalk: card callback %s carries no button token; ignored", event_id)
         return None
     action_id, token, label = press

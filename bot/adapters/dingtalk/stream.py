@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from bot.adapters.body import loads_object
 from bot.errors import AdapterError, BadRequest
 
 __all__ = ["Frame", "StreamClient", "ack_of"]
@@ -50,17 +51,16 @@ class Frame:
 
     @classmethod
     def parse(cls, raw: str) -> Frame:
-        try:
-            d = json.loads(raw)
-            headers = d.get("headers") or {}
-            return cls(
-                type=str(d.get("type") or ""),
-                topic=str(headers.get("topic") or ""),
-                message_id=str(headers.get("messageId") or ""),
-                data=d.get("data") if isinstance(d.get("data"), str) else "{}",
-            )
-        except (ValueError, AttributeError) as exc:
-            raise BadRequest(f"unreadable stream frame: {exc!r}") from None
+        d = loads_object(raw, what="stream frame")  # (within the JSON depth limit)
+        headers, data = d.get("headers") or {}, d.get("data")
+        if not isinstance(headers, dict):
+            raise BadRequest("unreadable stream frame: headers is not an object")
+        return cls(
+            type=str(d.get("type") or ""),
+            topic=str(headers.get("topic") or ""),
+            message_id=str(headers.get("messageId") or ""),
+            data=data if isinstance(data, str) else "{}",
+        )
 
 
 def ack_of(frame: Frame, code: int, message: str, data: str) -> dict[str, Any]:

@@ -2,7 +2,11 @@
 
 Inbound, HTTP: ``POST /webhooks/slack`` → our handler checks the v0 signature over the raw
 bytes (``slack_sdk`` ``SignatureVerifier``, clock injectable; a bad, missing or stale signature
-raises ``SignatureInvalid`` → 401, nothing stored) → a Bolt ``AsyncApp`` with
+raises ``SignatureInvalid`` → 401, nothing stored) → ``parse.read_body`` reads the body as Bolt
+will and checks the types of what Bolt reads (not UTF-8, too deep, not JSON, a wrong type →
+400 with ``X-Slack-No-Retry: 1``, nothing stored; a malformed event over Socket Mode is acked
+and dropped instead, counted as ``malformed``, since an unacked one comes back) → a Bolt
+``AsyncApp`` with
 ``process_before_response=True`` routes it: ``url_verification`` / ``ssl_check`` are answered by
 Bolt, events and ``block_actions`` reach our two listeners, which parse and
 ``await inbox.accept(...)``; only then does Bolt's answer (200) go back. Anything else Bolt
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -41,12 +46,14 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
+from bot.adapters.body import depth_limit
 from bot.adapters.http import download, retry_after, status_error
 from bot.adapters.slack.parse import (
     PLATFORM,
     BotIdentity,
     parse_block_actions,
     parse_event_callback,
+    read_body,
     verify_signature,
 )
 from bot.adapters.slack.render import render_card, render_notice, render_text
@@ -75,6 +82,8 @@ WORKSPACE_LIMIT = RateLimit("slack:workspace", 5, 1.0)
 _TRANSIENT = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 #: postEphemeral refusals after which the notice goes to the presser's DM instead.
 _NOT_IN_CHANNEL = frozenset({"user_not_in_channel", "channel_not_found", "not_in_channel"})
+#: Answered with a refusal: Slack does not retry it (its retries would be refused the same).
+_NO_RETRY = {"X-Slack-No-Retry": "1"}
 #: Seconds to wait after a 429 (or ``ratelimited``) that names no Retry-After.
 _RATE_LIMIT_WAIT_S = 1.0
 _IDENTITY_WAIT_S = 1.5
@@ -155,14 +164,15 @@ class SlackAdapter(Adapter):
     async def _webhook(self, request: web.Request) -> web.Response:
         assert self.verifier is not None
         body = await request.read()
-        verify_signature(self.verifier, request.headers, body)
+        verify_signature(self.verifier, request.headers, body)  # over the raw bytes
+        content_type = request.headers.get("Content-Type", "").split(";")[0]  # as Bolt reads it
         try:
-            text = body.decode("utf-8")
-            bolt_request = AsyncBoltRequest(
-                body=text, query=request.query_string, headers=dict(request.headers)
-            )
-        except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError
-            raise BadRequest(f"unreadable Slack request: {exc}") from None
+            read_body(body, content_type, depth=depth_limit(request))
+        except BadRequest as exc:
+            return self._refused(exc)
+        bolt_request = AsyncBoltRequest(
+            body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
+        )
         if "X-Slack-Retry-Num" in request.headers:
             log.debug(
                 "slack: delivery retry %s (%s)",
@@ -179,7 +189,27 @@ class SlackAdapter(Adapter):
         await self._store(parse_block_actions(body, _now()), body)
         await ack()
 
-    async def _on_error(self, error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+    def _refused(self, error: BadRequest) -> web.Response:
+        """400 with ``X-Slack-No-Retry``: Slack's way to hear "retrying will not help"."""
+        self.inbox.note(PLATFORM, "bad_request")
+        log.info("slack: refused a request: %s", error)
+        return web.json_response({"error": str(error)}, status=400, headers=_NO_RETRY)
+
+    async def _on_error(
+        self, error: Exception, body: dict[str, Any], request: AsyncBoltRequest
+    ) -> BoltResponse | None:
+        if isinstance(error, BadRequest):  # a field of the event with a wrong type
+            if request.mode == "socket_mode":  # acked, or Slack would deliver it again
+                self.inbox.note(PLATFORM, "malformed")
+                log.warning("slack: dropped a malformed event: %s", error)
+                return BoltResponse(status=200, body="")
+            self.inbox.note(PLATFORM, "bad_request")
+            log.info("slack: refused a request: %s", error)
+            return BoltResponse(
+                status=400,
+                body=json.dumps({"error": str(error)}),
+                headers={"content-type": "application/json", **_NO_RETRY},
+            )
         if isinstance(error, BoltUnhandledRequestError):
             if body.get("type") == "app_rate_limited":  # Slack is dropping our events
                 log.warning("slack: events are being rate limited by Slack: %s", body)

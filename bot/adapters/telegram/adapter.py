@@ -5,9 +5,13 @@ what the inbox stored): ``application.bot`` makes every API call, ``Update.de_js
 updates for ``parse``, and in polling mode ``application.updater`` runs ``getUpdates``.
 
 Webhook: ``POST /webhooks/telegram`` checks ``X-Telegram-Bot-Api-Secret-Token`` in constant time
-(missing or wrong → 403), requires ``application/json`` (else 400: whoever knew the secret sent a
-malformed request, not a forged one), parses, stores through the inbox, then answers 200. A
-failed store answers 5xx and Telegram delivers the update again.
+(missing or wrong → 403), requires ``application/json`` and a JSON object (UTF-8, within the
+depth limit) with an integer ``update_id`` — else 400: Telegram never sends anything else, so
+whoever knew the secret sent a malformed request —, parses, stores through the inbox, then
+answers 200. An update whose fields are malformed (no ``chat``, a number for ``text``…) is
+answered 200 as well, stored nowhere and counted (``malformed``): Telegram has no "do not retry"
+answer and would deliver it again and again for a day. A failed store answers 5xx and
+Telegram delivers the update again.
 
 Polling: the updater moves its offset past a batch only after ``put`` returned for each update,
 and the next ``getUpdates`` confirms the batch to Telegram. Our queue stores inside ``put``, so
@@ -23,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 from collections.abc import Coroutine, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -37,8 +40,16 @@ from telegram.constants import FloodLimit, ParseMode
 from telegram.ext import Application
 
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
+from bot.adapters.body import depth_limit, loads_object
 from bot.adapters.http import download
-from bot.adapters.telegram.parse import PLATFORM, BotIdentity, ConfirmStep, bot_id_of, parse_update
+from bot.adapters.telegram.parse import (
+    PLATFORM,
+    BotIdentity,
+    ConfirmStep,
+    bot_id_of,
+    parse_update,
+    read_update,
+)
 from bot.adapters.telegram.render import CONFIRM, arm, disarm, render_card, render_text
 from bot.config import Settings
 from bot.errors import (
@@ -79,7 +90,10 @@ class _StoringQueue(asyncio.Queue[object]):
         if not isinstance(item, Update):
             return
         try:
-            await self._adapter.receive(item, raw_json(item.to_dict()))
+            data = item.to_dict()  # checked as a webhook's would be: PTB checks no types
+            await self._adapter.receive(read_update(data, self._adapter.bot), raw_json(data))
+        except BadRequest as exc:  # malformed: fetching it again would not help
+            self._adapter.dropped(item.update_id, exc)
         except Exception as exc:  # PTB's polling loop retries TelegramErrors, without the offset
             raise tg.NetworkError(f"storing update {item.update_id} failed: {exc!r}") from exc
 
@@ -279,18 +293,20 @@ class TelegramAdapter(Adapter):
         if request.content_type != "application/json":
             raise BadRequest("expected Content-Type: application/json")
         body = await request.read()
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("body is not valid JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        data = loads_object(body, depth=depth_limit(request), what="Telegram update")
+        update_id = data.get("update_id")
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
             raise BadRequest("not a Telegram update: no update_id")
         try:
-            update = Update.de_json(data, self.bot)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BadRequest(f"malformed Telegram update: {exc!r}") from None
-        await self.receive(update, body.decode("utf-8", "replace"))
+            await self.receive(read_update(data, self.bot), body.decode("utf-8"))
+        except BadRequest as exc:  # acknowledged: Telegram would retry anything else for a day
+            self.dropped(update_id, exc)
         return web.Response(status=200)
+
+    def dropped(self, update_id: object, error: BadRequest) -> None:
+        """A malformed update, acknowledged and not stored: counted and logged."""
+        self.inbox.note(PLATFORM, "malformed")
+        log.warning("telegram update %s is malformed; acknowledged, dropped: %s", update_id, error)
 
     async def receive(self, update: Update, raw: str) -> None:
         """Store what ``update`` means; return once it is committed (or needs no storing)."""

@@ -11,6 +11,12 @@ id, so a retry is a duplicate the inbox drops.
 A press of an inline button becomes an ``Action`` whose ``reply_ctx`` carries the callback query
 id (the flows' answer becomes the toast), except the first press of a button that needs
 confirming (and its ✖), which only changes the keyboard: a ``ConfirmStep``, never stored.
+
+``read_update`` builds the ``Update`` from the webhook's JSON only after checking the types of
+the fields PTB and the builders read (``_UPDATE``): PTB does not check them, so a message
+without a ``chat`` or with a number for ``text`` would otherwise fail later. A malformed
+update is ``BadRequest``; the adapter acknowledges it (Telegram retries anything else for a
+day) and counts it.
 """
 
 from __future__ import annotations
@@ -20,17 +26,28 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from telegram import Bot, Chat, InlineKeyboardMarkup, Update
 from telegram import CallbackQuery as TgCallbackQuery
-from telegram import Chat, InlineKeyboardMarkup, Update
 from telegram import Message as TgMessage
 from telegram.constants import ChatType as TgChatType
 from telegram.constants import MessageEntityType
 
+from bot.adapters.body import Shape, check_shape, get
 from bot.adapters.telegram.render import CONFIRM, DISARM
+from bot.errors import BadRequest
 from bot.events import Action, Address, ChatType, Inbound, Message, Sender, Voice
 
-__all__ = ["PLATFORM", "BotIdentity", "ConfirmStep", "Parsed", "bot_id_of", "parse_update"]
+__all__ = [
+    "PLATFORM",
+    "BotIdentity",
+    "ConfirmStep",
+    "Parsed",
+    "bot_id_of",
+    "parse_update",
+    "read_update",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +82,112 @@ class ConfirmStep:
 
 Parsed = Inbound | ConfirmStep | None
 _Builder = Callable[[Update, BotIdentity, datetime], Parsed]
+
+_I, _S, _B, _O, _L, _NUM = (int,), (str,), (bool,), (dict,), (list,), (int, float)
+_USER: Shape = {
+    "id": (_I, None),
+    "is_bot": (_B, None),
+    "first_name": (_S, None),
+    "last_name": (_S, None),
+    "username": (_S, None),
+    "language_code": (_S, None),
+}
+_CHAT: Shape = {
+    "id": (_I, None),
+    "type": (_S, None),
+    "title": (_S, None),
+    "username": (_S, None),
+    "first_name": (_S, None),
+    "last_name": (_S, None),
+}
+_FILE: Shape = {
+    "file_id": (_S, None),
+    "file_unique_id": (_S, None),
+    "duration": (_NUM, None),
+    "mime_type": (_S, None),
+    "file_name": (_S, None),
+    "file_size": (_I, None),
+}
+_ENTITY: Shape = {
+    "type": (_S, None),
+    "offset": (_I, None),
+    "length": (_I, None),
+    "user": (_O, _USER),
+}
+_MESSAGE: dict[str, tuple[tuple[type, ...], Shape | None]] = {
+    "message_id": (_I, None),
+    "date": (_I, None),
+    "edit_date": (_I, None),
+    "chat": (_O, _CHAT),
+    "from": (_O, _USER),
+    "sender_chat": (_O, _CHAT),
+    "text": (_S, None),
+    "caption": (_S, None),
+    "entities": (_L, _ENTITY),
+    "caption_entities": (_L, _ENTITY),
+    "voice": (_O, _FILE),
+    "audio": (_O, _FILE),
+    "document": (_O, _FILE),
+    "reply_markup": (_O, {"inline_keyboard": (_L, None)}),
+}
+_MESSAGE["reply_to_message"] = (_O, _MESSAGE)
+_CALLBACK: Shape = {
+    "id": (_S, None),
+    "from": (_O, _USER),
+    "message": (_O, _MESSAGE),
+    "chat_instance": (_S, None),
+    "data": (_S, None),
+}
+#: What PTB's ``de_json`` and our builders read of an update, with the Bot API's types.
+_UPDATE: Shape = {
+    "update_id": (_I, None),
+    "message": (_O, _MESSAGE),
+    "edited_message": (_O, _MESSAGE),
+    "channel_post": (_O, _MESSAGE),
+    "edited_channel_post": (_O, _MESSAGE),
+    "callback_query": (_O, _CALLBACK),
+}
+#: What PTB raises while building an update from JSON of the wrong shape.
+_DE_JSON_ERRORS = (AttributeError, IndexError, KeyError, OverflowError, TypeError, ValueError)
+
+
+def read_update(data: dict[str, Any], bot: Bot) -> Update:
+    """The ``Update`` in a webhook's JSON object, or ``BadRequest`` naming what is wrong."""
+    check_shape(data, _UPDATE, "$")
+    for kind in ("message", "callback_query"):
+        message = data.get(kind)
+        message = message.get("message") if kind == "callback_query" and message else message
+        if isinstance(message, dict):
+            _check_keyboard(message, f"$.{kind}")
+    try:
+        update = Update.de_json(data, bot)
+    except _DE_JSON_ERRORS as exc:
+        raise BadRequest(f"malformed Telegram update: {exc!r}") from None
+    query = update.callback_query
+    for where, msg in (
+        ("$.message", update.message),
+        ("$.callback_query.message", query.message if query is not None else None),
+    ):
+        if msg is not None and msg.chat is None:  # PTB builds a message without one
+            raise BadRequest(f"{where}.chat is required")
+    if query is not None and query.from_user is None:  # (and a press without a presser)
+        raise BadRequest("$.callback_query.from is required")
+    return update
+
+
+def _check_keyboard(message: dict[str, Any], where: str) -> None:
+    """Inline keyboards are arrays of arrays of buttons (the confirm step edits them)."""
+    markup = message.get("reply_markup")
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    for i, row in enumerate(rows or ()):
+        if not isinstance(row, list):
+            raise BadRequest(f"{where}.reply_markup.inline_keyboard[{i}] must be an array")
+        for j, button in enumerate(row):
+            at = f"{where}.reply_markup.inline_keyboard[{i}][{j}]"
+            if not isinstance(button, dict):
+                raise BadRequest(f"{at} must be an object")
+            get(button, "text", str, at)
+            get(button, "callback_data", str, at)
 
 
 def parse_update(update: Update, me: BotIdentity, now: datetime) -> Parsed:
@@ -136,11 +259,12 @@ def _addressed_text(msg: TgMessage, me: BotIdentity) -> tuple[str, bool]:
     """The text without the bot's @mention, and whether the message is addressed to the bot:
     it mentions the bot, starts with a command for it, or replies to one of its messages."""
     text = msg.text or ""
+    units = text.encode("utf-16-le")
     name = (me.username or "").lower()
     cuts: list[tuple[int, int, str]] = []  # (utf-16 offset, length, replacement)
     mentioned = False
     for entity in msg.entities:
-        value = msg.parse_entity(entity)
+        value = _span(units, entity.offset, entity.length)
         if entity.type == MessageEntityType.MENTION and name and value[1:].lower() == name:
             mentioned = True
             cuts.append((entity.offset, entity.length, ""))
@@ -159,16 +283,25 @@ def _addressed_text(msg: TgMessage, me: BotIdentity) -> tuple[str, bool]:
     return _SPACES.sub(" ", _cut(text, cuts)).strip(), mentioned
 
 
+def _span(units: bytes, offset: int, length: int) -> str:
+    """An entity's text, by UTF-16 offset and length (PTB's ``parse_entity`` fails on spans
+    that split a surrogate pair or lie outside the text; a malformed update may send those)."""
+    start = max(0, offset) * 2
+    return units[start : start + max(0, length) * 2].decode("utf-16-le", "replace")
+
+
 def _cut(text: str, cuts: list[tuple[int, int, str]]) -> str:
     """Replace spans given in UTF-16 code units (how Telegram counts entity offsets)."""
     if not cuts:
         return text
     units = text.encode("utf-16-le")
     out, pos = b"", 0
-    for offset, length, replacement in sorted(cuts):
-        out += units[pos : offset * 2] + replacement.encode("utf-16-le")
-        pos = (offset + length) * 2
-    return (out + units[pos:]).decode("utf-16-le")
+    for offset, length, replacement in sorted(cuts):  # (overlapping spans: cut once)
+        start = max(pos, offset * 2)
+        out += units[pos:start] + replacement.encode("utf-16-le")
+        pos = max(start, (offset + max(0, length)) * 2)
+    # (an entity may split a surrogate pair: such halves become U+FFFD, never an error)
+    return (out + units[pos:]).decode("utf-16-le", "replace")
 
 
 def _from_callback(update: Update, me: BotIdentity, now: datetime) -> Parsed:

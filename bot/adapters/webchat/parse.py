@@ -2,7 +2,9 @@
 
 A visitor of ``/chat`` gets a session token (conversation id and name, HMAC-signed with the
 hub's secret) and sends it with every post; an engineer on ``/console`` gets one naming their
-person. A post with a missing or forged token is refused before anything is stored.
+person. A post with a missing or forged token is refused before anything is stored; a post whose
+fields have the wrong type is refused (``BadRequest``, 400) naming the field. Texts of any
+length are taken: the inbox cuts them to ``[limits] text_chars`` as for every platform.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ __all__ = ["Session", "SessionSigner", "parse_action", "parse_message"]
 
 PLATFORM = "web"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-MAX_TEXT = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +65,16 @@ class SessionSigner:
         return Session(kind=d["k"], user_id=d["u"], name=d["n"], locale=d.get("l"))
 
 
-def _field(body: dict[str, Any], name: str, *, max_len: int, required: bool = True) -> str:
+def _field(
+    body: dict[str, Any], name: str, *, max_len: int | None = None, required: bool = True
+) -> str:
+    """A string field; ``max_len`` None: any length (texts are cut by the inbox's cap)."""
     value = body.get(name)
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
         raise BadRequest(f"'{name}' must be a non-empty string")
-    if len(value) > max_len:
+    if max_len is not None and len(value) > max_len:
         raise BadRequest(f"'{name}' is longer than {max_len} characters")
     return value
 
@@ -86,9 +90,9 @@ def _conversation(session: Session, body: dict[str, Any], allowed: set[str]) -> 
     if session.kind == "customer":
         return session.user_id
     conv = body.get("conversation") or session.user_id
-    if conv not in allowed:
+    if not isinstance(conv, str) or conv not in allowed:
         raise BadRequest("'conversation' is not one of yours")
-    return str(conv)
+    return conv
 
 
 def parse_message(
@@ -102,7 +106,7 @@ def parse_message(
         sender=Sender(PLATFORM, session.user_id, session.name, session.locale),
         chat_type="direct" if conv == session.user_id else "group",
         received_at=now,
-        text=_field(body, "text", max_len=MAX_TEXT),
+        text=_field(body, "text"),
     )
 
 
@@ -111,7 +115,7 @@ def parse_action(
 ) -> Action:
     cid = _client_id(body)
     conv = _conversation(session, body, allowed)
-    note = _field(body, "note", max_len=MAX_TEXT, required=False).strip() or None
+    note = _field(body, "note", required=False).strip() or None
     return Action(
         event_id=f"{session.user_id}:{cid}",
         chat=Address(PLATFORM, conv),
@@ -119,6 +123,6 @@ def parse_action(
         chat_type="direct" if conv == session.user_id else "group",
         received_at=now,
         token=_field(body, "token", max_len=64),
-        card_message_id=body.get("message") if isinstance(body.get("message"), str) else None,
+        card_message_id=_field(body, "message", max_len=300, required=False) or None,
         note=note,
     )

@@ -16,7 +16,6 @@ A card from the AI bot cannot be edited later, so ``update`` posts it again.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import OrderedDict, deque
@@ -28,8 +27,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
+from bot.adapters.body import depth_limit, loads_object, text_of
 from bot.adapters.wecom.api import WecomApi
-from bot.adapters.wecom.callback import answer_url_check, open_encrypted
+from bot.adapters.wecom.callback import answer_url_check, dropped, open_encrypted
 from bot.adapters.wecom.crypto import WecomCrypto
 from bot.adapters.wecom.parse import AIBOT, APP, ROBOT, parse_aibot
 from bot.adapters.wecom.render import clip_bytes, new_task_id, template_card
@@ -84,23 +84,22 @@ class WecomAibotAdapter(Adapter):
         return answer_url_check(self.crypto, request.query)
 
     async def _callback(self, request: web.Request) -> web.Response:
-        try:
-            envelope = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("body is not JSON") from None
-        encrypt = envelope.get("encrypt") if isinstance(envelope, dict) else None
+        """See ``callback.py`` for what is refused how."""
+        raw, depth = await request.read(), depth_limit(request)
+        envelope = loads_object(raw.decode("utf-8", "replace"), depth=depth, what="body")
+        encrypt = envelope.get("encrypt")
         plain = open_encrypted(
             self.crypto, request.query, encrypt if isinstance(encrypt, str) else None
         )
+        text_of(raw, "WeCom callback")
+        body = loads_object(plain, depth=depth, what="decrypted callback")
         try:
-            body = json.loads(plain)
-        except ValueError:
-            raise BadRequest("decrypted callback is not JSON") from None
-        if not isinstance(body, dict):
-            raise BadRequest("decrypted callback is not a JSON object")
-        events = parse_aibot(body, datetime.now(UTC))
+            events = parse_aibot(body, datetime.now(UTC))
+            if events:
+                await self.inbox.accept(events, raw=plain)
+        except BadRequest as exc:
+            return dropped(self.inbox, AIBOT, exc)
         if events:
-            await self.inbox.accept(events, raw=plain)
             if events[0].chat_type == "group":
                 self._groups.add(events[0].chat.chat_id)
             url = body.get("response_url")

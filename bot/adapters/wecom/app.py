@@ -24,14 +24,21 @@ from typing import Any
 from aiohttp import web
 
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
+from bot.adapters.body import text_of
 from bot.adapters.wecom.api import WecomApi
-from bot.adapters.wecom.callback import answer_url_check, open_encrypted, safe_xml
+from bot.adapters.wecom.callback import answer_url_check, dropped, open_encrypted, safe_xml
 from bot.adapters.wecom.cards import CardLedger
 from bot.adapters.wecom.crypto import WecomCrypto
 from bot.adapters.wecom.parse import APP, parse_app
 from bot.adapters.wecom.render import app_text, new_task_id, stale_label, template_card
 from bot.config import Settings
-from bot.errors import AdapterError, ConfigError, PlatformApiError, TransientSendError
+from bot.errors import (
+    AdapterError,
+    BadRequest,
+    ConfigError,
+    PlatformApiError,
+    TransientSendError,
+)
 from bot.events import Action, Address, Card, Text
 from bot.inbox import Inbox
 
@@ -92,20 +99,26 @@ class WecomAppAdapter(Adapter):
         return answer_url_check(self.crypto, request.query)
 
     async def _callback(self, request: web.Request) -> web.Response:
-        body = (await request.read()).decode("utf-8", "replace")
-        envelope = safe_xml(body)
+        """See ``callback.py`` for what is refused how."""
+        raw = await request.read()
+        envelope = safe_xml(raw.decode("utf-8", "replace"))  # the signed Encrypt is ASCII
         plain = open_encrypted(self.crypto, request.query, envelope.get("Encrypt"))
-        events = parse_app(safe_xml(plain), datetime.now(UTC))
-        if events:
-            for accepted in await self.inbox.accept(events, raw=plain):
-                if not accepted.new:
-                    log.debug("wecom: %s was already stored (a retry)", accepted.event_id)
-            for event in events:
-                if isinstance(event, Action):
-                    self.ledger.issued(
-                        str(event.reply_ctx.get("task_id") or ""),
-                        str(event.reply_ctx.get("response_code") or ""),
-                    )
+        text_of(raw, "WeCom callback")
+        fields = safe_xml(plain)
+        try:
+            events = parse_app(fields, datetime.now(UTC))
+            stored = await self.inbox.accept(events, raw=plain) if events else []
+        except BadRequest as exc:
+            return dropped(self.inbox, APP, exc)
+        for accepted in stored:
+            if not accepted.new:
+                log.debug("wecom: %s was already stored (a retry)", accepted.event_id)
+        for event in events:
+            if isinstance(event, Action):
+                self.ledger.issued(
+                    str(event.reply_ctx.get("task_id") or ""),
+                    str(event.reply_ctx.get("response_code") or ""),
+                )
         return web.Response(text="")
 
     # --------------------------------------------------------------------------- outbound

@@ -4,19 +4,30 @@ Both answer ``GET ?msg_signature&timestamp&nonce&echostr`` (URL verification) wi
 decrypted ``echostr`` — no quotes, BOM or newline — and open ``POST`` bodies only after the
 signature over their ``Encrypt`` checks out. Any failure is ``SignatureInvalid`` (401: nothing
 stored); XML with a DOCTYPE is refused with 403 before it is parsed.
+
+Bad input, in the order it is found: an envelope that cannot be read (not XML/JSON, too deep)
+is 400 — the signature is inside it; a bad signature 401; bytes that are not UTF-8 400 (after
+the signature check); a decrypted body that cannot be read 400 (403 for a DOCTYPE). A callback
+that verifies and reads but whose fields are missing or of the wrong type is *acknowledged*
+(``dropped``: the empty 200, counted as ``malformed``, nothing stored): an empty 200 is WeCom's
+only "received, stop retrying", and its three retries would carry the same fields.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from aiohttp import web
 
-from bot.adapters.wecom.crypto import CryptoRefused, WecomCrypto
+from bot.adapters.wecom.crypto import CryptoRefused, NotUtf8, WecomCrypto
 from bot.adapters.wecom.parse import XmlMalformed, XmlRefused, read_xml
 from bot.errors import BadRequest, SignatureInvalid
+from bot.inbox import Inbox
 
-__all__ = ["answer_url_check", "open_encrypted", "safe_xml"]
+__all__ = ["answer_url_check", "dropped", "open_encrypted", "safe_xml"]
+
+log = logging.getLogger(__name__)
 
 
 def _param(query: Mapping[str, str], name: str) -> str:
@@ -37,6 +48,8 @@ def open_encrypted(crypto: WecomCrypto, query: Mapping[str, str], encrypt: str |
             _param(query, "nonce"),
             encrypt,
         )
+    except NotUtf8 as exc:  # (decrypted, so the signature checked out)
+        raise BadRequest(f"wecom: {exc}") from None
     except CryptoRefused as exc:
         raise SignatureInvalid(f"wecom: {exc}") from None
 
@@ -56,3 +69,10 @@ def safe_xml(text: str) -> dict[str, str]:
         raise web.HTTPForbidden(reason=str(exc)) from None
     except XmlMalformed as exc:
         raise BadRequest(str(exc)) from None
+
+
+def dropped(inbox: Inbox, platform: str, error: BadRequest) -> web.Response:
+    """A verified callback whose fields are malformed: acknowledged, counted, not stored."""
+    inbox.note(platform, "malformed")
+    log.warning("%s: a malformed callback was acknowledged and dropped: %s", platform, error)
+    return web.Response(text="")

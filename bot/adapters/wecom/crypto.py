@@ -23,7 +23,7 @@ import struct
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-__all__ = ["BLOCK", "CryptoRefused", "WecomCrypto", "signature"]
+__all__ = ["BLOCK", "CryptoRefused", "NotUtf8", "WecomCrypto", "signature"]
 
 BLOCK = 32
 _KEY = re.compile(r"^[A-Za-z0-9]{43}$")
@@ -31,6 +31,10 @@ _KEY = re.compile(r"^[A-Za-z0-9]{43}$")
 
 class CryptoRefused(ValueError):
     """A callback that does not verify or decrypt: refused, never stored."""
+
+
+class NotUtf8(CryptoRefused):
+    """A message that verified and decrypted but is not UTF-8 (a bad request, not a forgery)."""
 
 
 def signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
@@ -98,7 +102,7 @@ class WecomCrypto:
         try:
             return message.decode("utf-8")
         except UnicodeDecodeError:
-            raise CryptoRefused("message is not UTF-8") from None
+            raise NotUtf8("message is not UTF-8") from None
 
     def open(self, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> str:
         """Verify, then decrypt: what a callback handler calls."""

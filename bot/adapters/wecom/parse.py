@@ -7,9 +7,12 @@ Two surfaces arrive here:
 - the AI bot (智能机器人): decrypted **JSON**, group @-mentions and 1:1 chats, and events.
 
 Each goes through a ``{MsgType: builder}`` table; a type we do not handle gives no event and a
-debug log, never an error. Dedupe keys (the inbox stores each ``(platform, event_id)`` once):
-an app message is its ``MsgId``; an app event is ``FromUserName:CreateTime`` (plus the card's
-``TaskId`` for a button press); an AI-bot callback is its ``msgid``.
+debug log, never an error. A callback of a type we handle whose fields are missing or of the
+wrong type is ``BadRequest`` (the adapters acknowledge it: see ``callback.py``).
+
+Dedupe keys (the inbox stores each ``(platform, event_id)`` once): an app message is its
+``MsgId``; an app event is ``FromUserName:CreateTime`` (plus the card's ``TaskId`` for a button
+press); an AI-bot callback is its ``msgid``.
 
 Senders are ``Sender("wecom", userid)`` on both surfaces: a member's userid is the same for the
 app and the AI bot, so one person has one identity (``wecom:LiGong``).
@@ -27,6 +30,8 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped]
 from defusedxml import DefusedXmlException
 
+from bot.adapters.body import get, need
+from bot.errors import BadRequest
 from bot.events import Action, Address, ChatType, Inbound, Message, Sender, Voice
 
 __all__ = [
@@ -70,6 +75,8 @@ def read_xml(text: str) -> dict[str, str]:
         raise XmlRefused(str(exc)) from None
     except ParseError as exc:
         raise XmlMalformed(f"malformed XML: {exc}") from None
+    except UnicodeError:  # a lone surrogate (never from a decrypted body: that is UTF-8)
+        raise XmlMalformed("malformed XML: not encodable as UTF-8") from None
     return {child.tag: (child.text or "").strip() for child in root}
 
 
@@ -80,10 +87,10 @@ def parse_app(fields: Mapping[str, str], now: datetime) -> list[Inbound]:
     """A decrypted app callback (``read_xml`` output) → zero or one event."""
     kind = fields.get("MsgType", "")
     builder = _APP_BUILDERS.get(kind)
-    user = fields.get("FromUserName", "")
-    if builder is None or not user:
+    if builder is None:
         log.debug("wecom: ignored an app callback of type %r", kind)
         return []
+    user = _required(fields, "FromUserName")
     event = builder(fields, _common(Address(APP, user), user, "direct", now))
     return [event] if event is not None else []
 
@@ -97,19 +104,20 @@ def _common(chat: Address, user: str, chat_type: ChatType, now: datetime) -> dic
     }
 
 
+def _required(fields: Mapping[str, str], name: str) -> str:
+    value = fields.get(name, "")
+    if not value:
+        raise BadRequest(f"wecom: <{name}> is missing or empty")
+    return value
+
+
 def _app_text(fields: Mapping[str, str], common: dict[str, Any]) -> Inbound | None:
-    text, msg_id = fields.get("Content", ""), fields.get("MsgId", "")
-    if not text or not msg_id:
-        log.debug("wecom: ignored a text message without Content or MsgId")
-        return None
+    text, msg_id = _required(fields, "Content"), _required(fields, "MsgId")
     return Message(event_id=msg_id[:_MAX_ID], text=text, **common)
 
 
 def _app_voice(fields: Mapping[str, str], common: dict[str, Any]) -> Inbound | None:
-    media, msg_id = fields.get("MediaId", ""), fields.get("MsgId", "")
-    if not media or not msg_id:
-        log.debug("wecom: ignored a voice message without MediaId or MsgId")
-        return None
+    media, msg_id = _required(fields, "MediaId"), _required(fields, "MsgId")
     fmt = fields.get("Format", "amr").lower() or "amr"
     return Voice(event_id=msg_id[:_MAX_ID], media_ref=media, mime_hint=f"audio/{fmt}", **common)
 
@@ -119,10 +127,7 @@ def _app_event(fields: Mapping[str, str], common: dict[str, Any]) -> Inbound | N
     if event != "template_card_event":
         log.debug("wecom: ignored app event %r", event)
         return None
-    key, task = fields.get("EventKey", ""), fields.get("TaskId", "")
-    if not key:
-        log.debug("wecom: ignored a template_card_event without EventKey")
-        return None
+    key, task = _required(fields, "EventKey"), fields.get("TaskId", "")
     event_id = f"{fields.get('FromUserName')}:{fields.get('CreateTime', '')}:{task}"
     return Action(
         event_id=event_id[:_MAX_ID],
@@ -150,18 +155,16 @@ _APP_BUILDERS: dict[str, _AppBuilder] = {
 
 def parse_aibot(body: Mapping[str, Any], now: datetime) -> list[Inbound]:
     """A decrypted AI-bot callback (JSON object) → zero or one event."""
-    kind = str(body.get("msgtype") or "")
+    kind = get(body, "msgtype", str, "$") or ""
     builder = _AIBOT_BUILDERS.get(kind)
-    user = (body.get("from") or {}).get("userid")
-    msg_id = body.get("msgid")
-    if builder is None or not isinstance(user, str) or not user or not isinstance(msg_id, str):
+    if builder is None:
         log.debug("wecom: ignored an AI-bot callback of type %r", kind)
         return []
-    group = body.get("chattype") == "group"
-    chat_id = body.get("chatid") if group else user
-    if not isinstance(chat_id, str) or not chat_id:
-        log.debug("wecom: ignored an AI-bot group callback without chatid")
-        return []
+    user = need(need(body, "from", dict, "$"), "userid", str, "$.from")
+    msg_id = need(body, "msgid", str, "$")
+    group = get(body, "chattype", str, "$") == "group"
+    chat_id = need(body, "chatid", str, "$") if group else user
+    get(body, "response_url", str, "$")
     common = _common(Address(AIBOT, chat_id), user, "group" if group else "direct", now)
     common["event_id"] = msg_id[:_MAX_ID]
     event = builder(body, common)
@@ -179,38 +182,45 @@ def _said(text: str, common: dict[str, Any]) -> Inbound | None:
     return Message(text=text, mentions_bot=group, **common)
 
 
+def _content(body: Mapping[str, Any], kind: str) -> str:
+    return get(need(body, kind, dict, "$"), "content", str, f"$.{kind}") or ""
+
+
 def _aibot_text(body: Mapping[str, Any], common: dict[str, Any]) -> Inbound | None:
-    return _said(str((body.get("text") or {}).get("content") or ""), common)
+    return _said(_content(body, "text"), common)
 
 
 def _aibot_voice(body: Mapping[str, Any], common: dict[str, Any]) -> Inbound | None:
     """AI-bot voice is WeCom's transcript only (no audio): it is read as text."""
-    return _said(str((body.get("voice") or {}).get("content") or ""), common)
+    return _said(_content(body, "voice"), common)
 
 
 def _aibot_mixed(body: Mapping[str, Any], common: dict[str, Any]) -> Inbound | None:
-    items = (body.get("mixed") or {}).get("msg_item") or ()
-    parts = [
-        str((item.get("text") or {}).get("content") or "")
-        for item in items
-        if isinstance(item, dict) and item.get("msgtype") == "text"
-    ]
+    items = get(need(body, "mixed", dict, "$"), "msg_item", list, "$.mixed") or []
+    parts = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"$.mixed.msg_item[{i}] must be an object")
+        if get(item, "msgtype", str, f"$.mixed.msg_item[{i}]") == "text":
+            parts.append(_content(item, "text"))
     return _said(" ".join(p for p in parts if p), common)
 
 
 def _aibot_event(body: Mapping[str, Any], common: dict[str, Any]) -> Inbound | None:
-    event = body.get("event") or {}
-    kind = event.get("eventtype")
-    click = event.get("template_card_event") or {}
-    key = click.get("event_key") if isinstance(click, dict) else None
-    if kind != "template_card_event" or not isinstance(key, str) or not key:
+    event = need(body, "event", dict, "$")
+    kind = get(event, "eventtype", str, "$.event")
+    if kind != "template_card_event":
         log.debug("wecom: ignored AI-bot event %r", kind)
         return None
-    task = str(click.get("task_id") or "")
+    at = "$.event.template_card_event"
+    click = need(event, "template_card_event", dict, "$.event")
+    key, task = need(click, "event_key", str, at), get(click, "task_id", str, at) or ""
+    if not key:
+        raise BadRequest(f"{at}.event_key is empty")
     return Action(
         token=key,
         card_message_id=task or None,
-        reply_ctx={"task_id": task, "card_type": str(click.get("card_type") or "")},
+        reply_ctx={"task_id": task, "card_type": get(click, "card_type", str, at) or ""},
         **common,
     )
 

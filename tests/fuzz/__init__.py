@@ -1,0 +1,1 @@
+"""Property-based fuzz tests: every parser refuses bad input with its own error, never another."""
