@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import flood
 from bot.cards import build
 from bot.errors import StaleTransition
 from bot.events import Address, Card, Text
@@ -107,13 +108,14 @@ async def publish(
     locale: str,
     *,
     card: Card | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Card:
     """Post a new card and remember where it is, so later changes update it in place.
-    ``card``: the same card drawn already for another chat."""
+    ``card``: the same card drawn already for another chat; ``extra``: stored beside it."""
     ref = await turn.unit.new_card_ref(ticket, destination, audience, locale)
     if card is None:
         card = await build(turn, ticket, audience, locale)
-    turn.send(destination, card, ticket_id=ticket.id, card_ref=ref)
+    turn.send(destination, card, ticket_id=ticket.id, card_ref=ref, extra=extra)
     return card
 
 
@@ -135,24 +137,36 @@ async def refresh(turn: Turn, ticket: Ticket) -> None:
 
 
 async def publish_staff_cards(turn: Turn, ticket: Ticket) -> None:
-    """The assignee's direct chat and the team's group chats, each once."""
+    """The assignee's direct chat and the team's group chats, each once. A group's card carries
+    its line for a digest, should a flood of them be more than the group's limit can carry
+    (``bot.flood``)."""
     env = turn.env
-    destinations: list[tuple[Address, str]] = []
+    destinations: list[tuple[Address, str, bool]] = []
     assignee = await turn.unit.person(ticket.assignee_id)
     if assignee is not None:
         dm = env.directory.direct_address(assignee.key, set(env.platforms))
         if dm is not None:
-            destinations.append((dm, assignee.locale or env.settings.locale))
+            destinations.append((dm, assignee.locale or env.settings.locale, False))
     for chat in env.directory.team_chats(ticket.team_key):
         if chat.platform in env.platforms:
-            destinations.append((chat, env.settings.locale))
+            destinations.append((chat, env.settings.locale, True))
     shown = {r.destination for r in turn.unit.refs.get(ticket.id, []) if not r.stale}
     drawn: dict[str, Card] = {}
-    for dest, locale in destinations:
+    for dest, locale, group in destinations:
         if dest.ref not in shown:
             shown.add(dest.ref)
+            extra = None
+            if group:
+                line = flood.line(
+                    ticket.number or "",
+                    ticket.priority,
+                    ticket.title,
+                    assignee.name if assignee else None,
+                    locale,
+                )
+                extra = {flood.TEAM_CARD: line}
             drawn[locale] = await publish(
-                turn, ticket, dest, "staff", locale, card=drawn.get(locale)
+                turn, ticket, dest, "staff", locale, card=drawn.get(locale), extra=extra
             )
 
 

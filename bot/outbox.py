@@ -15,7 +15,9 @@ break one waits without spending an attempt. Failures:
 
 Folding: SLA nags for one chat share a coalesce key. When more than one of them is due for a
 chat at once — several in one sweep, or queued behind a rate limit or a 429 — they go out as
-digests of at most ``digest_max_lines`` tickets instead of one message each.
+digests of at most ``digest_max_lines`` tickets instead of one message each. A team group's
+new-ticket cards share one too: when the group's limits cannot send all that wait within
+``flood_horizon`` seconds, they are folded into digests (P0 cards excepted; ``bot.flood``).
 """
 
 from __future__ import annotations
@@ -30,17 +32,19 @@ from datetime import timedelta
 
 import aiohttp
 
+from bot import flood
 from bot.adapters.base import Adapter, RateLimit
 from bot.config import OutboxSettings
 from bot.errors import PlatformApiError, RateLimited, TransientSendError
 from bot.events import Address, Card, Notice, Text, outbound_from_json, outbound_to_json
+from bot.flood import Step
 from bot.metrics import Metrics
 from bot.sla.digest import Item, digests
 from bot.texts import say
 from storage import outbox
 from storage.db import Database
 from storage.models import OutboxMessage, utcnow
-from storage.outbox import Outcome
+from storage.outbox import Cards, Outcome
 from storage.records import OutboxEntry
 
 __all__ = ["Governor", "OutboxSender"]
@@ -73,6 +77,23 @@ class Governor:
             self._sent[lim.key].append(now)
         return 0.0
 
+    def capacity(self, limits: Sequence[RateLimit], horizon: float) -> int | None:
+        """How many sends these limits allow within the next ``horizon`` seconds, counting
+        what was sent recently (``None``: no limit)."""
+        now = self._clock()
+        least: int | None = None
+        for lim in limits:
+            span = horizon - max(0.0, self._blocked_until.get(lim.key, 0.0) - now)
+            if span <= 0:
+                return 0
+            windows, part = divmod(span, lim.per)
+            allowed = int(windows) * lim.count
+            if part > 0:  # the first, partial window still holds recent sends
+                since = now + part - lim.per
+                allowed += max(0, lim.count - sum(1 for t in self._sent[lim.key] if t > since))
+            least = allowed if least is None else min(least, allowed)
+        return least
+
     def hold(self, limits: Sequence[RateLimit], seconds: float) -> None:
         """The platform said slow down: send nothing under these keys for ``seconds``."""
         until = self._clock() + seconds
@@ -97,6 +118,8 @@ class OutboxSender:
         lease: timedelta = timedelta(seconds=60),
         governor: Governor | None = None,
         digest_max_lines: int = 10,
+        flood_horizon: float = flood.HORIZON,
+        flood_max_lines: int = flood.MAX_LINES,
     ) -> None:
         self.db = db
         self.adapters = adapters
@@ -107,6 +130,8 @@ class OutboxSender:
         self.lease = lease
         self.governor = governor or Governor()
         self.digest_max_lines = digest_max_lines
+        self.flood_horizon = flood_horizon
+        self.flood_max_lines = flood_max_lines
         self.wake = asyncio.Event()
         self._stopping = False
         self._idle = asyncio.Event()
@@ -147,16 +172,14 @@ class OutboxSender:
             rows = await outbox.claim(
                 conn, limit=self.settings.batch, now=now, lease_until=now + self.lease
             )
-            cards = {r.card_ref_id for r in rows if r.op == "update" and r.card_ref_id}
-            message_ids = await outbox.message_ids(conn, cards)
+            updated = {r.card_ref_id for r in rows if r.op == "update" and r.card_ref_id}
+            cards = await outbox.cards(conn, updated)
         if not rows:
             return 0
         by_destination: dict[str, list[OutboxMessage]] = defaultdict(list)
         for row in rows:
             by_destination[row.destination].append(row)
-        await asyncio.gather(
-            *(self._destination(d, rs, message_ids) for d, rs in by_destination.items())
-        )
+        await asyncio.gather(*(self._destination(d, rs, cards) for d, rs in by_destination.items()))
         await self._recorded()
         return len(rows)
 
@@ -189,9 +212,7 @@ class OutboxSender:
 
     # ------------------------------------------------------------------------- delivering
 
-    async def _destination(
-        self, ref: str, rows: list[OutboxMessage], message_ids: Mapping[int, str | None]
-    ) -> None:
+    async def _destination(self, ref: str, rows: list[OutboxMessage], cards: Cards) -> None:
         """Deliver one chat's claimed rows, in order; after a failure the rest wait too."""
         dest = Address.parse(ref)
         adapter = self.adapters.get(dest.platform)
@@ -201,23 +222,31 @@ class OutboxSender:
                 self._dead(row, f"no adapter for platform {dest.platform!r} is enabled", outcome)
             self._note(outcome)
             return
-        chunks = self._chunks(rows)
-        for i, chunk in enumerate(chunks):
+        if all(flood.TEAM_CARD in r.payload for r in rows):  # a team group's new cards
+            capacity = self.governor.capacity(adapter.limits(dest), self.flood_horizon)
+            steps = flood.plan(rows, capacity, max_lines=self.flood_max_lines)
+        else:
+            steps = self._chunks(rows)
+        for i, step in enumerate(steps):
             outcome = Outcome()
             try:
-                if len(chunk) == 1:
-                    await self._one(adapter, dest, chunk[0], message_ids, outcome)
+                if not step.digest:
+                    await self._one(adapter, dest, step.rows[0], cards, outcome)
+                elif flood.TEAM_CARD in step.rows[0].payload:
+                    await self._team_digest(adapter, dest, step.rows, outcome)
                 else:
-                    await self._digest(adapter, dest, chunk, outcome)
+                    await self._digest(adapter, dest, step.rows, outcome)
             except _Failed:
-                for later in chunks[i + 1 :]:
-                    for row in later:  # order per chat: they go after the one that failed
-                        outcome.retry.append((row.id, utcnow(), None, False))
+                # Order per chat: the rest go after the one that failed, no sooner than it.
+                failed = {r.id for r in step.rows}
+                at = max((a for r, a, _, _ in outcome.retry if r in failed), default=utcnow())
+                for later in steps[i + 1 :]:
+                    outcome.retry.extend((row.id, at, None, False) for row in later.rows)
                 return
             finally:
                 self._note(outcome)
 
-    def _chunks(self, rows: list[OutboxMessage]) -> list[list[OutboxMessage]]:
+    def _chunks(self, rows: list[OutboxMessage]) -> list[Step]:
         """Rows as they go out: nags that share a coalesce key folded into chunks of at most
         ``digest_max_lines`` tickets; anything else alone."""
         chunks: list[list[OutboxMessage]] = []
@@ -227,6 +256,7 @@ class OutboxSender:
             last = chunks[-1] if chunks else None
             if (
                 last is not None
+                and items
                 and row.coalesce_key is not None
                 and last[-1].coalesce_key == row.coalesce_key
                 and lines + items <= self.digest_max_lines
@@ -236,17 +266,26 @@ class OutboxSender:
             else:
                 chunks.append([row])
                 lines = items
-        return chunks
+        return [Step(tuple(chunk), digest=len(chunk) > 1) for chunk in chunks]
 
     async def _one(
         self,
         adapter: Adapter,
         dest: Address,
         row: OutboxMessage,
-        message_ids: Mapping[int, str | None],
+        cards: Cards,
         outcome: Outcome,
     ) -> None:
-        message = outbound_from_json(row.payload)
+        if row.op == "update" and row.card_ref_id in cards.folded:
+            # Its card was folded into a digest and never shown: nothing to update, and posting
+            # it now would be a card the group never had, out of the blue.
+            outcome.superseded.append(row.id)
+            return
+        payload = row.payload
+        if flood.TEAM_CARD in payload:
+            payload = {k: v for k, v in payload.items() if k != flood.TEAM_CARD}
+        message = outbound_from_json(payload)
+        message_ids = cards.message_ids
         limits = adapter.notice_limits(dest) if row.op == "notice" else adapter.limits(dest)
 
         async def call() -> str | None:
@@ -264,7 +303,7 @@ class OutboxSender:
             # letter): post the card instead, once.
             return (await adapter.send(dest, message, key=row.idempotency_key)).platform_message_id
 
-        message_id = await self._attempt(dest, [row], limits, call, outcome)
+        message_id = await self._attempt(dest, (row,), limits, call, outcome)
         outcome.sent.append((row.id, message_id))
         if (
             row.card_ref_id is not None
@@ -274,7 +313,7 @@ class OutboxSender:
             outcome.card_messages.append((row.card_ref_id, message_id))
 
     async def _digest(
-        self, adapter: Adapter, dest: Address, rows: list[OutboxMessage], outcome: Outcome
+        self, adapter: Adapter, dest: Address, rows: Sequence[OutboxMessage], outcome: Outcome
     ) -> None:
         nag = rows[0].payload["nag"]
         items = [Item(**raw) for row in rows for raw in row.payload["nag"]["items"]]
@@ -292,10 +331,33 @@ class OutboxSender:
         # A nag card folded into a digest was never shown: its buttons are not for anyone.
         outcome.stale_cards.extend(r.card_ref_id for r in rows if r.card_ref_id is not None)
 
+    async def _team_digest(
+        self, adapter: Adapter, dest: Address, rows: Sequence[OutboxMessage], outcome: Outcome
+    ) -> None:
+        """New-ticket cards of a flood, folded into one digest: the others are superseded and
+        their cards stale; a P0 keeps its card, which is sent later (named once, here)."""
+        text = flood.digest(rows)
+        key = f"team-digest:{rows[0].id}:{len(rows)}"
+
+        async def call() -> str | None:
+            return (await adapter.send(dest, text, key=key)).platform_message_id
+
+        message_id = await self._attempt(dest, rows, adapter.limits(dest), call, outcome)
+        folded = [r for r in rows if not flood.keeps_card(r)]
+        if folded:
+            outcome.sent.append((folded[0].id, message_id))
+            outcome.superseded.extend(r.id for r in folded[1:])
+            outcome.stale_cards.extend(r.card_ref_id for r in folded if r.card_ref_id is not None)
+        now = utcnow()
+        for row in rows:
+            if flood.keeps_card(row):
+                outcome.payloads.append((row.id, flood.announce(row)))
+                outcome.retry.append((row.id, now, None, False))
+
     async def _attempt(
         self,
         dest: Address,
-        rows: list[OutboxMessage],
+        rows: Sequence[OutboxMessage],
         limits: Sequence[RateLimit],
         call: Callable[[], object],
         outcome: Outcome,

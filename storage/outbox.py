@@ -4,8 +4,9 @@ Rows are claimed head of line: a row is claimable only when nothing earlier for 
 destination is still waiting, so one chat's messages go out in the order they were queued
 while different chats proceed side by side (on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so
 several workers share the queue without taking the same chat). Rows that may be folded into one
-message (SLA nags: the same ``coalesce_key``) are claimed together with the head. What came of
-a claimed batch — sent, retried, given up on, folded away — is written in one transaction.
+message (SLA nags, a team group's new-ticket cards: the same ``coalesce_key``) are claimed
+together with the head. What came of a claimed batch — sent, retried, given up on, folded
+away — is written in one transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +24,18 @@ from storage.db import insert_stmt
 from storage.models import TABLES, OutboxMessage, UTCDateTime
 from storage.records import OutboxEntry, columns
 
-__all__ = ["Outcome", "any_due", "claim", "counts", "insert", "message_ids", "record", "rows"]
+__all__ = [
+    "TEAM_CARD",
+    "Cards",
+    "Outcome",
+    "any_due",
+    "cards",
+    "claim",
+    "counts",
+    "insert",
+    "record",
+    "rows",
+]
 
 O = TABLES["outbox"]  # noqa: E741
 R = TABLES["card_refs"]
@@ -32,6 +44,11 @@ _STATEMENTS: dict[tuple[str, ...], Any] = {}
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 #: Rows not yet delivered (``ix_outbox_waiting_destination`` covers exactly these).
 WAITING = "state IN ('pending', 'sending')"
+#: The payload key of a team group's new-ticket card (its digest line, ``bot.flood``). Such rows
+#: fold with the others waiting for their chat: their coalesce key is the chat's, given here
+#: (a chat whose delivery is our own table, the web chat, never reaches the outbox: there
+#: nothing is rate-limited and nothing folds).
+TEAM_CARD = "team_card"
 
 
 def _dialect(conn: Executor) -> str:
@@ -72,6 +89,8 @@ async def insert(conn: Executor, entries: Sequence[OutboxEntry]) -> None:
     for e in entries:
         row = {n: getattr(e, n) for n in names}
         row.update(state="pending", attempts=0, created_at=e.next_attempt_at)
+        if e.coalesce_key is None and TEAM_CARD in e.payload:
+            row["coalesce_key"] = f"team:{e.destination}"
         params.append(row)
     await conn.execute(stmt, params)
 
@@ -107,12 +126,15 @@ def _claim_stmt(pg: bool) -> Any:
 
 
 def _followers_stmt() -> Any:
+    now: BindParameter[Any] = bindparam("now", type_=UTCDateTime())
     return (
         update(O)
         .where(
             O.c.coalesce_key.in_(_IDS),
-            O.c.state == "pending",
-            O.c.next_attempt_at <= bindparam("now", type_=UTCDateTime()),
+            or_(  # due, or held by a worker whose lease ran out (it died with them claimed)
+                and_(O.c.state == "pending", O.c.next_attempt_at <= now),
+                and_(O.c.state == "sending", O.c.lease_until < now),
+            ),
         )
         .values(state="sending", lease_until=bindparam("lease_until", type_=UTCDateTime()))
         .returning(*O.c)
@@ -161,15 +183,29 @@ async def any_due(conn: Executor, now: datetime) -> bool:
     return (await conn.execute(stmt, {"now": now})).first() is not None
 
 
-async def message_ids(conn: Executor, card_ref_ids: Collection[int]) -> dict[int, str | None]:
-    """Where the cards of these references live on their platforms (for updates)."""
+@dataclass
+class Cards:
+    """Where the cards that updates are queued for live on their platforms, and which of them
+    were folded into a digest (stale and never posted: their updates go nowhere)."""
+
+    message_ids: dict[int, str | None] = field(default_factory=dict)
+    folded: set[int] = field(default_factory=set)
+
+
+async def cards(conn: Executor, card_ref_ids: Collection[int]) -> Cards:
+    """What the updates of these card references need to know."""
+    out = Cards()
     if not card_ref_ids:
-        return {}
+        return out
     stmt = _cached(
-        ("message_ids",),
-        lambda: select(R.c.id, R.c.platform_message_id).where(R.c.id.in_(_IDS)),
+        ("cards",),
+        lambda: select(R.c.id, R.c.platform_message_id, R.c.stale).where(R.c.id.in_(_IDS)),
     )
-    return {i: m for i, m in await conn.execute(stmt, {"ids": list(card_ref_ids)})}
+    for ref, message_id, stale in await conn.execute(stmt, {"ids": list(card_ref_ids)}):
+        out.message_ids[ref] = message_id
+        if stale and not message_id:
+            out.folded.add(ref)
+    return out
 
 
 @dataclass
@@ -184,31 +220,26 @@ class Outcome:
     card_messages: list[tuple[int, str]] = field(default_factory=list)  # card ref, message
     stale_cards: list[int] = field(default_factory=list)  # card refs never shown
     queued: list[OutboxEntry] = field(default_factory=list)  # e.g. dead-letter reports
+    payloads: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    # ^ row, its new payload (a card named in a digest whose own message is still to go)
+
+    _FIELDS = (
+        "sent",
+        "retry",
+        "dead",
+        "superseded",
+        "card_messages",
+        "stale_cards",
+        "queued",
+        "payloads",
+    )
 
     def merge(self, other: Outcome) -> None:
-        for name in (
-            "sent",
-            "retry",
-            "dead",
-            "superseded",
-            "card_messages",
-            "stale_cards",
-            "queued",
-        ):
+        for name in self._FIELDS:
             getattr(self, name).extend(getattr(other, name))
 
     def __bool__(self) -> bool:
-        return any(
-            (
-                self.sent,
-                self.retry,
-                self.dead,
-                self.superseded,
-                self.card_messages,
-                self.stale_cards,
-                self.queued,
-            )
-        )
+        return any(getattr(self, name) for name in self._FIELDS)
 
 
 def _by_id(values: dict[str, Any]) -> Any:
@@ -284,6 +315,12 @@ async def record(conn: Executor, outcome: Outcome, *, now: datetime) -> None:
             ("stale_cards",), lambda: update(R).where(R.c.id.in_(_IDS)).values(stale=True)
         )
         await conn.execute(stmt, {"ids": outcome.stale_cards})
+    if outcome.payloads:
+        stmt = _cached(
+            ("payload",),
+            lambda: _by_id({"payload": bindparam("_payload", type_=O.c.payload.type)}),
+        )
+        await conn.execute(stmt, [{"_id": i, "_payload": p} for i, p in outcome.payloads])
     await insert(conn, outcome.queued)
 
 
