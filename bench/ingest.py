@@ -264,6 +264,7 @@ class Server:
     procs: list[subprocess.Popen[bytes]]
     counter: TicketCounter | None
     log_paths: list[Path]
+    config: Path | None = None  # the first process's gongdan.toml (bare: none)
 
     @property
     def base(self) -> str:
@@ -345,6 +346,9 @@ token = "{API_TOKEN}"
 [security]
 secret_key = "{secret}"
 secret_key_file = "{workdir / ".gongdan-secret"}"
+
+[limits]
+exempt = ["{LOOPBACK}"]   # the load generator is one client posting far faster than a person
 {staff}""",
         encoding="utf-8",
     )
@@ -432,7 +436,8 @@ async def running_server(
         elif scratch_db is not None:
             assert target.database_url is not None
             counter = await PostgresCounter.connect(_pg_dsn(target.database_url, scratch_db))
-        yield Server(target, bases, procs, counter, logs)
+        first = workdir / "gongdan.toml"
+        yield Server(target, bases, procs, counter, logs, first if first.exists() else None)
     finally:
         if counter is not None:
             await counter.close()

@@ -150,12 +150,24 @@ class Press:
     token: str
 
 
-async def staff_session(http: aiohttp.ClientSession, base: str, person: str) -> StaffSession:
-    async with http.post(base + "/console/api/session", json={"person": person}) as r:
+async def staff_session(
+    http: aiohttp.ClientSession, base: str, person: str, config: Path | None
+) -> StaffSession:
+    """Sign ``person`` in with a one-time link, as ``gongdan login-link`` makes it (the bench
+    holds the server's config and secret)."""
+    from bot.access import Access
+    from bot.config import load_settings
+    from bot.hub import load_secret
+
+    assert config is not None, "a bare server has no staff"
+    settings = load_settings(config)
+    link = Access(None, settings, load_secret(settings)).issue_link(person, "bench")  # type: ignore[arg-type]
+    body = {"link": link.partition("#login=")[2], "bearer": True}
+    async with http.post(base + "/console/api/sign-in", json=body) as r:
         if r.status != 200:
             raise RuntimeError(f"staff session for {person}: HTTP {r.status}: {await r.text()}")
-        body = await r.json()
-    return StaffSession(person, str(body["session"]), str(body["conversation"]))
+        answer = await r.json()
+    return StaffSession(person, str(answer["token"]), str(answer["conversation"]))
 
 
 async def post_closed(
@@ -250,9 +262,10 @@ async def read_tokens(
 
     async def follow(s: StaffSession) -> None:
         url = base + "/webchat/api/stream"
-        params = {"session": s.token, "after": "0"}
+        params = {"after": "0"}
         no_limit = aiohttp.ClientTimeout(total=None, sock_read=None)
-        async with http.get(url, params=params, timeout=no_limit) as r:
+        auth = {"Authorization": f"Bearer {s.token}"}
+        async with http.get(url, params=params, headers=auth, timeout=no_limit) as r:
             if r.status != 200:
                 raise RuntimeError(f"stream for {s.person}: HTTP {r.status}: {await r.text()}")
             async for line in r.content:
@@ -322,7 +335,8 @@ async def measure(server: Server, args: argparse.Namespace, res: Result) -> Resu
         if len(versions) < args.tickets:
             print(f"  only {len(versions)} of {args.tickets} tickets are assigned", flush=True)
         staff = [
-            await staff_session(http, server.base, f"e{i}") for i in range(1, args.engineers + 1)
+            await staff_session(http, server.base, f"e{i}", server.config)
+            for i in range(1, args.engineers + 1)
         ]
         sessions = {s.person: s for s in staff}
         t_tok = loop.time()

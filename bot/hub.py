@@ -15,8 +15,10 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.access import Access
 from bot.adapters.base import Adapter, AdapterDeps, AdapterFactory, RateLimit
 from bot.adapters.codec import TokenCodec
+from bot.audit import reseal_legacy, take_checkpoint
 from bot.config import Settings
 from bot.directory import Directory
 from bot.engine import Engine
@@ -24,13 +26,14 @@ from bot.events import Address
 from bot.flows import escalation
 from bot.flows.housekeeping import auto_close, reconcile
 from bot.hearing import Ears
-from bot.inbox import Inbox
+from bot.inbox import Inbox, TextCap
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.sla.policy import Policies
 from bot.unit import Env, Staff
 from bot.work import Work
 from storage import repo
+from storage.audit import audit_key
 from storage.db import Database
 from storage.models import utcnow
 
@@ -61,12 +64,15 @@ class Hub:
         self.metrics = Metrics()
         self.secret = load_secret(settings)
         self.codec = TokenCodec(self.secret)
+        self.audit_key = audit_key(self.secret)  # seals the audit trail (storage/audit.py)
+        self.access = Access(self.db, settings, self.secret)
         self.directory = Directory(settings)
         self.inbox = Inbox(
             self.db,
             on_stored=self._inbound_stored,
             metrics=self.metrics,
             window=settings.engine.commit_window_ms / 1000,
+            cap=TextCap.of(settings),
         )
         self.adapters: dict[str, Adapter] = self._build_adapters()
         self.transcriber = None
@@ -84,6 +90,8 @@ class Hub:
             platforms=self.adapters.keys(),  # (a view: adapters a test or bench adds count)
             staff=Staff(),  # filled from the database at start-up
             policies=Policies(settings) if settings.sla.enabled else None,
+            audit_key=self.audit_key,
+            sign_in=self.access.issue_link,
         )
         self.work = Work(
             self.db, self.env, self.adapters, clock=clock, on_outbox=self._outbox_queued
@@ -107,6 +115,8 @@ class Hub:
             locale=settings.locale,
             lease=timedelta(seconds=settings.outbox.lease_seconds),
             digest_max_lines=settings.sla.digest_max_lines,
+            flood_horizon=settings.outbox.flood_seconds,
+            flood_max_lines=settings.outbox.flood_lines,
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: list[asyncio.Task[None]] = []
@@ -117,7 +127,13 @@ class Hub:
         self._stopping = False
 
     def _build_adapters(self) -> dict[str, Adapter]:
-        deps = AdapterDeps(inbox=self.inbox, settings=self.settings, db=self.db, secret=self.secret)
+        deps = AdapterDeps(
+            inbox=self.inbox,
+            settings=self.settings,
+            db=self.db,
+            secret=self.secret,
+            access=self.access,
+        )
         adapters: dict[str, Adapter] = {}
         for name in ("webchat", "slack", "telegram", "wecom", "dingtalk"):
             if getattr(self.settings, name).enabled:  # imported only then: each brings its SDK
@@ -154,6 +170,23 @@ class Hub:
                 await auto_close(self.work, after)
             except Exception:  # a scheduled job must log and try again next time, not die
                 log.exception("auto-close job failed")
+
+    async def _audit_checkpoint(self) -> None:
+        """Record every audit chain's head (skipped when another worker on this database has
+        just done so: a checkpoint younger than half the interval exists)."""
+        half = timedelta(minutes=self.settings.audit.checkpoint_minutes / 2)
+        async with self._jobs:
+            if self._stopping:
+                return
+            try:
+                cp = await take_checkpoint(
+                    self.db, self.settings, self.audit_key, now=self.clock(), fresh_within=half
+                )
+            except Exception:  # a scheduled job must log and try again next time, not die
+                log.exception("audit checkpoint failed")
+                return
+        if cp is not None and self.settings.audit.post_checkpoints and self.settings.admin_chat:
+            self._outbox_queued()
 
     def limits(self, destination: Address) -> Sequence[RateLimit]:
         """The rate limits the destination's adapter declares (none if it is not running)."""
@@ -231,6 +264,11 @@ class Hub:
             await repo.sync_staff(s, self.directory.staff_records())
         async with self.db.read() as s:
             self.env.staff.load(*await repo.staff(s))
+        # Rows written before the audit chain was keyed: sealed now, once (before any unit
+        # chains onto them); then a checkpoint, unless a recent one exists.
+        await reseal_legacy(self.db, self.audit_key)
+        if self.settings.audit.checkpoint_minutes > 0:
+            await self._audit_checkpoint()
         async with self.db.reads() as conn:
             await self.work.ids.seed(conn)
         for adapter in self.adapters.values():
@@ -257,6 +295,16 @@ class Hub:
                 id="auto-close",
                 name="auto-close",
                 next_run_time=datetime.now(UTC),
+                max_instances=1,
+                coalesce=True,
+            )
+        if self.settings.audit.checkpoint_minutes > 0:
+            self.scheduler.add_job(
+                self._audit_checkpoint,
+                "interval",
+                minutes=self.settings.audit.checkpoint_minutes,
+                id="audit-checkpoint",
+                name="audit checkpoint",
                 max_instances=1,
                 coalesce=True,
             )

@@ -24,6 +24,19 @@ from bot.tickets import action_label_of, state_label_of
 __all__ = ["local_time", "refusal", "say", "short_time", "span"]
 
 TEXTS: Mapping[str, tuple[str, str]] = {
+    # --- staff sign-in (bot/flows/signin.py, bot/access.py)
+    "signin.link": (
+        "您的登录链接（{minutes} 分钟内有效，只能用一次，请勿转发）：\n{url}",
+        "Your sign-in link (works once, within {minutes} minutes; do not forward it):\n{url}",
+    ),
+    "signin.private": (
+        "为了安全，请私聊我发送「登录」获取登录链接。",
+        'For your safety, send me "login" in a direct chat to get a sign-in link.',
+    ),
+    "signin.off": (
+        "此处暂不能发放登录链接，请联系管理员。",
+        "Sign-in links cannot be sent here; please ask an administrator.",
+    ),
     "ack": (
         "已收到您的报修，工单号 {number}（{priority}）。{who}",
         "We have your report: ticket {number} ({priority}). {who}",
@@ -163,6 +176,13 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "field.site": ("位置", "Location"),
     "field.alarm": ("报警", "Alarm"),
     "field.reporter": ("报修人", "Reported by"),
+    # The audit trail: a customer's name as staff see it (never mistaken for a colleague's),
+    # and an audit checkpoint posted to the admin chat.
+    "person.customer": ("客户·{name}", "Customer · {name}"),
+    "audit.checkpoint": (
+        "🔏 审计检查点 #{id}（{at}）：{tickets} 张工单，{events} 条记录。摘要 {digest}",
+        "🔏 Audit checkpoint #{id} ({at}): {tickets} tickets, {events} events. Digest {digest}",
+    ),
     "field.assignee": ("负责人", "Assignee"),
     "field.created": ("报修时间", "Reported at"),
     "field.root_cause": ("原因", "Root cause"),
@@ -207,6 +227,23 @@ TEXTS: Mapping[str, tuple[str, str]] = {
         "⚠️ 消息发送失败，已放弃：发往 {destination}（第 {attempts} 次），错误：{error}",
         "⚠️ Gave up sending a message to {destination} after {attempts} attempts: {error}",
     ),
+    # --- team-group card floods folded into a digest (bot/flood.py)
+    "flood.title": (
+        "📋 又有 {n} 张新工单（群消息已达平台频率上限，合并发送）：",
+        "📋 {n} more new tickets (this group is at its platform's rate limit, so in one message):",
+    ),
+    "flood.line": (
+        "· {number} {priority} {title}（{who}）",
+        "· {number} {priority} {title} ({who})",
+    ),
+    "flood.card_follows": ("，卡片随后", ", card follows"),
+    "flood.hint": (
+        "为免刷屏，这些工单不在本群逐张发卡片；负责人在私聊中有各自的卡片。",
+        "To spare this group a flood, these tickets get no card here; each assignee has "
+        "theirs in a direct chat.",
+    ),
+    # --- bad input (bot/inbox.py TextCap): the mark that ends a text cut to the limit
+    "text.truncated": ("…(已截断)", "…(truncated)"),
 }
 
 

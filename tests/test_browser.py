@@ -104,13 +104,21 @@ async def test_customer_sees_acceptance_live_in_the_browser(running: Start, tmp_
             assert match, await ack.inner_text()
             number = match.group(0)
 
-            # 李工 enters the console and accepts the ticket from the card in his own pane.
+            # Without a sign-in the console shows nobody's desk and offers no staff list.
             await engineer.goto(hub.base + "/console")
-            await expect(engineer.locator("#person option[value=li]")).to_have_count(1)
-            await engineer.locator("#person").select_option("li")
-            await engineer.locator("#enter").click()
+            await expect(engineer.locator("#login")).to_be_visible()
+            await expect(engineer.locator("#desk")).to_be_hidden()
+            # 李工 opens the one-time link the bot sent him (as `gongdan login-link li`
+            # prints it): signed in, and the token is gone from the address bar.
+            link = hub.hub.access.issue_link("li", "cli")  # (public_url: not this test's port)
+            await engineer.goto(hub.base + "/console#" + link.partition("#")[2])
             await expect(engineer.locator("#desk")).to_be_visible()
-            await expect(engineer.locator("#login")).to_be_hidden()
+            await expect(engineer.locator("#whoami")).to_contain_text("李工")
+            assert "login=" not in engineer.url
+            # A reload keeps him signed in (an HttpOnly cookie the page's script cannot read).
+            await engineer.reload()
+            await expect(engineer.locator("#desk")).to_be_visible()
+            assert await engineer.evaluate("document.cookie") == ""
             card = engineer.locator("#pane-li .card", has_text=number)
             await expect(card).to_be_visible()
             await card.get_by_role("button", name="接单", exact=True).click()
@@ -133,6 +141,12 @@ async def test_customer_sees_acceptance_live_in_the_browser(running: Start, tmp_
                 _keep(shot, name)
             # The same document all along: a reload or navigation would have dropped the marker.
             assert await customer.evaluate("window.gdNeverReloaded === true")
+            # Signing out ends the sign-in: a reload asks again.
+            await engineer.locator("#signout").click()
+            await expect(engineer.locator("#login")).to_be_visible()
+            await engineer.reload()
+            await expect(engineer.locator("#login")).to_be_visible()
+            await expect(engineer.locator("#desk")).to_be_hidden()
             assert not errors, errors
         finally:
             await browser.close()

@@ -26,6 +26,8 @@ url = "sqlite+aiosqlite:///{db}"
 token = "t"
 [security]
 secret_key = "durability"
+[limits]
+exempt = ["127.0.0.1"]
 [engine]
 lease_seconds = 1.0
 [asr]

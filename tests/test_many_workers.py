@@ -115,6 +115,8 @@ url = "{db}"
 token = "t"
 [security]
 secret_key = "many-workers"
+[limits]
+exempt = ["127.0.0.1"]
 [asr]
 enabled = false
 [webchat]

@@ -23,9 +23,7 @@ async def customer(hub: RunningHub, name: str = "张三") -> str:
 
 
 async def staff(hub: RunningHub, person: str) -> str:
-    status, body = await hub.post("/console/api/session", {"person": person})
-    assert status == 200, body
-    return str(body["session"])
+    return await hub.staff_session(person)
 
 
 async def press(

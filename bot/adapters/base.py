@@ -23,6 +23,7 @@ from typing import ClassVar, Protocol
 
 from aiohttp import web
 
+from bot.access import Access
 from bot.config import Settings
 from bot.events import Address, Card, Inbound, Notice, Text
 from bot.inbox import Inbox
@@ -136,6 +137,9 @@ class AdapterDeps:
     """The database (the web chat keeps its feed there)."""
     secret: bytes
     """The hub's secret key (the web chat signs its sessions with it)."""
+    access: Access | None = None
+    """Staff sign-in (the web chat's console); the hub's own, so that every surface shares
+    its throttling."""
 
 
 class AdapterFactory(Protocol):

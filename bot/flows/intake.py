@@ -31,7 +31,7 @@ from datetime import timedelta
 from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.events import Address, Button, Card, Message, Text, Voice
-from bot.flows import followups, routing, snooze
+from bot.flows import followups, routing, signin, snooze
 from bot.nlp.classify import Reading, classify
 from bot.sla.clocks import sync
 from bot.texts import say, short_time
@@ -64,7 +64,9 @@ async def handle_message(turn: Turn, event: Message) -> None:
     text = event.text.strip()
     if not text:
         return
-    if turn.person.role == "customer":
+    if turn.person.role != "customer" and signin.asks_to_sign_in(text):
+        await signin.send_link(turn, event)
+    elif turn.person.role == "customer":
         await customer_report(turn, event, text)
     elif event.chat_type == "direct" or event.mentions_bot or _TICKET_REF.search(text):
         await _staff_text(turn, text)
@@ -207,7 +209,7 @@ async def create_ticket(
         origin_chat=event.chat.ref,
         source_event=source,
         team_key=team.id if team is not None else None,
-        intake=intake or None,
+        intake={**intake, **_full_text(event)} or None,  # (the audit keeps the cut text)
         created_at=turn.now,
         updated_at=turn.now,
     )
@@ -266,6 +268,13 @@ def _promise(turn: Turn, ticket: Ticket, locale: str) -> str:
     ]
     sep = "，" if locale == "zh" else ", "
     return say("ack.promise", locale, promises=sep.join(promises)) if promises else ""
+
+
+def _full_text(event: Message | Voice) -> dict[str, str]:
+    """The whole text of a report that was cut on its way in (``bot.inbox.TextCap``)."""
+    if isinstance(event, Message) and event.full_text is not None:
+        return {"full_text": event.full_text}
+    return {}
 
 
 def as_report(reading: Reading) -> Reading:

@@ -6,6 +6,7 @@ served from ``pages/`` here and follow their conversations live from the ``webch
 
 from __future__ import annotations
 
+from bot.access import Access
 from bot.adapters.base import Adapter, AdapterDeps
 from bot.adapters.webchat.adapter import WebchatAdapter
 from bot.adapters.webchat.parse import PLATFORM
@@ -16,4 +17,5 @@ __all__ = ["WebchatAdapter", "create"]
 def create(deps: AdapterDeps) -> dict[str, Adapter]:
     """The web chat adapter: it keeps its feed in ``deps.db`` and signs sessions with
     ``deps.secret``."""
-    return {PLATFORM: WebchatAdapter(deps.inbox, deps.db, deps.settings, deps.secret)}
+    access = deps.access or Access(deps.db, deps.settings, deps.secret)
+    return {PLATFORM: WebchatAdapter(deps.inbox, deps.db, deps.settings, deps.secret, access)}

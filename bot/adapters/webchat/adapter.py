@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,9 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.access import Access, StaffUser
 from bot.adapters.base import Adapter, Capability, RateLimit, Sent
+from bot.adapters.body import read_json_object
 from bot.adapters.webchat.parse import (
     PLATFORM,
     Session,
@@ -35,9 +37,11 @@ from bot.adapters.webchat.parse import (
 )
 from bot.adapters.webchat.render import render
 from bot.config import Settings
-from bot.errors import BadRequest, SignatureInvalid
+from bot.errors import BadRequest, SignatureInvalid, TooManyRequests
 from bot.events import Address, Card, Inbound, Message, Notice, Text
 from bot.inbox import Inbox
+from bot.ratelimit import Limiter, per_hour, per_minute
+from bot.web.auth import COOKIE, client_of, forget, remember, staff_of
 from storage import feed
 from storage.db import Database
 from storage.records import FeedEntry
@@ -48,19 +52,35 @@ log = logging.getLogger(__name__)
 _PAGES = Path(__file__).parent / "pages"
 _KEEPALIVE_S = 15.0
 _POLL_S = 2.0  # also picks up rows written by other processes
+_NO_STORE = {"Cache-Control": "no-store"}
+# Pages: no framing by other sites, scripts and styles from here only.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' "
+        "'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class WebchatAdapter(Adapter):
     platform = PLATFORM
     capabilities = Capability.BUTTONS | Capability.EDIT_CARD | Capability.NOTICE | Capability.LOCAL
 
-    def __init__(self, inbox: Inbox, db: Database, settings: Settings, secret: bytes) -> None:
+    def __init__(
+        self, inbox: Inbox, db: Database, settings: Settings, secret: bytes, access: Access
+    ) -> None:
         super().__init__(inbox)
         self.db = db
         self.settings = settings
         self.signer = SessionSigner(secret)
+        self.access = access
+        self.limiter = Limiter(settings.limits.storage, settings.limits.exempt)
         self._listeners: set[asyncio.Event] = set()
         self._streams: set[asyncio.Task[Any]] = set()
+        self._by_client: Counter[str] = Counter()
         self._closing = False
 
     async def stop(self) -> None:
@@ -151,7 +171,9 @@ class WebchatAdapter(Adapter):
             web.get("/webchat/static/webchat.js", self._static("webchat.js")),
             web.get("/webchat/static/webchat.css", self._static("webchat.css")),
             web.post("/chat/api/session", self._customer_session),
-            web.post("/console/api/session", self._staff_session),
+            web.post("/console/api/sign-in", self._sign_in),
+            web.post("/console/api/sign-out", self._sign_out),
+            web.get("/console/api/me", self._me),
             web.get("/console/api/people", self._people),
             web.post("/webchat/api/messages", self._post_message),
             web.post("/webchat/api/actions", self._post_action),
@@ -163,7 +185,7 @@ class WebchatAdapter(Adapter):
             html = (_PAGES / name).read_text(encoding="utf-8")
             lang = request.query.get("lang", self.settings.locale)
             html = html.replace("{{LANG}}", "en" if lang == "en" else "zh")
-            return web.Response(text=html, content_type="text/html")
+            return web.Response(text=html, content_type="text/html", headers=_PAGE_HEADERS)
 
         return handler
 
@@ -175,47 +197,98 @@ class WebchatAdapter(Adapter):
 
         return handler
 
+    # ------------------------------------------------------------------------ limits
+
+    async def _limit(self, request: web.Request, what: str, session: Session | None) -> str:
+        """Count one ``what`` for the client (and its session); 429 over a limit."""
+        client = client_of(request, self.settings)
+        if self.limiter.exempt(client):
+            return client
+        lim = self.settings.limits
+        if what == "session":
+            rates = [(per_hour(lim.sessions_per_hour), ("client", client))]
+        else:
+            n = lim.messages_per_minute if what == "message" else lim.actions_per_minute
+            rates = [(per_minute(5 * n), ("client", client))]
+            if session is not None:
+                rates.append((per_minute(n), ("session", session.user_id)))
+        for rate, key in rates:
+            wait = await self.limiter.hit(rate, "webchat", what, *key)
+            if wait is not None:
+                raise TooManyRequests(wait, f"too many {what}s; try again in {wait:.0f} s")
+        return client
+
+    # ---------------------------------------------------------------------- sessions
+
     async def _customer_session(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         name = body.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 50:
             raise BadRequest("'name' must be 1–50 characters")
+        await self._limit(request, "session", None)
         conv = "c-" + secrets.token_urlsafe(12)
         locale = body.get("locale") if body.get("locale") in ("zh", "en") else None
         token = self.signer.sign(Session("customer", conv, name.strip(), locale))
         return web.json_response({"session": token, "conversation": conv})
 
-    def _staff_identity(self, person_key: str) -> str | None:
-        for p in self.settings.people:
-            if p.id == person_key:
-                webs = [i.partition(":")[2] for i in p.identities if i.startswith("web:")]
-                return webs[0] if webs else p.id
-        return None
+    def _staff_identity(self, person_key: str) -> str:
+        person = self.access.people[person_key]
+        webs = [i.partition(":")[2] for i in person.identities if i.startswith("web:")]
+        return webs[0] if webs else person.id
+
+    def _desk(self, user: StaffUser) -> dict[str, Any]:
+        """What the console needs to know about the signed-in person."""
+        p = user.person
+        session = self._session_of(user)
+        return {
+            "person": p.id,
+            "name": p.name,
+            "role": p.role,
+            "csrf": user.csrf,
+            "expires_at": user.expires_at.isoformat(),
+            "conversation": session.user_id,
+            "conversations": self._conversations(session),
+        }
+
+    def _session_of(self, user: StaffUser) -> Session:
+        p = user.person
+        return Session("staff", self._staff_identity(p.id), p.name, p.locale)
+
+    async def _sign_in(self, request: web.Request) -> web.Response:
+        """``{"link": token}`` (from a one-time link) or ``{"person", "password"}``; with
+        ``"bearer": true`` the session token comes back in the body (API clients) instead of
+        a cookie."""
+        body = await _json_body(request)
+        client = client_of(request, self.settings)
+        if "link" in body:
+            signed = await self.access.sign_in_link(body["link"], client)
+        else:
+            signed = await self.access.sign_in_password(
+                body.get("person"), body.get("password"), client
+            )
+        answer = self._desk(signed.user)
+        if body.get("bearer") is True:
+            return web.json_response({**answer, "token": signed.token}, headers=_NO_STORE)
+        response = web.json_response(answer, headers=_NO_STORE)
+        remember(response, request, signed, self.settings)
+        return response
+
+    async def _sign_out(self, request: web.Request) -> web.Response:
+        user = await staff_of(request, self.access)
+        await self.access.sign_out(user)
+        response = web.json_response({"ok": True})
+        forget(response)
+        return response
+
+    async def _me(self, request: web.Request) -> web.Response:
+        user = await staff_of(request, self.access)
+        return web.json_response(self._desk(user), headers=_NO_STORE)
 
     async def _people(self, request: web.Request) -> web.Response:
+        await staff_of(request, self.access)
         return web.json_response(
-            [{"id": p.id, "name": p.name, "role": p.role} for p in self.settings.people]
-        )
-
-    async def _staff_session(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        password = self.settings.webchat.console_password
-        if password is not None and not hmac.compare_digest(
-            str(body.get("password", "")).encode(), password.get_secret_value().encode()
-        ):
-            raise SignatureInvalid("wrong console password")
-        person = str(body.get("person", ""))
-        web_id = self._staff_identity(person)
-        if web_id is None:
-            raise BadRequest("unknown person")
-        name = next(p.name for p in self.settings.people if p.id == person)
-        token = self.signer.sign(Session("staff", web_id, name))
-        return web.json_response(
-            {
-                "session": token,
-                "conversation": web_id,
-                "conversations": self._conversations(Session("staff", web_id, name)),
-            }
+            [{"id": p.id, "name": p.name, "role": p.role} for p in self.settings.people],
+            headers=_NO_STORE,
         )
 
     def _conversations(self, session: Session) -> list[str]:
@@ -236,9 +309,24 @@ class WebchatAdapter(Adapter):
             convs.append(self.settings.admin_chat.partition(":")[2])
         return convs
 
+    async def _who(self, request: web.Request, token: object) -> Session:
+        """A customer's session (its signed token in the body or query), else the signed-in
+        staff member (cookie + CSRF, or bearer)."""
+        if isinstance(token, str) and token.startswith("gds_"):
+            # A staff session token named in the body (an API client's choice, like a bearer
+            # header: no other site can know it, so no CSRF token is needed).
+            return self._session_of(await self.access.authenticate(token))
+        if token is not None:
+            session = self.signer.verify(token)
+            if session.kind != "customer":  # (staff tokens of old: staff now sign in)
+                raise SignatureInvalid("staff sign in on /console")
+            return session
+        return self._session_of(await staff_of(request, self.access))
+
     async def _accept(self, request: web.Request, kind: str) -> web.Response:
         body = await _json_body(request)
-        session = self.signer.verify(body.get("session"))
+        session = await self._who(request, body.get("session"))
+        await self._limit(request, kind, session)
         allowed = set(self._conversations(session))
         now = datetime.now(UTC)
         parse = parse_message if kind == "message" else parse_action
@@ -252,13 +340,28 @@ class WebchatAdapter(Adapter):
     async def _post_action(self, request: web.Request) -> web.Response:
         return await self._accept(request, "action")
 
+    # ------------------------------------------------------------------------ stream
+
+    def _admit_stream(self, client: str) -> None:
+        lim = self.settings.limits
+        if len(self._streams) >= lim.streams_total:
+            raise TooManyRequests(_POLL_S * 5, "too many live streams on this server", status=503)
+        if not self.limiter.exempt(client) and self._by_client[client] >= lim.streams_per_client:
+            raise TooManyRequests(
+                _KEEPALIVE_S, f"at most {lim.streams_per_client} live streams per client"
+            )
+
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        session = self.signer.verify(request.query.get("session"))
+        token = request.query.get("session")
+        session = await self._who(request, token)
+        staff_token = None if token is not None else request.cookies.get(COOKIE)
         convs = self._conversations(session)
-        try:
-            last = int(request.headers.get("Last-Event-ID") or request.query.get("after") or 0)
-        except ValueError:
-            raise BadRequest("'after' must be a number") from None
+        raw = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+            raise BadRequest("'after' must be a whole number (a feed id)")
+        last = int(raw)
+        client = client_of(request, self.settings)
+        self._admit_stream(client)
         resp = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -272,6 +375,7 @@ class WebchatAdapter(Adapter):
         me = asyncio.current_task()
         if me is not None:
             self._streams.add(me)
+        self._by_client[client] += 1
         idle = 0.0
         try:
             while not self._closing:
@@ -302,26 +406,29 @@ class WebchatAdapter(Adapter):
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), _POLL_S)
+                if request.transport is None or request.transport.is_closing():
+                    break  # the page went away: free its place at once
                 idle += _POLL_S
                 if idle >= _KEEPALIVE_S:
+                    if staff_token is not None:  # signed out meanwhile: the stream ends too
+                        try:
+                            await self.access.authenticate(staff_token)
+                        except SignatureInvalid:
+                            break
                     await resp.write(b": keep-alive\n\n")
                     idle = 0.0
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self._listeners.discard(wake)
+            self._by_client[client] -= 1
+            if self._by_client[client] <= 0:
+                del self._by_client[client]
             if me is not None:
                 self._streams.discard(me)
         return resp
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise BadRequest("expected Content-Type: application/json")
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    return body
+    """A JSON object within the size and depth limits, else ``BadRequest`` (400) or 413."""
+    return await read_json_object(request)

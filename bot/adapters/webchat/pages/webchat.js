@@ -5,10 +5,14 @@ const GD = (() => {
   const T = {
     zh: { send: "发送", name: "您的称呼", start: "开始", placeholder: "描述设备故障，例如：3号注塑机停机，报警E102",
           reason: "请写明原因（解决依据）：", you: "我", connecting: "连接中…", who: "选择身份", enter: "进入",
-          password: "控制台密码", empty: "暂无消息" },
+          password: "密码", empty: "暂无消息", personId: "工号 / 人员编号", signOut: "退出登录",
+          signInHelp: "在企业微信、钉钉、Slack 或 Telegram 里私聊工单机器人，发送「登录」，点开收到的一次性链接即可登录；设置过个人密码的也可在下方用密码登录。",
+          signedOut: "已退出登录" },
     en: { send: "Send", name: "Your name", start: "Start", placeholder: "Describe the fault, e.g. Press 3 stopped, alarm E102",
           reason: "Write the root cause (evidence for resolving):", you: "Me", connecting: "Connecting…", who: "Who are you",
-          enter: "Enter", password: "Console password", empty: "No messages yet" },
+          enter: "Sign in", password: "Password", empty: "No messages yet", personId: "Your staff id", signOut: "Sign out",
+          signInHelp: "Send \"login\" to the Gongdan bot in a direct chat (WeCom, DingTalk, Slack or Telegram) and open the one-time link it sends you. If you have set your own password, you can sign in with it below.",
+          signedOut: "Signed out" },
   }[lang];
   const el = (tag, attrs = {}, ...kids) => {
     const e = document.createElement(tag);
@@ -20,15 +24,25 @@ const GD = (() => {
     return e;
   };
   const newId = () => (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2)).replace(/[^A-Za-z0-9_-]/g, "");
+  // Staff pages set GD.csrf once signed in: every POST then proves it comes from this page.
+  const state = { csrf: null };
   async function post(url, body) {
-    const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-    if (!r.ok) { let m = r.statusText; try { m = (await r.json()).error || m; } catch (_) {} throw new Error(m); }
+    const headers = { "Content-Type": "application/json" };
+    if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
+    const r = await fetch(url, { method: "POST", credentials: "same-origin", headers, body: JSON.stringify(body) });
+    if (!r.ok) {
+      let m = r.statusText; try { m = (await r.json()).error || m; } catch (_) {}
+      const e = new Error(m); e.status = r.status; throw e;
+    }
     return r.json();
   }
   // Post with retries: the same id makes a retried post a no-op on the server.
   async function postReliably(url, body, tries = 5) {
     for (let i = 0; ; i++) {
-      try { return await post(url, body); } catch (e) { if (i >= tries - 1) throw e; await new Promise(r => setTimeout(r, 500 * 2 ** i)); }
+      try { return await post(url, body); } catch (e) {
+        if (i >= tries - 1 || (e.status >= 400 && e.status < 500 && e.status !== 429)) throw e;
+        await new Promise(r => setTimeout(r, 500 * 2 ** i));
+      }
     }
   }
   function toast(text) {
@@ -52,7 +66,7 @@ const GD = (() => {
           let note = null;
           if (opts.askNote && opts.askNote(b)) { note = prompt(T.reason); if (note === null) return; }
           ev.target.disabled = true;
-          try { await postReliably("/webchat/api/actions", { session, id: newId(), token: b.token, conversation: convo, message: key, note }); }
+          try { await postReliably("/webchat/api/actions", { ...(session ? { session } : {}), id: newId(), token: b.token, conversation: convo, message: key, note }); }
           catch (e) { toast(e.message); ev.target.disabled = false; }
         } }, b.label));
       }
@@ -74,10 +88,11 @@ const GD = (() => {
       shown.set(m.key, node);
       target.scrollTop = target.scrollHeight;
     }
-    const es = new EventSource("/webchat/api/stream?session=" + encodeURIComponent(session));
+    // Customers name their session; staff are known by their sign-in cookie.
+    const es = new EventSource("/webchat/api/stream" + (session ? "?session=" + encodeURIComponent(session) : ""));
     es.onmessage = (e) => render(JSON.parse(e.data));
     es.onopen = () => { document.body.dataset.live = "1"; };
-    return { localEcho: (key, text) => render({ kind: "user", key, conversation: opts.me, payload: { text, user_id: opts.me, name: "" } }) };
+    return { close: () => es.close(), localEcho: (key, text) => render({ kind: "user", key, conversation: opts.me, payload: { text, user_id: opts.me, name: "" } }) };
   }
-  return { T, el, newId, post, postReliably, view, toast, lang };
+  return { T, el, newId, post, postReliably, view, toast, lang, state };
 })();
