@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -26,15 +27,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "Asset",
     "AuditCheckpoint",
     "Base",
     "CardRef",
     "Chat",
     "Identity",
     "InboundEvent",
+    "Organisation",
     "OutboxMessage",
     "Person",
     "SignInLink",
+    "Site",
     "SlaClock",
     "StaffPassword",
     "StaffSession",
@@ -146,6 +150,8 @@ class Ticket(Base):
     root_cause: Mapped[str | None] = mapped_column(Text)
     # What the intake asked the reporter and was told: impact, slots (bot/flows/intake.py).
     intake: Mapped[dict[str, Any] | None] = mapped_column()
+    asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"), index=True)
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     respond_due: Mapped[datetime | None] = mapped_column(index=True)
@@ -324,6 +330,54 @@ class WebchatFeed(Base):
     payload: Mapped[dict[str, Any]] = mapped_column()
     idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Organisation(Base):
+    """A customer organisation (a factory, a hospital, a tenant)."""
+
+    __tablename__ = "organisations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    contact: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Site(Base):
+    """Where assets stand: an address, optionally coordinates (WGS-84) for routing distance."""
+
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    address: Mapped[str | None] = mapped_column(String(500))
+    lat: Mapped[float | None] = mapped_column()
+    lon: Mapped[float | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Asset(Base):
+    """A machine or device that tickets are about."""
+
+    __tablename__ = "assets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    aliases: Mapped[list[str]] = mapped_column(Json, default=list)  # spoken names, old codes
+    model: Mapped[str | None] = mapped_column(String(200))
+    category: Mapped[str | None] = mapped_column(String(100))  # e.g. 注塑机 (routing skills)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    install_date: Mapped[date | None] = mapped_column(Date)
+    warranty_end: Mapped[date | None] = mapped_column(Date)
+    preferred_engineer: Mapped[str | None] = mapped_column(String(200))  # a person's config id
+    meter: Mapped[float | None] = mapped_column()  # the latest meter reading, if any
+    meter_unit: Mapped[str | None] = mapped_column(String(20))
+    meter_at: Mapped[datetime | None] = mapped_column()
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditCheckpoint(Base):
