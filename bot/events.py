@@ -81,6 +81,9 @@ class Message(_InboundBase):
     #: The whole text when ``text`` was cut to ``[limits] text_chars`` (the inbox cuts it and
     #: keeps this, itself at most ``attachment_chars``); None when nothing was cut.
     full_text: str | None = None
+    #: The registered asset the message is about, from a signed per-asset link (a QR code
+    #: scanned); set only by an adapter that verified the link's signature.
+    asset_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,8 @@ def inbound_to_json(event: Inbound) -> dict[str, Any]:
     d["kind"] = inbound_kind(event)
     if d.get("full_text", "") is None:  # stored only when a text was cut
         del d["full_text"]
+    if d.get("asset_id", "") is None:  # stored only when a signed link named one
+        del d["asset_id"]
     return d
 
 

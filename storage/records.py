@@ -62,6 +62,8 @@ class Ticket:
     diagnosis: dict[str, Any] | None = None
     root_cause: str | None = None
     intake: dict[str, Any] | None = None  # replace, never mutate: writes compare snapshots
+    asset_id: int | None = None  # the registered asset the report is about (bot/assets.py)
+    merged_into: int | None = None  # the ticket this one was merged into
     respond_due: datetime | None = None
     arrive_due: datetime | None = None
     resolve_due: datetime | None = None

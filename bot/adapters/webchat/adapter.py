@@ -36,12 +36,15 @@ from bot.adapters.webchat.parse import (
     parse_message,
 )
 from bot.adapters.webchat.render import render
+from bot.assets import AssetLinks
 from bot.config import Settings
 from bot.errors import BadRequest, SignatureInvalid, TooManyRequests
 from bot.events import Address, Card, Inbound, Message, Notice, Text
 from bot.inbox import Inbox
 from bot.ratelimit import Limiter, per_hour, per_minute
+from bot.texts import say
 from bot.web.auth import COOKIE, client_of, forget, remember, staff_of
+from storage import assets as asset_rows
 from storage import feed
 from storage.db import Database
 from storage.records import FeedEntry
@@ -76,6 +79,7 @@ class WebchatAdapter(Adapter):
         self.db = db
         self.settings = settings
         self.signer = SessionSigner(secret)
+        self.asset_links = AssetLinks(secret)
         self.access = access
         self.limiter = Limiter(settings.limits.storage, settings.limits.exempt)
         self._listeners: set[asyncio.Event] = set()
@@ -178,6 +182,7 @@ class WebchatAdapter(Adapter):
             web.post("/webchat/api/messages", self._post_message),
             web.post("/webchat/api/actions", self._post_action),
             web.get("/webchat/api/stream", self._stream),
+            web.get("/r/{token}", self._asset_link),
         ]
 
     def _page(self, name: str) -> Any:
@@ -329,10 +334,31 @@ class WebchatAdapter(Adapter):
         await self._limit(request, kind, session)
         allowed = set(self._conversations(session))
         now = datetime.now(UTC)
-        parse = parse_message if kind == "message" else parse_action
-        event = parse(session, body, now, allowed)
+        if kind == "message":
+            event: Inbound = parse_message(session, body, now, allowed, links=self.asset_links)
+        else:
+            event = parse_action(session, body, now, allowed)
         (accepted,) = await self.inbox.accept([event])
         return web.json_response({"ok": True, "duplicate": not accepted.new}, status=202)
+
+    async def _asset_link(self, request: web.Request) -> web.Response:
+        """Scan-to-report: a signed asset link opens the chat with that asset (``Accept:
+        application/json``: what the chat page shows for it). A forged link → 404."""
+        token = request.match_info["token"]
+        asset_id = self.asset_links.verify(token)
+        async with self.db.reads() as conn:
+            asset = await asset_rows.by_id(conn, asset_id) if asset_id is not None else None
+        if asset is None or not asset.active:
+            raise web.HTTPNotFound(reason="unknown asset link")
+        lang = "en" if request.query.get("lang", self.settings.locale) == "en" else "zh"
+        if "application/json" not in request.headers.get("Accept", ""):
+            raise web.HTTPFound(f"/chat?asset={token}&lang={lang}", headers=_NO_STORE)
+        shown = " · ".join(x for x in (asset.name, asset.site_name) if x)
+        return web.json_response(
+            {"asset": token, "code": asset.code, "name": asset.name, "site": asset.site_name,
+             "label": say("asset.reporting", lang, asset=shown)},
+            headers=_NO_STORE,
+        )  # fmt: skip
 
     async def _post_message(self, request: web.Request) -> web.Response:
         return await self._accept(request, "message")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from bot.assets import AssetLinks
 from bot.errors import BadRequest, SignatureInvalid
 from bot.events import Action, Address, Message, Sender
 
@@ -95,8 +96,25 @@ def _conversation(session: Session, body: dict[str, Any], allowed: set[str]) -> 
     return conv
 
 
+def _asset(body: dict[str, Any], links: AssetLinks | None) -> int | None:
+    """The asset a scan-to-report link named (``/r/<token>``), its signature checked: a
+    forged or malformed token is refused, never taken as no asset or as another one."""
+    token = body.get("asset")
+    if token is None or links is None:
+        return None
+    asset_id = links.verify(token)
+    if asset_id is None:
+        raise BadRequest("'asset' is not a valid asset link")
+    return asset_id
+
+
 def parse_message(
-    session: Session, body: dict[str, Any], now: datetime, allowed: set[str]
+    session: Session,
+    body: dict[str, Any],
+    now: datetime,
+    allowed: set[str],
+    *,
+    links: AssetLinks | None = None,
 ) -> Message:
     cid = _client_id(body)
     conv = _conversation(session, body, allowed)
@@ -107,6 +125,7 @@ def parse_message(
         chat_type="direct" if conv == session.user_id else "group",
         received_at=now,
         text=_field(body, "text"),
+        asset_id=_asset(body, links) if session.kind == "customer" else None,
     )
 
 
