@@ -10,7 +10,7 @@ from __future__ import annotations
 from bot import lifecycle
 from bot.errors import FlowError, StaleTransition, TokenInvalid, UnknownTicket
 from bot.events import Action
-from bot.flows import questions, snooze, voice
+from bot.flows import questions, routing, snooze, voice
 from bot.texts import say
 from bot.tickets import IntakeAction, NoteAction, SlaAction, TicketAction, action_label
 from bot.unit import Turn
@@ -40,9 +40,15 @@ async def handle_action(turn: Turn, event: Action) -> None:
     if token.arg is not None and target is None:
         # A diagnosis card's suggested transition: confirm the note, then move on.
         await voice.confirm_note(turn, ticket, token.arg, turn.person)
+    why = await routing.chosen(turn, ticket, target) if target is not None else None
+    assignee_before = ticket.assignee_id
     await lifecycle.apply(
-        turn, ticket, token.action, turn.person, via="button", note=event.note, target=target
-    )
+        turn, ticket, token.action, turn.person, via="button", note=event.note, target=target,
+        routing=why,
+    )  # fmt: skip
+    if token.action == TicketAction.REASSIGN and turn.person.role in ("dispatcher", "manager"):
+        before = {assignee_before} if assignee_before is not None else set()
+        await routing.offer(turn, ticket, exclude=before)
     label = action_label(token.action, turn.locale)
     turn.notify_presser(say("done", turn.locale, action=label, number=ticket.number))
 

@@ -26,15 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot import lifecycle
 from bot.cards.nag import nag_card
 from bot.errors import FlowError
 from bot.events import Address
-from bot.flows.routing import pick_engineer
+from bot.flows import routing
 from bot.sla.clocks import Breach, Step, Warning, due_events, policy_of, project, sync
 from bot.sla.digest import Item, group_text
 from bot.sla.view import clock_line
-from bot.tickets import TicketAction
 from bot.unit import Turn
 from bot.work import Work
 from storage import tickets as ticket_table
@@ -270,21 +268,14 @@ async def _reassign(turn: Turn, ticket: Ticket, clock: Clock, due: Step) -> None
     system do that now."""
     where = {"step": due.index, "round": due.round, "do": "reassign"}
     exclude = {ticket.assignee_id} if ticket.assignee_id else set()
-    candidate = await pick_engineer(
-        turn,
-        category=ticket.category,
-        device_code=ticket.device_code,
-        title=ticket.title,
-        exclude=exclude,
-    )
+    decision = await routing.decide(turn, routing.job_of(turn.unit, ticket), exclude=exclude)
+    candidate = decision.winner.candidate.person_id if decision.winner else None
     reason = None
     if candidate is None:
         reason = "no other engineer has capacity"
     else:
         try:
-            await lifecycle.apply(
-                turn, ticket, TicketAction.ASSIGN, None, via="system", target=candidate
-            )
+            await routing.assign(turn, ticket, decision)
         except FlowError as exc:
             reason = repr(exc)
         else:
