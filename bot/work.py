@@ -122,6 +122,8 @@ class Work:
         """What a unit made that others may rely on only once it is stored."""
         for person, identity in zip(tx.people, tx.identities, strict=True):
             self.env.customers.add(identity["platform"], identity["external_id"], person)
+        if self.env.similar is not None:  # cases resolved, closed or reopened here
+            self.env.similar.observe(tx.unit.tickets.values())
 
     @asynccontextmanager
     async def reader(self, *, now: datetime | None = None) -> AsyncIterator[Tx]:
