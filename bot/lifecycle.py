@@ -46,11 +46,13 @@ async def apply(
     note: str | None = None,
     target: int | None = None,
     version: int | None = None,
+    routing: dict[str, Any] | None = None,
 ) -> Transition:
     """Run one transition of the state table on ``ticket`` as ``actor`` (None: the system).
 
     ``version``: the card version the press was made on (a stale card changes nothing);
-    ``target``: the engineer an ASSIGN names. Raises a ``FlowError`` when the rules say no.
+    ``target``: the engineer an ASSIGN names; ``routing``: why (``bot/routing_rules.py``),
+    kept in the audit row. Raises a ``FlowError`` when the rules say no.
     """
     if version is not None and version != ticket.version:
         raise StaleTransition()
@@ -81,6 +83,8 @@ async def apply(
     if rule.assigns:
         assignee = await unit.person(ticket.assignee_id)
         data["assignee"] = assignee.key if assignee else None
+        if routing is not None:
+            data["routing"] = routing
     unit.record(
         ticket,
         "transition",
@@ -178,3 +182,23 @@ async def _tell_customer(turn: Turn, ticket: Ticket, state: TicketState) -> None
         f"milestone.{state.value}", locale, name=assignee.name if assignee else ""
     )
     turn.send(Address.parse(ticket.origin_chat), Text(text), ticket_id=ticket.id)
+    await _tell_followers(turn, ticket, state, assignee)
+
+
+async def _tell_followers(
+    turn: Turn, ticket: Ticket, state: TicketState, assignee: Person | None
+) -> None:
+    """The reporters of the reports merged into this ticket (``bot/flows/repeats.py``) hear
+    each milestone too, in their own chat and language (each chat once)."""
+    told = {(ticket.reporter_id, ticket.origin_chat)}
+    for follower in (ticket.intake or {}).get("followers") or []:
+        reporter_id, chat = follower["reporter"], follower["chat"]
+        if (reporter_id, chat) in told:
+            continue
+        told.add((reporter_id, chat))
+        person = await turn.unit.person(reporter_id)
+        locale = (person.locale if person else None) or turn.env.settings.locale
+        text = say("milestone.prefix", locale, number=ticket.number) + say(
+            f"milestone.{state.value}", locale, name=assignee.name if assignee else ""
+        )
+        turn.send(Address.parse(chat), Text(text), ticket_id=ticket.id)

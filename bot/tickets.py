@@ -67,6 +67,7 @@ class Category(StrEnum):
     FACILITY = "facility"
     CONSULTATION = "consultation"
     OTHER = "other"
+    PREVENTIVE_MAINTENANCE = "preventive_maintenance"  # opened by a PM plan, never read
 
 
 #: Categories an engineer can usually fix without travelling (they may skip en_route/on_site).
@@ -112,6 +113,7 @@ class TicketAction(StrEnum):
     REOPEN = "reopen"
     CANCEL = "cancel"
     AUTO_CLOSE = "auto_close"
+    MERGE = "merge"  # a repeat report closed into the ticket it repeats (bot/flows/repeats.py)
 
 
 class NoteAction(StrEnum):
@@ -134,6 +136,8 @@ class IntakeAction(StrEnum):
     DISMISS = "dismiss"  # 不用: no
     IMPACT = "impact"  # the reporter's one-tap impact (arg: index in IMPACTS)
     PRIORITY = "priority"  # a dispatcher or manager sets the priority (arg: 0..3)
+    SAME_FAULT = "same_fault"  # 合并: a suspected repeat is the same fault (bot/flows/repeats.py)
+    NOT_SAME = "not_same"  # 不是同一问题: it is a fault of its own, routed now
 
 
 #: The impacts a reporter can choose, in button order (the arg of an IMPACT token).
@@ -330,6 +334,16 @@ TRANSITIONS: Mapping[TicketAction, Transition] = dict(
             confirm=True,
         ),
         _t(A.AUTO_CLOSE, {S.RESOLVED}, S.CLOSED, {R.SYSTEM}, effects={E.CLOSE, E.TELL_CUSTOMER}),
+        # A suspected repeat, not yet worked on, closed into the ticket it repeats (nobody's
+        # work, so never reopened: a new report is linked again). Any engineer by the table:
+        # ``bot/flows/repeats.py`` narrows it to the assignee of that ticket.
+        _t(
+            A.MERGE,
+            {S.NEW, S.ASSIGNED},
+            S.CLOSED,
+            _STAFF_DISPATCH | {R.ENGINEER},
+            effects={E.CLOSE, E.UNASSIGN},
+        ),
     ]
 )
 
@@ -340,7 +354,7 @@ CONDITIONAL_SOURCES: Mapping[TicketAction, tuple[frozenset[TicketState], Require
 
 #: Actions that are never offered as buttons (they need input a button cannot carry, or only
 #: the system fires them). ASSIGN is offered per candidate engineer by the flows.
-NOT_A_BUTTON = frozenset({A.ASSIGN, A.AUTO_CLOSE})
+NOT_A_BUTTON = frozenset({A.ASSIGN, A.AUTO_CLOSE, A.MERGE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,6 +527,7 @@ ACTION_LABELS: Mapping[Press, tuple[str, str]] = {
     A.REOPEN: ("重新打开", "Reopen"),
     A.CANCEL: ("取消工单", "Cancel ticket"),
     A.AUTO_CLOSE: ("自动关闭", "Auto-close"),
+    A.MERGE: ("合并", "Merge"),
     NoteAction.CONFIRM_DIAGNOSIS: ("确认", "Confirm"),
     NoteAction.DISCARD_DIAGNOSIS: ("重录", "Record again"),
     SlaAction.SNOOZE: ("延期", "Snooze"),
@@ -520,6 +535,8 @@ ACTION_LABELS: Mapping[Press, tuple[str, str]] = {
     IntakeAction.DISMISS: ("不用", "No need"),
     IntakeAction.IMPACT: ("影响", "Impact"),
     IntakeAction.PRIORITY: ("改优先级", "Set priority"),
+    IntakeAction.SAME_FAULT: ("合并", "Merge"),
+    IntakeAction.NOT_SAME: ("不是同一问题", "Not the same"),
 }
 
 CLOCK_LABELS: Mapping[ClockKind, tuple[str, str]] = {

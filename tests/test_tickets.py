@@ -63,6 +63,7 @@ EXPECTED: dict[tuple[TicketState, TicketAction], tuple[set[Role], TicketState]] 
     (S.RESOLVED, A.AUTO_CLOSE): ({SYS}, S.CLOSED),
     (S.CLOSED, A.REOPEN): ({C, M, D}, S.ASSIGNED),
     **{(s, A.CANCEL): ({C, D, M}, S.CANCELLED) for s in WORKING},
+    **{(s, A.MERGE): ({E, D, M}, S.CLOSED) for s in (S.NEW, S.ASSIGNED)},
 }
 
 # Facts under which every requirement holds, so only state and role decide.

@@ -48,6 +48,7 @@ _CODES: dict[Press, int] = {
     TicketAction.REOPEN: 16,
     TicketAction.CANCEL: 17,
     TicketAction.AUTO_CLOSE: 18,
+    TicketAction.MERGE: 19,
     NoteAction.CONFIRM_DIAGNOSIS: 32,
     NoteAction.DISCARD_DIAGNOSIS: 33,
     SlaAction.SNOOZE: 48,
@@ -55,6 +56,8 @@ _CODES: dict[Press, int] = {
     IntakeAction.DISMISS: 65,
     IntakeAction.IMPACT: 66,
     IntakeAction.PRIORITY: 67,
+    IntakeAction.SAME_FAULT: 68,
+    IntakeAction.NOT_SAME: 69,
 }
 _ACTIONS = {code: action for action, code in _CODES.items()}
 

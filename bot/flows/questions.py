@@ -15,7 +15,7 @@ from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.errors import NotAllowed, QuestionAnswered, UnknownTicket
 from bot.events import Action, Message, inbound_from_json
-from bot.flows import followups, intake
+from bot.flows import followups, intake, repeats
 from bot.nlp.classify import classify
 from bot.texts import say
 from bot.tickets import (
@@ -42,6 +42,9 @@ async def pressed(turn: Turn, token: ActionToken, event: Action) -> None:
     if ticket is None:
         raise UnknownTicket()
     assert turn.person is not None
+    if token.action in (IntakeAction.SAME_FAULT, IntakeAction.NOT_SAME):
+        await repeats.pressed(turn, token, ticket)  # 合并 / 不是同一问题 on a suspected repeat
+        return
     roles = roles_of(turn.person, ticket)
     locale = turn.locale
     if token.action == IntakeAction.IMPACT:
