@@ -59,6 +59,21 @@ def _parser() -> argparse.ArgumentParser:
     trn.add_argument("--score", metavar="SPLIT", help="score the shipped model on a split instead")
     trn.add_argument("--data", type=Path, help="folder of train/dev/test .jsonl files")
     trn.add_argument("--out", type=Path, help="where to write the model (default: the shipped one)")
+    assets = sub.add_parser("assets", help="the asset registry: import, export, QR links")
+    assets_sub = assets.add_subparsers(dest="assets_command", required=True)
+    imp = assets_sub.add_parser("import", help="add or update assets from a .csv or .xlsx file")
+    imp.add_argument("file", type=Path)
+    exp = assets_sub.add_parser("export", help="write every asset to a .csv or .xlsx file")
+    exp.add_argument("file", type=Path)
+    qr = assets_sub.add_parser("qr", help="print an asset's scan-to-report link")
+    qr.add_argument("code", help="the asset's code")
+    rules = sub.add_parser("rules", help="the routing rules: who gets a ticket, and why")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    explain = rules_sub.add_parser(
+        "explain", help="print the rules as an SOP (Markdown), or one ticket's scoring now"
+    )
+    explain.add_argument("--ticket", metavar="GD-n", help="score this ticket's engineers now")
+    explain.add_argument("--locale", choices=["zh", "en"], help="default: the configured locale")
     cls = sub.add_parser("classify", help="print the intake's reading of messages as JSON lines")
     cls.add_argument(
         "file", nargs="?", help="plain lines or JSONL with id and text (default: stdin)"
@@ -238,6 +253,101 @@ def _read_password(stdin: bool) -> str:
     return first
 
 
+async def _assets(settings: Settings, command: str, target: str) -> int:
+    """``assets import FILE``, ``assets export FILE`` and ``assets qr CODE``."""
+    from bot.asset_files import ImportProblems, read_assets, write_assets
+    from bot.assets import AssetLinks
+    from bot.hub import load_secret
+    from storage import assets
+    from storage.db import Database, migrate_async
+    from storage.models import utcnow
+
+    path = Path(target)
+    try:
+        rows = read_assets(path, {p.id for p in settings.people}) if command == "import" else []
+    except ImportProblems as exc:
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        print(f"gongdan assets import: nothing imported ({len(exc.problems)} problems)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except OSError as exc:
+        print(f"gongdan assets {command}: {exc}", file=sys.stderr)
+        return 2
+    await migrate_async(settings.database.url)
+    db = Database(settings.database.url)
+    try:
+        if command == "import":
+            async with db.begin() as conn:
+                done = await assets.upsert(conn, rows, utcnow())
+            print(
+                f"imported {len(rows)} assets ({done.assets_new} new, {done.assets_updated} "
+                f"updated), {done.sites} sites, {done.organisations} organisations"
+            )
+        elif command == "export":
+            async with db.reads() as conn:
+                found = await assets.rows(conn)
+            try:
+                write_assets(path, found)
+            except ImportProblems as exc:
+                print(f"gongdan assets export: {exc.problems[0]}", file=sys.stderr)
+                return 2
+            print(f"exported {len(found)} assets to {path}")
+        else:
+            async with db.reads() as conn:
+                asset = await assets.by_code(conn, target)
+            if asset is None:
+                print(f"gongdan assets qr: no asset {target!r}", file=sys.stderr)
+                return 1
+            print(AssetLinks(load_secret(settings)).url(settings.public_url, asset.id))
+    finally:
+        await db.dispose()
+    return 0
+
+
+async def _rules(settings: Settings, number: str | None, locale: str | None) -> int:
+    """``rules explain``: the rule set as an SOP, or ``--ticket``'s scoring from the database."""
+    from bot.adapters.codec import TokenCodec
+    from bot.assets import AssetIndex
+    from bot.directory import Directory
+    from bot.flows.routing import job_of, ranking
+    from bot.metrics import Metrics
+    from bot.routing_explain import explain_ticket, sop
+    from bot.unit import Env, Staff, Unit
+    from storage import assets, repo
+    from storage.db import Database
+    from storage.models import utcnow
+    from storage.unit import Ids, Store
+
+    locale = locale or settings.locale
+    if number is None:
+        print(sop(settings, locale), end="")
+        return 0
+    db = Database(settings.database.url)
+    try:
+        async with db.read() as s:
+            staff = Staff(*await repo.staff(s))
+        async with db.reads() as conn:
+            env = Env(settings=settings, codec=TokenCodec(b"unused"),
+                      directory=Directory(settings), metrics=Metrics(), platforms=(),
+                      staff=staff, assets=AssetIndex(await assets.entries(conn)))  # fmt: skip
+            unit = Unit(env, Store(conn, Ids()), utcnow())
+            ids = await unit.reads.ticket_ids_by_number([number])
+            await unit.preload(ids.values())
+            ticket = next(iter(unit.tickets.values()), None)
+            if ticket is None:
+                print(f"gongdan rules explain: no ticket {number!r}", file=sys.stderr)
+                return 1
+            scored = await ranking(unit, job_of(unit, ticket))
+            assignee = unit.known_person(ticket.assignee_id)
+            asset = env.assets.get(ticket.asset_id)
+    finally:
+        await db.dispose()
+    print(explain_ticket(ticket, scored, assignee=assignee.name if assignee else None,
+                         asset=asset.code if asset else None, locale=locale), end="")  # fmt: skip
+    return 0
+
+
 def _serve(settings: Settings) -> int:
     from aiohttp import web
 
@@ -303,6 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("login-link", "passwd", "sign-out"):
             remove, stdin = getattr(args, "remove", False), getattr(args, "stdin", False)
             return asyncio.run(_access(settings, args.command, args.person, remove, stdin))
+        if args.command == "assets":
+            target = args.code if args.assets_command == "qr" else str(args.file)
+            return asyncio.run(_assets(settings, args.assets_command, target))
+        if args.command == "rules":
+            return asyncio.run(_rules(settings, args.ticket, args.locale))
         if args.command == "transcribe":
             return asyncio.run(_transcribe(settings, args.files, args.json, args.language))
     except ConfigError as exc:

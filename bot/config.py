@@ -14,6 +14,7 @@ import os
 import re
 import tomllib
 from contextvars import ContextVar
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,9 +36,10 @@ from pydantic_settings import (
 )
 
 from bot.errors import ConfigError
+from bot.shifts import parse_shift
 from bot.sla.settings import SlaSettings
 
-__all__ = ["PLATFORMS", "Person", "Settings", "Team", "load_settings"]
+__all__ = ["PLATFORMS", "Person", "RoutingSettings", "Settings", "Team", "load_settings"]
 
 #: Platforms a person identity or a chat may name.
 PLATFORMS = ("web", "slack", "telegram", "wecom", "dingtalk")
@@ -235,6 +237,11 @@ class IntakeSettings(_Section):
     last ticket from within this many days."""
     chase_priority: Literal["P0", "P1", "P2", "P3"] = "P1"
     """A customer chasing an open ticket raises it to at least this priority."""
+    repeat_hours: float = Field(24.0, ge=0)
+    """A report like an open ticket of the same asset (or, without one, the same site) made
+    within this many hours is a suspected repeat: its own ticket, linked, not routed until staff
+    press 合并 or 不是同一问题; one like a ticket resolved or closed within it links that
+    ticket's root cause. 0 turns both off."""
 
     def mode_for(self, chat: str, kind: str) -> IntakeMode:
         if kind == "direct":
@@ -450,6 +457,39 @@ class DingtalkSettings(PlatformSettings):
         return self
 
 
+class RoutingSettings(_Section):
+    """How the hub picks an engineer for a new ticket (``bot/routing_rules.py``): every
+    engineer with room is scored by the rules below, the highest score wins, and the reason
+    is kept with the ticket. ``gongdan rules explain`` prints these rules as an SOP."""
+
+    skill_points: float = 40.0
+    """An engineer whose skills name the asset's category or model (or, without an asset,
+    the ticket's category, device or title)."""
+    off_duty: Literal["exclude", "penalise"] = "exclude"
+    """Engineers outside their shifts are not picked while anyone is on duty; when nobody is,
+    everyone is scored and those off duty lose ``off_duty_points``."""
+    off_duty_points: float = -30.0
+    load_points: float = -8.0
+    """Per open ticket the engineer holds (at ``max_open`` they are not picked at all)."""
+    km_points: float = -0.5
+    """Per kilometre from the engineer (their last site, else their ``base``) to the ticket's
+    site, when both are known."""
+    max_km: float = Field(60.0, ge=0)
+    """Distances count up to this far (a far engineer is not buried by distance alone)."""
+    last_site_hours: float = Field(8.0, ge=0)
+    """Where an engineer's newest ticket (updated within this long) is, is where they are."""
+    fatigue_after: int = Field(3, ge=0)
+    """After this many similar tickets in a row (same category) an engineer loses
+    ``fatigue_points`` for another one (0: off)."""
+    fatigue_points: float = -15.0
+    preferred_points: float = 25.0
+    """The asset's preferred engineer."""
+    p0_broadcast: int = Field(0, ge=0, le=10)
+    """A P0 ticket's card goes to this many best engineers at once (their direct chats, with
+    抢单/claim); the first to claim it takes it and the others' cards show who did. 0: off
+    (the best engineer is assigned, as for any ticket)."""
+
+
 class Person(_Section):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -459,6 +499,26 @@ class Person(_Section):
     skills: list[str] = []
     max_open: int = Field(5, ge=0)
     locale: Literal["zh", "en"] | None = None
+    base: tuple[float, float] | None = None
+    """Where the engineer starts from, ``[lat, lon]`` (WGS-84): routing distance."""
+    shifts: list[str] = []
+    """When on duty, e.g. ``["mon-fri 08:00-18:00", "sat 22:00-06:00"]`` (the configured time
+    zone; a range over midnight belongs to its first day). Empty: the team's shifts, and
+    with none there, always on duty."""
+
+    @field_validator("base")
+    @classmethod
+    def _coordinates(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (-90 <= v[0] <= 90 and -180 <= v[1] <= 180):
+            raise ValueError("must be [lat, lon] with lat in -90…90 and lon in -180…180")
+        return v
+
+    @field_validator("shifts")
+    @classmethod
+    def _shifts(cls, v: list[str]) -> list[str]:
+        for text in v:
+            parse_shift(text)
+        return v
 
     @field_validator("identities")
     @classmethod
@@ -481,6 +541,15 @@ class Team(_Section):
     calendar: str | None = None
     """Business hours of this team's SLA clocks (a name in ``[sla.calendars]``, or the built-in
     ``business`` / ``24x7``); default ``sla.default_calendar``. A policy's own calendar wins."""
+    shifts: list[str] = []
+    """Duty shifts of the members who have none of their own (see ``people.shifts``)."""
+
+    @field_validator("shifts")
+    @classmethod
+    def _shifts(cls, v: list[str]) -> list[str]:
+        for text in v:
+            parse_shift(text)
+        return v
 
     @field_validator("chats")
     @classmethod
@@ -490,6 +559,102 @@ class Team(_Section):
             if not m or m["kind"] not in CHAT_KINDS:
                 raise ValueError(f"{ref!r} is not kind:id with kind in {CHAT_KINDS}")
         return v
+
+
+class SimilarSettings(_Section):
+    """Similar past cases on the engineer's card (``bot/nlp/similar.py``): BM25 over the
+    words of resolved and closed tickets, held in memory by each worker."""
+
+    enabled: bool = True
+    top_k: int = Field(3, ge=1, le=10)
+    """How many past cases a card shows at most."""
+    min_score: float = Field(1.0, ge=0)
+    """A past case scoring this or less (BM25) is not shown: one shared common word is not
+    similarity."""
+    refresh_seconds: float = Field(60.0, gt=0)
+    """How often a worker reads cases other workers resolved, closed or reopened (its own it
+    knows at once)."""
+
+
+class MaintenancePlan(_Section):
+    """A preventive-maintenance schedule (``[[maintenance.plans]]``) for one asset (``asset``,
+    its code) or every asset of a category (``category``): a calendar interval
+    (``every_days``, fixed or ``floating``) or a meter interval (``meter_every``)."""
+
+    id: str | None = Field(None, min_length=1, max_length=120)
+    """Names the plan in its runs (default: made of its target and interval). Changing it
+    starts the plan afresh."""
+    asset: str | None = Field(None, min_length=1, max_length=100)
+    category: str | None = Field(None, min_length=1, max_length=100)
+    title: str | None = Field(None, min_length=1, max_length=120)
+    """The PM ticket's title (default: 预防性维护 / Preventive maintenance)."""
+    every_days: int | None = Field(None, ge=1, le=3660)
+    """Fixed: due every N days from ``start``, whenever the last one was done. Floating: due
+    N days after the last PM ticket of the plan was resolved."""
+    floating: bool = False
+    start: date | None = None
+    """The first due date (default: ``every_days`` after the asset's install date, or after
+    it was registered)."""
+    lead_days: int = Field(0, ge=0)
+    """Open the ticket this many days before the due date."""
+    meter_every: float | None = Field(None, gt=0)
+    """Due each time the asset's meter (imported readings) passes a multiple of this."""
+    checklist: list[str] = Field(min_length=1)
+    """The steps, shown on the ticket's card and in its description."""
+    priority: Literal["P0", "P1", "P2", "P3"] | None = None
+    """Default: ``maintenance.priority``."""
+
+    @field_validator("checklist")
+    @classmethod
+    def _steps(cls, v: list[str]) -> list[str]:
+        steps = [s.strip() for s in v]
+        if not all(steps):
+            raise ValueError("a checklist step is empty")
+        return steps
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> MaintenancePlan:
+        if (self.asset is None) == (self.category is None):
+            raise ValueError("give exactly one of 'asset' (a code) or 'category'")
+        if (self.every_days is None) == (self.meter_every is None):
+            raise ValueError("give exactly one of 'every_days' or 'meter_every'")
+        if self.every_days is None and (self.floating or self.start or self.lead_days):
+            raise ValueError("'floating', 'start' and 'lead_days' need 'every_days'")
+        if self.every_days is not None and self.lead_days >= self.every_days:
+            raise ValueError("'lead_days' must be less than 'every_days'")
+        return self
+
+    @property
+    def key(self) -> str:
+        if self.id is not None:
+            return self.id
+        target = f"asset:{self.asset}" if self.asset else f"category:{self.category}"
+        if self.meter_every is not None:
+            return f"{target}/{self.meter_every:g}m"
+        return f"{target}/{self.every_days}d{'-floating' if self.floating else ''}"
+
+
+class MaintenanceSettings(_Section):
+    """Preventive maintenance (``bot/flows/maintenance.py``): suggestions for assets that keep
+    failing, and PM tickets opened on schedule."""
+
+    enabled: bool = True
+    suggest_after: int = Field(3, ge=0)
+    """Suggest preventive maintenance when an asset has this many tickets within
+    ``suggest_days`` (0: never)."""
+    suggest_days: float = Field(30.0, gt=0)
+    priority: Literal["P0", "P1", "P2", "P3"] = "P3"
+    """Priority of PM tickets (a plan's own wins)."""
+    check_minutes: float = Field(60.0, gt=0)
+    """How often the hub looks for due plans and repeat failures."""
+    plans: list[MaintenancePlan] = []
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> MaintenanceSettings:
+        keys = [p.key for p in self.plans]
+        for dup in sorted({k for k in keys if keys.count(k) > 1}):
+            raise ValueError(f"two plans are both {dup!r}: give one an 'id'")
+        return self
 
 
 class Settings(BaseSettings):
@@ -528,6 +693,9 @@ class Settings(BaseSettings):
     dingtalk: DingtalkSettings = DingtalkSettings()
     asr: AsrSettings = AsrSettings()
     sla: SlaSettings = SlaSettings()
+    routing: RoutingSettings = RoutingSettings()
+    similar: SimilarSettings = SimilarSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
     people: list[Person] = []
     teams: list[Team] = []
 

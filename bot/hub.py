@@ -18,20 +18,24 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.access import Access
 from bot.adapters.base import Adapter, AdapterDeps, AdapterFactory, RateLimit
 from bot.adapters.codec import TokenCodec
+from bot.assets import REFRESH_SECONDS
 from bot.audit import reseal_legacy, take_checkpoint
+from bot.cases import CaseFeed
 from bot.config import Settings
 from bot.directory import Directory
 from bot.engine import Engine
 from bot.events import Address
-from bot.flows import escalation
+from bot.flows import escalation, maintenance
 from bot.flows.housekeeping import auto_close, reconcile
 from bot.hearing import Ears
 from bot.inbox import Inbox, TextCap
 from bot.metrics import Metrics
+from bot.nlp.similar import SimilarCases
 from bot.outbox import OutboxSender
 from bot.sla.policy import Policies
 from bot.unit import Env, Staff
 from bot.work import Work
+from storage import assets as asset_rows
 from storage import repo
 from storage.audit import audit_key
 from storage.db import Database
@@ -92,6 +96,7 @@ class Hub:
             policies=Policies(settings) if settings.sla.enabled else None,
             audit_key=self.audit_key,
             sign_in=self.access.issue_link,
+            similar=_similar_index(settings),
         )
         self.work = Work(
             self.db, self.env, self.adapters, clock=clock, on_outbox=self._outbox_queued
@@ -118,6 +123,8 @@ class Hub:
             flood_horizon=settings.outbox.flood_seconds,
             flood_max_lines=settings.outbox.flood_lines,
         )
+        similar = self.env.similar
+        self.cases = CaseFeed(self.db, similar) if similar is not None else None
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs = asyncio.Lock()  # held while a scheduled job runs; stop() waits for it
@@ -187,6 +194,54 @@ class Hub:
                 return
         if cp is not None and self.settings.audit.post_checkpoints and self.settings.admin_chat:
             self._outbox_queued()
+
+    async def maintenance(self) -> tuple[int, int]:
+        """One preventive-maintenance pass (``bot/flows/maintenance.py``): PM tickets opened
+        and suggestions posted by this worker."""
+        opened, suggested = await maintenance.run(self.work)
+        if opened or suggested:
+            self._outbox_queued()
+        return opened, suggested
+
+    async def _maintenance_tick(self) -> None:
+        async with self._jobs:
+            if self._stopping:
+                return
+            try:
+                await self.maintenance()
+            except Exception:  # a scheduled job must log and try again next time, not die
+                log.exception("preventive maintenance job failed")
+
+    async def refresh_assets(self) -> bool:
+        """Load the asset registry into memory when it changed since it was loaded (another
+        process imported a file); True when it was (re)loaded."""
+        async with self.db.reads() as conn:
+            seen = await asset_rows.fingerprint(conn)
+            if seen == self.env.assets.fingerprint:
+                return False
+            self.env.assets.load(await asset_rows.entries(conn), seen)
+        log.info("asset registry loaded: %d active assets", len(self.env.assets))
+        return True
+
+    async def _assets_tick(self) -> None:
+        try:
+            await self.refresh_assets()
+        except Exception:  # a scheduled job must log and try again next time, not die
+            log.exception("refreshing the asset registry failed")
+
+    async def _cases_load(self) -> None:
+        assert self.cases is not None
+        try:
+            await self.cases.load()
+        except Exception:  # cards go without similar cases; the refresh job does not load
+            log.exception("building the similar-cases index failed")
+
+    async def _cases_tick(self) -> None:
+        assert self.cases is not None
+        try:
+            await self.cases.refresh()
+        except Exception:  # a scheduled job must log and try again next time, not die
+            log.exception("refreshing the similar-cases index failed")
 
     def limits(self, destination: Address) -> Sequence[RateLimit]:
         """The rate limits the destination's adapter declares (none if it is not running)."""
@@ -271,6 +326,7 @@ class Hub:
             await self._audit_checkpoint()
         async with self.db.reads() as conn:
             await self.work.ids.seed(conn)
+        await self.refresh_assets()
         for adapter in self.adapters.values():
             await adapter.start()
         if self.transcriber is not None:  # load the model in the background, not on first use
@@ -287,6 +343,26 @@ class Hub:
         self.scheduler.add_job(
             self._inbound_tick, "interval", seconds=5, id="inbound-tick", name="inbound tick"
         )
+        self.scheduler.add_job(
+            self._assets_tick,
+            "interval",
+            seconds=REFRESH_SECONDS,
+            id="assets-refresh",
+            name="asset registry refresh",
+            max_instances=1,
+            coalesce=True,
+        )
+        if self.cases is not None:  # built in the background: cards show cases once it is
+            self._tasks.append(asyncio.create_task(self._cases_load(), name="similar-cases"))
+            self.scheduler.add_job(
+                self._cases_tick,
+                "interval",
+                seconds=self.settings.similar.refresh_seconds,
+                id="similar-refresh",
+                name="similar cases refresh",
+                max_instances=1,
+                coalesce=True,
+            )
         if self.settings.tickets.auto_close_hours > 0:
             self.scheduler.add_job(
                 self._auto_close,
@@ -295,6 +371,17 @@ class Hub:
                 id="auto-close",
                 name="auto-close",
                 next_run_time=datetime.now(UTC),
+                max_instances=1,
+                coalesce=True,
+            )
+        if self.settings.maintenance.enabled:
+            self.scheduler.add_job(
+                self._maintenance_tick,
+                "interval",
+                minutes=self.settings.maintenance.check_minutes,
+                id="maintenance",
+                name="preventive maintenance",
+                next_run_time=datetime.now(UTC) + timedelta(seconds=10),
                 max_instances=1,
                 coalesce=True,
             )
@@ -347,3 +434,10 @@ class Hub:
         for adapter in self.adapters.values():
             await adapter.stop()
         await self.db.dispose()
+
+
+def _similar_index(settings: Settings) -> SimilarCases | None:
+    """The worker's similar-cases index (``[similar]``), or None when it is off."""
+    if not settings.similar.enabled:
+        return None
+    return SimilarCases(top_k=settings.similar.top_k, min_score=settings.similar.min_score)

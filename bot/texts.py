@@ -242,6 +242,196 @@ TEXTS: Mapping[str, tuple[str, str]] = {
         "To spare this group a flood, these tickets get no card here; each assignee has "
         "theirs in a direct chat.",
     ),
+    # --- the asset registry (bot/cards/asset.py, bot/adapters/webchat: scan-to-report)
+    "field.asset": ("设备档案", "Asset"),
+    "field.asset_tickets": ("该设备近期工单", "Its recent tickets"),
+    "asset.model": ("型号 {model}", "model {model}"),
+    "asset.warranty": ("保修至 {end}", "under warranty to {end}"),
+    "asset.expired": ("已过保（{end} 到期）", "out of warranty (ended {end})"),
+    "asset.ticket": ("{number} {title}（{state}）", "{number} {title} ({state})"),
+    "asset.reporting": ("报修设备：{asset}", "Reporting: {asset}"),
+    # --- similar past cases on the staff card (bot/cards/ticket.py, bot/nlp/similar.py)
+    "field.similar": ("相似历史案例", "Similar past cases"),
+    "similar.case": ("{number} 根因：{cause}", "{number} root cause: {cause}"),
+    # --- repeat reports (bot/flows/repeats.py, bot/cards/ticket.py)
+    "repeat.told": (
+        "似乎与 {number} 相同（{what}），我们已关联；如不是同一问题请说明。",
+        "This looks like {number} ({what}); we have linked them. If it is a different problem, "
+        "please tell us.",
+    ),
+    "repeat.previous_told": (
+        "这与上次的 {number}（{what}）可能是同一故障再次出现，我们已关联，工程师会参考上次的处理。",
+        "This may be the fault of {number} ({what}) again; we have linked them, and the engineer "
+        "will see how it was fixed last time.",
+    ),
+    "repeat.merged_told": (
+        "您的报修 {own} 已合并到 {number}，之后 {number} 的每一步进展都会通知您。",
+        "Your report {own} is merged into {number}; you will hear of every step of {number}.",
+    ),
+    "repeat.split_told": (
+        "{own} 与 {number} 不是同一问题，我们会单独处理。",
+        "{own} is not the same problem as {number}; we will handle it on its own.",
+    ),
+    "field.repeat": ("疑似重复", "Suspected repeat"),
+    "repeat.field": (
+        "{number}（{what}）· 依据：{why}",
+        "{number} ({what}) · because: {why}",
+    ),
+    "repeat.why.alarm": ("报警 {alarm} 相同", "same alarm {alarm}"),
+    "repeat.why.words": ("描述相似 {score}", "similar words {score}"),
+    "repeat.why.asset": ("同一设备", "same asset"),
+    "repeat.why.site": ("同一地点", "same site"),
+    "field.previous": ("上次", "Last time"),
+    "repeat.previous": ("{number} 原因：{cause}", "{number} cause: {cause}"),
+    "repeat.no_cause": ("未记录", "not recorded"),
+    "field.merged": ("已合并的报修", "Merged reports"),
+    "field.merged_into": ("已合并到", "Merged into"),
+    "repeat.merged": ("{own} 已合并到 {number}。", "{own} is merged into {number}."),
+    "repeat.split": ("{own} 将作为新工单处理。", "{own} goes on as a ticket of its own."),
+    # --- routing: why an engineer was picked (bot/routing_rules.py, bot/flows/routing.py)
+    "field.routing": ("派单理由", "Why assigned"),
+    "routing.skills": ("技能匹配：{skill}", "skill match: {skill}"),
+    "routing.skills.none": ("技能不符", "no matching skill"),
+    "routing.duty.always": ("未排班", "no shifts set"),
+    "routing.duty.on": ("在班 {shift}", "on duty {shift}"),
+    "routing.duty.off": ("不在班", "off duty"),
+    "routing.duty.off_nobody": ("不在班（无人在班）", "off duty (nobody is on duty)"),
+    "routing.load": ("当前 {load} 单", "{load} open"),
+    "routing.load.full": ("已满 {load}/{max} 单", "full: {load}/{max} open"),
+    "routing.distance.base": ("距离 {km} km", "{km} km away"),
+    "routing.distance.last": ("距离 {km} km（从上一现场）", "{km} km away (from the last site)"),
+    "routing.distance.unknown": (
+        "距离未知（按 {km} km 计）",
+        "distance unknown (counted as {km} km)",
+    ),
+    "routing.distance.no_site": ("现场位置未知", "site location unknown"),
+    "routing.fatigue": ("已连续 {n} 张{kind}单", "{n} {kind} tickets in a row"),
+    "routing.preferred": ("设备首选工程师", "the asset's preferred engineer"),
+    "routing.excluded": ("不再派给原负责人", "not the previous assignee"),
+    "routing.tie": ("同分：最久未接新单者优先", "tie: the one longest without a new ticket"),
+    "routing.broadcast": (
+        "P0 抢单：已同时发给 {names}，先接先得",
+        "P0, offered to {names} at once: the first to claim takes it",
+    ),
+    "routing.claimed": ("已被{name}接单", "taken by {name}"),
+    "routing.manual": ("由{name}指派", "assigned by {name}"),
+    "routing.pick.title": ("{number} 转派给谁？", "{number}: reassign to whom?"),
+    "routing.pick.line": ("{name}（{score} 分）：{reason}", "{name} ({score} points): {reason}"),
+    "routing.pick.button": ("派给{name}（{score}）", "To {name} ({score})"),
+    "routing.nobody": ("无可派工程师，请人工派单", "nobody available: dispatch by hand"),
+    "routing.sop.title": ("# 派单规则", "# Routing rules"),
+    "routing.sop.intro": (
+        "新工单由系统按以下规则派给一名工程师；每次派单的理由记在工单上（员工卡片「派单理由」）"
+        "和审计记录里。时间按 {tz} 计。",
+        "The hub assigns each new ticket to one engineer by these rules; the reason for each "
+        "assignment is kept with the ticket (the staff card's “Why assigned”) and in its audit "
+        "trail. Times are in {tz}.",
+    ),
+    "routing.sop.who": ("## 1. 谁可以被派单", "## 1. Who can be picked"),
+    "routing.sop.who.role": (
+        "- 角色为工程师（engineer）的在职人员。",
+        "- Active staff whose role is engineer.",
+    ),
+    "routing.sop.who.load": (
+        "- 未结工单数已达本人上限（max_open）者不派。",
+        "- Not someone who already holds their limit of open tickets (max_open).",
+    ),
+    "routing.sop.who.duty_exclude": (
+        "- 不在班者不派（本人班次优先，否则用所在组的班次；都未设置视为一直在班）。"
+        "若此刻无人在班，则所有人照常打分，不在班者 {points} 分。",
+        "- Not someone off duty (their own shifts, else their team's; none set means always "
+        "on duty). When nobody is on duty, everyone is scored and those off duty get {points}.",
+    ),
+    "routing.sop.who.duty_penalise": (
+        "- 不在班者照常打分，但 {points} 分（本人班次优先，否则用所在组的班次）。",
+        "- Those off duty are scored but get {points} (their own shifts, else their team's).",
+    ),
+    "routing.sop.who.escalation": (
+        "- SLA 升级转派时，不再派给原负责人。",
+        "- An SLA escalation that reassigns never picks the previous assignee.",
+    ),
+    "routing.sop.score": ("## 2. 打分", "## 2. Scoring"),
+    "routing.sop.head": (
+        "| 规则 | 分值 | 说明 |\n| --- | --- | --- |",
+        "| rule | points | when |\n| --- | --- | --- |",
+    ),
+    "routing.sop.row.skills": (
+        "| 技能 | {points} | 技能与设备档案的类别或型号相符；"
+        "无设备档案时与工单的类别、设备或标题相符 |",
+        "| skills | {points} | a skill names the asset's category or model; without an asset, "
+        "the ticket's category, device or title |",
+    ),
+    "routing.sop.row.load": (
+        "| 负载 | {points} × 未结单数 | 每张未结工单 |",
+        "| load | {points} × open tickets | per open ticket held |",
+    ),
+    "routing.sop.row.distance": (
+        "| 距离 | {points} × 公里（最多计 {max_km} km） | 从工程师所在处"
+        "（{hours} 小时内最新工单的现场，否则其驻地 base）到工单现场；"
+        "现场未知则不计，工程师位置未知按 {half} km 计 |",
+        "| distance | {points} × km (up to {max_km} km) | from where the engineer is (the site "
+        "of their newest ticket within {hours} h, else their base) to the ticket's site; "
+        "nothing when the site is unknown, {half} km when the engineer's place is |",
+    ),
+    "routing.sop.row.fatigue": (
+        "| 连续同类 | {points} | 最近已连续 {n} 张同类（同设备类别）工单 |",
+        "| fatigue | {points} | after {n} tickets of the same kind in a row |",
+    ),
+    "routing.sop.row.fatigue_off": ("| 连续同类 | 0 | 未启用 |", "| fatigue | 0 | off |"),
+    "routing.sop.row.preferred": (
+        "| 首选工程师 | {points} | 设备档案指定的首选工程师 |",
+        "| preferred | {points} | the asset's preferred engineer |",
+    ),
+    "routing.sop.tie": (
+        "## 3. 结果\n总分最高者接单。同分时，最久未接新单者优先（从未接单者最先），"
+        "再按人员编号。无人可派时工单留给调度人工派单。",
+        "## 3. Outcome\nThe highest total takes the ticket. On equal totals, the one longest "
+        "without a new ticket goes first (someone who never had one, first), then by person "
+        "number. When nobody can be picked, the ticket waits for a dispatcher.",
+    ),
+    "routing.sop.people": ("## 4. 工程师", "## 4. Engineers"),
+    "routing.sop.people.head": (
+        "| 工程师 | 技能 | 上限 | 班次 | 驻地 |\n| --- | --- | --- | --- | --- |",
+        "| engineer | skills | limit | shifts | base |\n| --- | --- | --- | --- | --- |",
+    ),
+    "routing.sop.shifts.team": ("{shifts}（{team}）", "{shifts} (team {team})"),
+    "routing.sop.shifts.none": ("一直在班", "always"),
+    "routing.explain.title": ("# {number} 派单评分", "# {number}: routing scores"),
+    "routing.explain.ticket": (
+        "{title}（{priority}，类别 {category}{asset}），当前负责人：{assignee}。按此刻的数据计算。",
+        "{title} ({priority}, category {category}{asset}); assignee now: {assignee}. Scored "
+        "on the data as it is now.",
+    ),
+    "routing.explain.asset": ("，设备 {asset}", ", asset {asset}"),
+    "routing.explain.head": (
+        "| 工程师 | 总分 | 结果 | 各项（分值：理由） |\n| --- | --- | --- | --- |",
+        "| engineer | total | outcome | rules (points: reason) |\n| --- | --- | --- | --- |",
+    ),
+    "routing.explain.winner": ("**派给**", "**picked**"),
+    "routing.explain.out": ("不派：{why}", "out: {why}"),
+    "routing.explain.eligible": ("可派", "eligible"),
+    "routing.explain.result": (
+        "结果：派给 {name}（{score} 分）：{reason}",
+        "Outcome: {name} ({score} points): {reason}",
+    ),
+    "routing.explain.recorded": (
+        "派单时记录的理由（派给 {person}）：{reason}",
+        "Reason recorded at assignment (to {person}): {reason}",
+    ),
+    # --- preventive maintenance (bot/flows/maintenance.py, bot/cards/ticket.py)
+    "pm.suggest": (
+        "{asset} {days} 天内第 {count} 次报修（{numbers}），建议安排预防性维护。",
+        "{asset}: reported {count} times in {days} days ({numbers}). "
+        "Consider scheduling preventive maintenance.",
+    ),
+    "pm.title": ("预防性维护：{asset}", "Preventive maintenance: {asset}"),
+    "pm.due": ("到期 {due}", "due {due}"),
+    "pm.meter": (
+        "读数已达 {mark} {unit}（当前 {meter}）",
+        "meter reached {mark} {unit} (now {meter})",
+    ),
+    "pm.description": ("{why}。检查清单：\n{steps}", "{why}. Checklist:\n{steps}"),
+    "field.checklist": ("检查清单", "Checklist"),
     # --- bad input (bot/inbox.py TextCap): the mark that ends a text cut to the limit
     "text.truncated": ("…(已截断)", "…(truncated)"),
 }

@@ -25,12 +25,15 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bot.adapters.codec import TokenCodec
+from bot.assets import AssetIndex
 from bot.config import Settings
 from bot.directory import Directory
 from bot.events import Action, Address, Card, Inbound, Notice, Outbound, Text
 from bot.metrics import Metrics
+from bot.nlp.similar import SimilarCases
 from bot.sla.policy import Policies
 from bot.tickets import OPEN_STATES
+from storage.assets import TicketBrief
 from storage.audit import chain_hash
 from storage.records import AuditEntry, CardRef, Clock, Person, Ticket, VoiceNote, snapshot
 
@@ -53,6 +56,8 @@ class Reads(Protocol):
     async def last_site(
         self, reporter_id: int, origin_chat: str, since: datetime
     ) -> tuple[str, str] | None: ...
+
+    async def recent_assigned(self, person_ids: Sequence[int], n: int) -> dict[int, list[int]]: ...
 
     async def open_ticket_ids(
         self,
@@ -79,6 +84,14 @@ class Reads(Protocol):
     async def chat_kind(self, platform: str, chat_id: str) -> str | None: ...
 
     async def identities(self, person_id: int) -> list[str]: ...
+
+    async def asset_history(
+        self, asset_ids: Collection[int], per_asset: int
+    ) -> dict[int, list[TicketBrief]]: ...
+
+    async def recent_tickets(
+        self, *, asset_id: int | None, site: str | None, since: datetime, limit: int
+    ) -> list[Ticket]: ...
 
     async def new_id(self, table: str) -> int: ...
 
@@ -147,6 +160,8 @@ class Env:
     # without it seals with a throwaway key: its rows then fail verification, never pass weakly.
     audit_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     sign_in: Callable[[str, str], str] | None = None  # (person key, platform) → one-time link
+    assets: AssetIndex = field(default_factory=AssetIndex)  # the registry, in memory
+    similar: SimilarCases | None = None  # past cases for the card (None: off)
 
 
 @dataclass(slots=True)
@@ -194,6 +209,7 @@ class Unit:
         self.chats: list[tuple[str, str, str]] = []
         self._loads: dict[int, int] | None = None
         self._identities: dict[int, list[str]] = {}
+        self._history: dict[int, list[TicketBrief]] = {}  # asset id → its newest tickets
         self._mark: _Mark | None = None
 
     # ------------------------------------------------------------------------ loading
@@ -325,6 +341,20 @@ class Unit:
             self._loads[assignee_before] -= 1
         if ticket.assignee_id is not None and ticket.state in _OPEN:
             self._loads[ticket.assignee_id] = self._loads.get(ticket.assignee_id, 0) + 1
+
+    async def asset_history(self, asset_id: int, *, limit: int = 3) -> list[TicketBrief]:
+        """The asset's newest tickets as this unit sees them (its own new ones count). The
+        first call reads them for every asset the unit's tickets name, in one statement; a
+        later call reads only assets not read yet (a ticket created since about another)."""
+        if asset_id not in self._history:
+            wanted = {t.asset_id for t in self.tickets.values() if t.asset_id is not None}
+            wanted = (wanted | {asset_id}) - set(self._history)
+            self._history.update(await self.reads.asset_history(wanted, limit + 1))
+        found = {b.id: b for b in self._history[asset_id]}
+        for t in self.tickets.values():  # what this unit created or changed wins
+            if t.asset_id == asset_id:
+                found[t.id] = TicketBrief(t.id, asset_id, t.number, t.title, t.state, t.created_at)
+        return sorted(found.values(), key=lambda b: b.id, reverse=True)
 
     async def identities(self, person_id: int) -> list[str]:
         """A person's chat identities (``platform:id``)."""

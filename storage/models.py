@@ -130,7 +130,11 @@ class Chat(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_assignee_state", "assignee_id", "state"),)
+    __table_args__ = (
+        Index("ix_tickets_assignee_state", "assignee_id", "state"),
+        Index("ix_tickets_site_updated", "site", "updated_at"),  # repeat reports by site
+        Index("ix_tickets_asset_updated", "asset_id", "updated_at"),  # …and by asset
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     number: Mapped[str | None] = mapped_column(String(20), unique=True)  # GD-<id>
     title: Mapped[str] = mapped_column(String(200))
@@ -426,6 +430,43 @@ class SignInLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
+
+
+class PmRun(Base):
+    """One due date (or meter mark) of a preventive-maintenance plan on one asset, and the
+    ticket opened for it. Unique per plan, asset and slot: whichever worker opens a due date
+    first wins, and a job that runs twice opens nothing twice."""
+
+    __tablename__ = "pm_runs"
+    __table_args__ = (
+        UniqueConstraint("plan_key", "asset_id", "slot", name="uq_pm_runs_plan_asset_slot"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    plan_key: Mapped[str] = mapped_column(String(200))
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    slot: Mapped[str] = mapped_column(String(40))  # a due date (2026-12-31) or a meter mark
+    due_at: Mapped[datetime | None] = mapped_column()  # calendar plans: the due day's start
+    due_meter: Mapped[float | None] = mapped_column()  # meter plans: the mark reached
+    # (no foreign key: the run is inserted first in the unit's write, before its ticket)
+    ticket_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()  # its ticket resolved (or cancelled)
+
+
+class MaintenanceSuggestion(Base):
+    """ "This asset keeps failing: plan preventive maintenance", as posted to its team."""
+
+    __tablename__ = "maintenance_suggestions"
+    __table_args__ = (
+        UniqueConstraint("asset_id", "trigger_ticket_id", name="uq_maintenance_suggestions_asset"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    trigger_ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))  # the Nth ticket
+    tickets: Mapped[list[str]] = mapped_column(Json, default=list)  # their numbers, oldest first
+    days: Mapped[float] = mapped_column()
+    teams: Mapped[list[str]] = mapped_column(Json, default=list)  # the teams it was posted to
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 #: The tables by name, typed for Core statements (``Model.__table__`` is only a ``FromClause``).

@@ -31,13 +31,16 @@ from sqlalchemy import (
     func,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
+from storage import assets as assets_table
 from storage import feed as feed_table
 from storage import outbox as outbox_table
+from storage.assets import TicketBrief
 from storage.db import insert_stmt
 from storage.models import TABLES
 from storage.records import (
@@ -283,6 +286,36 @@ class Store:
         )
         return [i for (i,) in await self.conn.execute(stmt, params)]
 
+    async def recent_assigned(self, person_ids: Sequence[int], n: int) -> dict[int, list[int]]:
+        """Each person's newest ``n`` tickets (any state), ids newest first: one statement, a
+        short index walk per person (``UNION ALL`` of ``LIMIT`` queries; no window over every
+        ticket they ever had)."""
+        out: dict[int, list[int]] = {p: [] for p in person_ids}
+        if not person_ids:
+            return out
+
+        def build() -> Any:
+            parts = []
+            for i in range(len(person_ids)):
+                one = (
+                    select(T.c.id, T.c.assignee_id)
+                    .where(T.c.assignee_id == bindparam(f"p{i}"))
+                    .order_by(T.c.id.desc())
+                    .limit(bindparam("n"))
+                    .subquery()
+                )
+                parts.append(select(one.c.id, one.c.assignee_id))
+            return union_all(*parts) if len(parts) > 1 else parts[0]
+
+        stmt = _cached(("recent_assigned", len(person_ids)), build)
+        params: dict[str, Any] = {f"p{i}": p for i, p in enumerate(person_ids)}
+        params["n"] = n
+        for ticket_id, person in await self.conn.execute(stmt, params):
+            out[person].append(ticket_id)
+        for ids in out.values():
+            ids.sort(reverse=True)
+        return out
+
     async def clocks(self, ticket_ids: Collection[int]) -> dict[int, list[Clock]]:
         out: dict[int, list[Clock]] = {t: [] for t in ticket_ids}
         if ticket_ids:
@@ -359,6 +392,34 @@ class Store:
             ),
         )
         return [f"{p}:{e}" for p, e in await self.conn.execute(stmt, {"p": person_id})]
+
+    async def asset_history(
+        self, asset_ids: Collection[int], per_asset: int
+    ) -> dict[int, list[TicketBrief]]:
+        """The newest ``per_asset`` tickets of each asset, in one statement."""
+        return await assets_table.history(self.conn, asset_ids, per_asset=per_asset)
+
+    async def recent_tickets(
+        self, *, asset_id: int | None, site: str | None, since: datetime, limit: int
+    ) -> list[Ticket]:
+        """Tickets of the asset (else: at the site) changed since ``since``, not merged, newest
+        first — copies to compare with, never written (repeat reports, ``bot/flows/repeats.py``)."""
+        by = "asset_id" if asset_id is not None else "site"
+        stmt = _cached(
+            ("recent", by),
+            lambda: (
+                select(*_cols(T, Ticket))
+                .where(
+                    T.c[by] == bindparam("by"),
+                    T.c.updated_at >= bindparam("since"),
+                    T.c.merged_into.is_(None),
+                )
+                .order_by(T.c.id.desc())
+                .limit(bindparam("limit"))
+            ),
+        )
+        params = {"by": asset_id if asset_id is not None else site, "since": since, "limit": limit}
+        return [Ticket(**r._mapping) for r in await self.conn.execute(stmt, params)]
 
     async def new_id(self, table: str) -> int:
         """A fresh primary key for ``table`` (people, tickets, card_refs, voice_notes), known

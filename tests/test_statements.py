@@ -74,7 +74,7 @@ async def _quiet(hub: RunningHub) -> None:
     await hub.hub.idle()
 
 
-async def test_a_new_ticket_with_its_replies_costs_15_statements_in_3_transactions(
+async def test_a_new_ticket_with_its_replies_costs_17_statements_in_3_transactions(
     running: Start, db_url: str
 ) -> None:
     hub = await running()
@@ -99,7 +99,10 @@ async def test_a_new_ticket_with_its_replies_costs_15_statements_in_3_transactio
                 await eventually(replied, what=f"ticket {i + 1} and its replies")
                 await hub.hub.idle()
             first = "a new customer" if i == 0 else "a known customer"
-            assert len(count.statements) <= 15, "\n".join([first, *count.statements])
+            # (17: routing reads every engineer's newest tickets, for fatigue, where they are
+            # and whose turn it is, in one statement; a registered asset adds its history; a
+            # site without an asset, its recent tickets, for repeat reports.)
+            assert len(count.statements) <= 17, "\n".join([first, *count.statements])
             assert count.write_transactions <= 3, (first, count.write_transactions)
     finally:
         await watcher.dispose()

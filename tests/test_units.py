@@ -7,7 +7,7 @@ the tests look at those decisions: nothing is written anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,13 @@ class MemoryReads:
         ]
         return sorted(found, reverse=True)[:limit]
 
+    async def recent_assigned(self, person_ids: Sequence[int], n: int) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {p: [] for p in person_ids}
+        for t in sorted(self.tickets_.values(), key=lambda t: t.id, reverse=True):
+            if t.assignee_id in out and len(out[t.assignee_id]) < n:
+                out[t.assignee_id].append(t.id)
+        return out
+
     async def clocks(self, ticket_ids: Collection[int]) -> dict[int, list[Clock]]:
         return {i: list(self.clocks_.get(i, [])) for i in ticket_ids}
 
@@ -106,6 +113,17 @@ class MemoryReads:
 
     async def identities(self, person_id: int) -> list[str]:
         return []
+
+    async def recent_tickets(
+        self, *, asset_id: int | None, site: str | None, since: datetime, limit: int
+    ) -> list[Ticket]:
+        by, value = ("asset_id", asset_id) if asset_id is not None else ("site", site)
+        found = [
+            t
+            for t in self.tickets_.values()
+            if getattr(t, by) == value and t.updated_at >= since and t.merged_into is None
+        ]
+        return sorted(found, key=lambda t: t.id, reverse=True)[:limit]
 
     async def new_id(self, table: str) -> int:
         self.ids[table] += 1
@@ -155,7 +173,11 @@ async def test_a_report_becomes_an_assigned_ticket_with_replies_and_clocks(env: 
     assert (ticket.number, ticket.state, ticket.assignee_id) == ("GD-101", "assigned", LI.id)
     assert ticket.team_key == "maint" and ticket.version == 2
     assert [a.kind for a in unit.audit] == ["created", "transition"]
-    assert unit.audit[1].data == {"action": "assign", "assignee": "li"}
+    assign = unit.audit[1].data
+    assert (assign["action"], assign["assignee"], assign["routing"]["person"]) == (
+        "assign", "li", "li"
+    )  # fmt: skip
+    assert "技能匹配：注塑机" in assign["routing"]["reason"]  # why: bot/routing_rules.py
     assert unit.audit[1].prev_hash == unit.audit[0].hash  # one chain
     kinds = {c.kind for c in unit.clocks[ticket.id]}
     assert {"respond", "arrive", "resolve"} <= kinds

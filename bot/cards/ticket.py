@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bot.adapters.codec import ActionToken, TokenCodec
+from bot.cards.asset import asset_fields
 from bot.events import Button, Card
+from bot.routing_rules import recorded_reason
 from bot.sla.view import deadline_summary
 from bot.texts import local_time, say
 from bot.tickets import (
@@ -27,9 +29,21 @@ from bot.tickets import (
 from bot.unit import Turn
 from storage.records import Person, Ticket
 
-__all__ = ["AUDIENCE_ROLES", "action_button", "shown_name", "ticket_card"]
+__all__ = [
+    "AUDIENCE_ROLES",
+    "action_button",
+    "checklist_fields",
+    "repeat_parts",
+    "routing_fields",
+    "shown_name",
+    "similar_fields",
+    "ticket_card",
+]
 
 _OPEN = frozenset(s.value for s in OPEN_STATES)
+_SETTLED = frozenset(
+    {TicketState.RESOLVED.value, TicketState.CLOSED.value, TicketState.CANCELLED.value}
+)
 
 #: Who looks at a card. A group card is seen by many staff; the click decides who may act.
 AUDIENCE_ROLES = {
@@ -88,6 +102,13 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
         ("field.diagnosis", _diagnosis_line(ticket.diagnosis)),
     ]
     fields += [(say(k, locale), v) for k, v in optional if v]
+    fields += checklist_fields(ticket, locale)  # a PM ticket's steps
+    linked, decide = repeat_parts(turn.env.codec, ticket, audience, locale)  # repeat reports
+    fields += linked
+    if audience != "customer":  # for staff only
+        fields += await asset_fields(turn, ticket, locale)  # model, site, warranty, history
+        fields += routing_fields(ticket, assignee, locale)
+        fields += similar_fields(turn, ticket, locale)
     fields.append((say("field.created", locale), local_time(ticket.created_at, tz)))
     if turn.env.policies is not None:
         deadlines = deadline_summary(unit.clocks.get(ticket.id, []), turn.now, locale, tz)
@@ -96,6 +117,7 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
     actions = allowed_actions(facts_of(ticket), AUDIENCE_ROLES[audience])
     buttons = [action_button(turn.env.codec, ticket, a, locale) for a in actions]
     buttons += _intake_buttons(turn.env.codec, ticket, audience, locale)
+    buttons = decide + buttons
     text = ticket.description if ticket.description != ticket.title else ""
     if audience == "customer" and any(b.action == IntakeAction.IMPACT for b in buttons):
         text = (text + "\n\n" if text else "") + say("ask.impact", locale)
@@ -108,6 +130,78 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
         buttons=tuple(buttons),
         footer=say("card.updated", locale, at=local_time(ticket.updated_at, tz)),
     )
+
+
+def routing_fields(ticket: Ticket, assignee: Person | None, locale: str) -> list[tuple[str, str]]:
+    """Why the rules picked the assignee ("派单理由"), while that person still has the ticket."""
+    why = (ticket.intake or {}).get("routing")
+    if why and why.get("broadcast"):  # a P0 offered to several at once: who took it, if anyone
+        if assignee is None:
+            return [(say("field.routing", locale), say("routing.broadcast", locale, **why))]
+        return [(say("field.routing", locale), say("routing.claimed", locale, name=assignee.name))]
+    if not why or assignee is None or why.get("person") != assignee.key:
+        return []
+    return [(say("field.routing", locale), recorded_reason(why, locale))]
+
+
+def checklist_fields(ticket: Ticket, locale: str) -> list[tuple[str, str]]:
+    """A preventive-maintenance ticket's checklist, a step a line (``bot/flows/maintenance.py``
+    keeps it on the ticket)."""
+    steps = ((ticket.intake or {}).get("pm") or {}).get("checklist") or []
+    if not steps:
+        return []
+    return [(say("field.checklist", locale), "\n".join(f"☐ {step}" for step in steps))]
+
+
+def repeat_parts(
+    codec: TokenCodec, ticket: Ticket, audience: str, locale: str
+) -> tuple[list[tuple[str, str]], list[Button]]:
+    """What a ticket is linked to as a repeat report (``bot/flows/repeats.py``): to staff, the
+    ticket it may repeat with [合并] [不是同一问题] while undecided, the last one's root cause, the
+    reports merged into it; to everyone, the ticket it was merged into."""
+    intake = ticket.intake or {}
+    link, previous = intake.get("repeat") or {}, intake.get("previous")
+    fields: list[tuple[str, str]] = []
+    buttons: list[Button] = []
+    if link.get("status") == "merged":
+        fields.append((say("field.merged_into", locale), str(link["number"])))
+    if audience == "customer":
+        return fields, buttons
+    if link.get("status") == "suspected":
+        why = [say(f"repeat.why.{link['scope']}", locale)]
+        why.append(say("repeat.why.alarm", locale, alarm=link["alarm"]) if link.get("alarm")
+                   else say("repeat.why.words", locale, score=f"{link['score']:.0%}"))  # fmt: skip
+        sep = " · " if locale != "zh" else "·"
+        text = say("repeat.field", locale, number=link["number"], what=link["what"],
+                   why=sep.join(why))  # fmt: skip
+        fields.append((say("field.repeat", locale), text))
+        if ticket.state in (TicketState.NEW.value, TicketState.ASSIGNED.value):
+            buttons = [
+                action_button(codec, ticket, IntakeAction.SAME_FAULT, locale, style="primary"),
+                action_button(codec, ticket, IntakeAction.NOT_SAME, locale),
+            ]
+    if previous:
+        cause = previous.get("cause") or say("repeat.no_cause", locale)
+        text = say("repeat.previous", locale, number=previous["number"], cause=cause)
+        fields.append((say("field.previous", locale), text))
+    followers = intake.get("followers") or []
+    if followers:
+        sep = "、" if locale == "zh" else ", "
+        fields.append((say("field.merged", locale), sep.join(f["number"] for f in followers)))
+    return fields, buttons
+
+
+def similar_fields(turn: Turn, ticket: Ticket, locale: str) -> list[tuple[str, str]]:
+    """Past cases like this one, each with its number and root cause, while the ticket is
+    being worked on (nothing until the worker's index is built: ``bot/nlp/similar.py``)."""
+    index = turn.env.similar
+    if index is None or ticket.state in _SETTLED:
+        return []
+    found = index.similar(ticket)
+    if not found:
+        return []
+    lines = [say("similar.case", locale, number=m.number, cause=m.cause) for m in found]
+    return [(say("field.similar", locale), "\n".join(lines))]
 
 
 def _intake_buttons(codec: TokenCodec, ticket: Ticket, audience: str, locale: str) -> list[Button]:

@@ -31,7 +31,7 @@ from datetime import timedelta
 from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.events import Address, Button, Card, Message, Text, Voice
-from bot.flows import followups, routing, signin, snooze
+from bot.flows import followups, repeats, routing, signin, snooze
 from bot.nlp.classify import Reading, classify
 from bot.sla.clocks import sync
 from bot.texts import say, short_time
@@ -40,11 +40,11 @@ from bot.tickets import (
     Category,
     IntakeAction,
     Priority,
-    TicketAction,
     TicketState,
     action_label,
 )
 from bot.unit import Turn
+from storage.assets import AssetEntry
 from storage.records import Ticket
 
 __all__ = [
@@ -174,13 +174,17 @@ async def create_ticket(
     env, unit = turn.env, turn.unit
     settings = env.settings.intake
     title = reading.title[:200]
+    asset = _asset_of(turn, event, reading, text)
     site, site_from = reading.location, None
+    if site is None and asset is not None:
+        site = asset.site_name
     if site is None and settings.reuse_days > 0:
         since = turn.now - timedelta(days=settings.reuse_days)
         last = await unit.reads.last_site(turn.person.id, event.chat.ref, since)
         if last is not None:
             site, site_from = last
-    device = reading.device_code or reading.device_name or reading.device
+    named = asset.name if asset is not None else reading.device  # (rather than "机器")
+    device = reading.device_code or reading.device_name or named
     missing = [slot for slot, value in (("device", device), ("site", site)) if not value]
     ask_impact = (
         reading.priority in (Priority.P0, Priority.P1)
@@ -191,11 +195,16 @@ async def create_ticket(
         **({"slots": missing} if missing else {}),
         **({"site_from": site_from} if site_from else {}),
     }
-    picked = await routing.pick_engineer(
-        turn, category=reading.category.value, device_code=device, title=title
-    )
+    found = await repeats.detect(turn, asset_id=asset.id if asset else None,
+                                 asset_name=asset.name if asset else None, site=site,
+                                 device=device, alarm=reading.alarm_code, text=text)  # fmt: skip
+    intake.update(repeats.intake_of(found))  # a suspected repeat waits for staff, unrouted:
+    job = routing.job_for(category=reading.category.value, title=title, device=device, asset=asset)
+    decision = None if found and found.open else await routing.decide(turn, job)
+    picked = decision.winner.candidate.person_id if decision and decision.winner else None
     assignee = env.staff.by_id.get(picked) if picked is not None else None
     team = env.directory.team_for(assignee.key if assignee else None)
+    team_key = team.id if team is not None else (found.original.team_key if found else None)
     ticket = await unit.new_ticket(
         title=title,
         description=text,
@@ -205,10 +214,11 @@ async def create_ticket(
         device_code=device,
         site=site,
         alarm_code=reading.alarm_code,
+        asset_id=asset.id if asset is not None else None,
         reporter_id=turn.person.id,
         origin_chat=event.chat.ref,
         source_event=source,
-        team_key=team.id if team is not None else None,
+        team_key=team_key,
         intake={**intake, **_full_text(event)} or None,  # (the audit keeps the cut text)
         created_at=turn.now,
         updated_at=turn.now,
@@ -218,15 +228,34 @@ async def create_ticket(
         "created",
         via=via,
         to_state=TicketState.NEW.value,
-        data={"text": text, "reading": reading.as_json(None), **intake},
+        data={
+            "text": text,
+            "reading": reading.as_json(None),
+            **intake,
+            **({"asset": asset.code} if asset is not None else {}),
+        },
     )
     env.metrics.tickets_created.inc()
-    if picked is not None:  # (its clocks start with the assignment, counted from creation)
-        await lifecycle.apply(turn, ticket, TicketAction.ASSIGN, None, via="system", target=picked)
+    if decision and picked is not None and not await routing.broadcast(turn, ticket, decision):
+        await routing.assign(turn, ticket, decision)  # (its clocks start, counted from creation)
     else:
         await sync(unit, ticket, actor=None, since=ticket.created_at)  # its clocks start
     await _acknowledge(turn, event.chat, ticket, missing)
+    await repeats.announce(turn, event.chat, ticket, found)
     return ticket
+
+
+def _asset_of(turn: Turn, event: Message | Voice, reading: Reading, text: str) -> AssetEntry | None:
+    """The registered asset a report is about: the one its signed link named (a QR code),
+    else the one its tag or machine name resolves to (in memory: no statement)."""
+    index = turn.env.assets
+    if isinstance(event, Message) and event.asset_id is not None:
+        named = index.get(event.asset_id)
+        if named is not None:
+            return named
+    if not len(index):
+        return None
+    return index.resolve(reading.device_code, reading.device_name, text)
 
 
 async def _acknowledge(turn: Turn, chat: Address, ticket: Ticket, missing: list[str]) -> None:

@@ -11,17 +11,20 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
+from bot.assets import out_of_warranty
 from bot.errors import BadRequest
+from bot.flows.maintenance import asset_maintenance
 from bot.hub import Hub
 from bot.sla.view import clock_status
 from bot.texts import say
 from bot.tickets import Priority, TicketState, state_label
 from bot.web.auth import client_of, staff_of
+from storage import assets as asset_rows
 from storage import outbox, repo
 from storage.models import Ticket
 from storage.unit import Store
 
-__all__ = ["TicketQuery", "routes", "ticket_query", "ticket_ref"]
+__all__ = ["TicketQuery", "asset_query", "routes", "ticket_query", "ticket_ref"]
 
 HUB = web.AppKey("hub", Hub)
 _STATES = tuple(s.value for s in TicketState)
@@ -227,6 +230,84 @@ async def get_ticket(request: web.Request) -> web.Response:
         return web.json_response(await _ticket_json(hub, s, ticket, events=True))
 
 
+# ---------------------------------------------------------------------- assets
+
+_ASSET_PARAMETERS = ("q", "limit", "offset")
+
+
+def asset_query(query: MultiMapping[str]) -> tuple[str | None, int, int]:
+    """``GET /api/assets``'s (q, limit, offset), or ``BadRequest`` naming what is wrong."""
+    unknown = sorted(set(query) - set(_ASSET_PARAMETERS))
+    if unknown:
+        known = ", ".join(_ASSET_PARAMETERS)
+        raise BadRequest(f"unknown query parameter {unknown[0][:40]!r} (known: {known})")
+    q = (_single(query, "q") or "").strip() or None
+    if q is not None and len(q) > 100:
+        raise BadRequest("'q' is longer than 100 characters")
+    return q, _number(query, "limit", 1, 1000, 100), _number(query, "offset", 0, 1_000_000, 0)
+
+
+def _asset_json(hub: Hub, a: asset_rows.AssetEntry) -> dict[str, Any]:
+    today = hub.clock().astimezone(hub.settings.tz).date()
+    return {
+        "code": a.code,
+        "name": a.name,
+        "aliases": list(a.aliases),
+        "model": a.model,
+        "category": a.category,
+        "site": {"code": a.site_code, "name": a.site_name} if a.site_code else None,
+        "organisation": (
+            {"code": a.organisation_code, "name": a.organisation_name}
+            if a.organisation_code
+            else None
+        ),
+        "install_date": a.install_date.isoformat() if a.install_date else None,
+        "warranty_end": a.warranty_end.isoformat() if a.warranty_end else None,
+        "out_of_warranty": out_of_warranty(a, today),
+        "preferred_engineer": a.preferred_engineer,
+        "active": a.active,
+    }
+
+
+async def list_assets(request: web.Request) -> web.Response:
+    await _check_token(request)
+    hub = request.app[HUB]
+    q, limit, offset = asset_query(request.query)
+    async with hub.db.reads() as conn:
+        found = await asset_rows.search(conn, q, limit=limit, offset=offset)
+    return web.json_response({"assets": [_asset_json(hub, a) for a in found]})
+
+
+async def get_asset(request: web.Request) -> web.Response:
+    """One asset with its site (address, coordinates), organisation and last ten tickets."""
+    await _check_token(request)
+    hub = request.app[HUB]
+    _no_query(request.query)
+    code = request.match_info["code"]
+    if not 1 <= len(code) <= 100:
+        raise BadRequest("an asset's code is 1–100 characters")
+    async with hub.db.reads() as conn:
+        asset = await asset_rows.by_code(conn, code)
+        if asset is None:
+            raise web.HTTPNotFound(reason="no such asset")
+        site = await asset_rows.site_of(conn, asset.site_id) if asset.site_id else None
+        tickets = (await asset_rows.history(conn, [asset.id], per_asset=10))[asset.id]
+        upkeep = await asset_maintenance(conn, hub.settings, asset.id, hub.clock())
+    out = _asset_json(hub, asset)
+    out["site"] = site
+    out["tickets"] = [
+        {
+            "number": t.number,
+            "title": t.title,
+            "state": t.state,
+            "created_at": t.created_at.isoformat(),
+        }
+        for t in tickets
+    ]
+    out["maintenance"] = upkeep  # open suggestions and PM schedules
+    return web.json_response(out)
+
+
 async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     try:
@@ -270,4 +351,6 @@ def routes() -> list[web.RouteDef]:
         web.get("/metrics", metrics),
         web.get("/api/tickets", list_tickets),
         web.get("/api/tickets/{ref}", get_ticket),
+        web.get("/api/assets", list_assets),
+        web.get("/api/assets/{code}", get_asset),
     ]
