@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.directory import Directory
 from bot.engine import Engine
 from bot.events import Address
-from bot.flows import escalation, maintenance
+from bot.flows import escalation, maintenance, reoffer
 from bot.flows.housekeeping import auto_close, reconcile
 from bot.hearing import Ears
 from bot.inbox import Inbox, TextCap
@@ -177,6 +177,23 @@ class Hub:
                 await auto_close(self.work, after)
             except Exception:  # a scheduled job must log and try again next time, not die
                 log.exception("auto-close job failed")
+
+    async def reoffer(self) -> int:
+        """Unassigned tickets routed again now that someone who can take them is on duty
+        (``bot/flows/reoffer.py``); returns how many were assigned."""
+        assigned = await reoffer.reoffer(self.work)
+        if assigned:
+            self._outbox_queued()
+        return assigned
+
+    async def _reoffer_tick(self) -> None:
+        async with self._jobs:
+            if self._stopping:
+                return
+            try:
+                await self.reoffer()
+            except Exception:  # a scheduled job must log and try again next time, not die
+                log.exception("offering unassigned tickets again failed")
 
     async def _audit_checkpoint(self) -> None:
         """Record every audit chain's head (skipped when another worker on this database has
@@ -374,6 +391,16 @@ class Hub:
                 max_instances=1,
                 coalesce=True,
             )
+        # Shifts begin on the minute: each minute, what waits for an engineer is offered again.
+        self.scheduler.add_job(
+            self._reoffer_tick,
+            "interval",
+            minutes=1,
+            id="reoffer",
+            name="unassigned tickets offered again",
+            max_instances=1,
+            coalesce=True,
+        )
         if self.settings.maintenance.enabled:
             self.scheduler.add_job(
                 self._maintenance_tick,
