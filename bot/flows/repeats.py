@@ -28,6 +28,7 @@ of both tickets.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,6 +74,13 @@ class Repeat:
     why: dict[str, Any]  # {"scope": "asset" | "site", "alarm": str | None, "score": float}
 
 
+@functools.lru_cache(maxsize=1024)
+def _words(text: str) -> frozenset[str]:
+    """A report's words, kept for the next report that is compared with it (a burst about
+    one line stop compares each new report with the same few tickets)."""
+    return frozenset(case_tokens(text))
+
+
 def same_fault(
     new_text: str,
     new_alarm: str | None,
@@ -85,9 +93,9 @@ def same_fault(
     a, b = (new_alarm or "").upper(), (old_alarm or "").upper()
     if a and b:
         return {"alarm": a, "score": 1.0} if a == b else None
-    ignore = set(case_tokens(own_words)) | {a.lower(), b.lower()}
-    mine = set(case_tokens(new_text)) - ignore
-    theirs = set(case_tokens(old_text)) - ignore
+    ignore = _words(own_words) | {a.lower(), b.lower()}
+    mine = _words(new_text) - ignore
+    theirs = _words(old_text) - ignore
     if not mine or not theirs:
         return None
     score = len(mine & theirs) / min(len(mine), len(theirs))
