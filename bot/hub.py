@@ -9,7 +9,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -168,15 +168,20 @@ class Hub:
             self._warm_failed = True
         gc.freeze()  # (its dictionaries are for good too)
 
-    async def _auto_close(self) -> None:
-        after = timedelta(hours=self.settings.tickets.auto_close_hours)
+    async def _job(self, what: str, run: Callable[[], Awaitable[object]]) -> None:
+        """Run a scheduled job: one at a time, never while stopping (``stop`` waits for the
+        one running); a failure is logged and tried again next time, never fatal."""
         async with self._jobs:
             if self._stopping:
                 return
             try:
-                await auto_close(self.work, after)
-            except Exception:  # a scheduled job must log and try again next time, not die
-                log.exception("auto-close job failed")
+                await run()
+            except Exception:
+                log.exception("%s failed", what)
+
+    async def _auto_close(self) -> None:
+        after = timedelta(hours=self.settings.tickets.auto_close_hours)
+        await self._job("auto-close job", lambda: auto_close(self.work, after))
 
     async def reoffer(self) -> int:
         """Unassigned tickets routed again now that someone who can take them is on duty
@@ -187,29 +192,23 @@ class Hub:
         return assigned
 
     async def _reoffer_tick(self) -> None:
-        async with self._jobs:
-            if self._stopping:
-                return
-            try:
-                await self.reoffer()
-            except Exception:  # a scheduled job must log and try again next time, not die
-                log.exception("offering unassigned tickets again failed")
+        await self._job("offering unassigned tickets again", self.reoffer)
 
     async def _audit_checkpoint(self) -> None:
         """Record every audit chain's head (skipped when another worker on this database has
         just done so: a checkpoint younger than half the interval exists)."""
         half = timedelta(minutes=self.settings.audit.checkpoint_minutes / 2)
-        async with self._jobs:
-            if self._stopping:
-                return
-            try:
-                cp = await take_checkpoint(
-                    self.db, self.settings, self.audit_key, now=self.clock(), fresh_within=half
-                )
-            except Exception:  # a scheduled job must log and try again next time, not die
-                log.exception("audit checkpoint failed")
-                return
-        if cp is not None and self.settings.audit.post_checkpoints and self.settings.admin_chat:
+        taken: list[object] = []
+
+        async def take() -> None:
+            cp = await take_checkpoint(
+                self.db, self.settings, self.audit_key, now=self.clock(), fresh_within=half
+            )
+            if cp is not None:
+                taken.append(cp)
+
+        await self._job("audit checkpoint", take)
+        if taken and self.settings.audit.post_checkpoints and self.settings.admin_chat:
             self._outbox_queued()
 
     async def maintenance(self) -> tuple[int, int]:
@@ -221,13 +220,7 @@ class Hub:
         return opened, suggested
 
     async def _maintenance_tick(self) -> None:
-        async with self._jobs:
-            if self._stopping:
-                return
-            try:
-                await self.maintenance()
-            except Exception:  # a scheduled job must log and try again next time, not die
-                log.exception("preventive maintenance job failed")
+        await self._job("preventive maintenance job", self.maintenance)
 
     async def refresh_assets(self) -> bool:
         """Load the asset registry into memory when it changed since it was loaded (another
@@ -241,10 +234,7 @@ class Hub:
         return True
 
     async def _assets_tick(self) -> None:
-        try:
-            await self.refresh_assets()
-        except Exception:  # a scheduled job must log and try again next time, not die
-            log.exception("refreshing the asset registry failed")
+        await self._job("refreshing the asset registry", self.refresh_assets)
 
     async def _cases_load(self) -> None:
         assert self.cases is not None
@@ -255,10 +245,7 @@ class Hub:
 
     async def _cases_tick(self) -> None:
         assert self.cases is not None
-        try:
-            await self.cases.refresh()
-        except Exception:  # a scheduled job must log and try again next time, not die
-            log.exception("refreshing the similar-cases index failed")
+        await self._job("refreshing the similar-cases index", self.cases.refresh)
 
     def limits(self, destination: Address) -> Sequence[RateLimit]:
         """The rate limits the destination's adapter declares (none if it is not running)."""
