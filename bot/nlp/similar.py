@@ -190,6 +190,9 @@ class SimilarCases:
         self._lengths: dict[int, int] = {}  # pending: ticket → tokens
         self._masked: set[int] = set()  # base rows changed or gone since it was built
         self._building: asyncio.Lock | None = None
+        # Lookups as answered since the index last changed: a ticket's cards (the engineer's,
+        # the team's, each language) are drawn together and ask the same question.
+        self._answers: dict[tuple[int, str, int | None, tuple[int, ...]], list[Match]] = {}
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -230,6 +233,8 @@ class SimilarCases:
                 self._gone.pop(ticket_id, None)
             self._make_pending(ticket_id, current, doc)
             changed += 1
+        if changed:
+            self._answers.clear()
         return changed
 
     def _make_pending(self, ticket_id: int, old: _Doc | None, new: _Doc | None) -> None:
@@ -281,6 +286,7 @@ class SimilarCases:
             for ticket_id in base.rows:
                 if ticket_id not in self._docs:
                     self._make_pending(ticket_id, None, None)
+            self._answers.clear()
             self.ready = True
 
     # --- looking up
@@ -290,7 +296,15 @@ class SimilarCases:
         the ticket it was merged into); empty until the index is ready."""
         if not self.ready or self._base is None:
             return []
-        base = self._base
+        key = (ticket.id, query_text(ticket), ticket.merged_into, tuple(sorted(exclude)))
+        answer = self._answers.get(key)
+        if answer is None:
+            if len(self._answers) >= 1024:
+                self._answers.clear()
+            answer = self._answers[key] = self._lookup(self._base, ticket, key[3])
+        return list(answer)
+
+    def _lookup(self, base: _Base, ticket: CaseSource, exclude: tuple[int, ...]) -> list[Match]:
         query = sorted(set(self._ids(case_tokens(query_text(ticket)), grow=False)))
         if not query:
             return []
