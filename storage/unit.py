@@ -402,8 +402,10 @@ class Store:
     async def recent_tickets(
         self, *, asset_id: int | None, site: str | None, since: datetime, limit: int
     ) -> list[Ticket]:
-        """Tickets of the asset (else: at the site) changed since ``since``, not merged, newest
-        first — copies to compare with, never written (repeat reports, ``bot/flows/repeats.py``)."""
+        """Tickets of the asset (else: at the site) changed since ``since``, not merged, the most
+        recently changed first — copies to compare with, never written (repeat reports,
+        ``bot/flows/repeats.py``). The order is the index's (``ix_tickets_site_updated`` /
+        ``…asset_updated``), so the read stops after ``limit`` rows however busy the site is."""
         by = "asset_id" if asset_id is not None else "site"
         stmt = _cached(
             ("recent", by),
@@ -414,7 +416,7 @@ class Store:
                     T.c.updated_at >= bindparam("since"),
                     T.c.merged_into.is_(None),
                 )
-                .order_by(T.c.id.desc())
+                .order_by(T.c.updated_at.desc(), T.c.id.desc())
                 .limit(bindparam("limit"))
             ),
         )
