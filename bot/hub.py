@@ -347,67 +347,37 @@ class Hub:
         self.scheduler.add_job(
             self._inbound_tick, "interval", seconds=5, id="inbound-tick", name="inbound tick"
         )
-        self.scheduler.add_job(
-            self._assets_tick,
-            "interval",
-            seconds=REFRESH_SECONDS,
-            id="assets-refresh",
-            name="asset registry refresh",
-            max_instances=1,
-            coalesce=True,
+        self._every(
+            self._assets_tick, "assets-refresh", "asset registry refresh", seconds=REFRESH_SECONDS
         )
         if self.cases is not None:  # built in the background: cards show cases once it is
             self._tasks.append(asyncio.create_task(self._cases_load(), name="similar-cases"))
-            self.scheduler.add_job(
+            self._every(
                 self._cases_tick,
-                "interval",
+                "similar-refresh",
+                "similar cases refresh",
                 seconds=self.settings.similar.refresh_seconds,
-                id="similar-refresh",
-                name="similar cases refresh",
-                max_instances=1,
-                coalesce=True,
             )
         if self.settings.tickets.auto_close_hours > 0:
-            self.scheduler.add_job(
-                self._auto_close,
-                "interval",
-                minutes=5,
-                id="auto-close",
-                name="auto-close",
-                next_run_time=datetime.now(UTC),
-                max_instances=1,
-                coalesce=True,
+            self._every(
+                self._auto_close, "auto-close", "auto-close", first=datetime.now(UTC), minutes=5
             )
         # Shifts begin on the minute: each minute, what waits for an engineer is offered again.
-        self.scheduler.add_job(
-            self._reoffer_tick,
-            "interval",
-            minutes=1,
-            id="reoffer",
-            name="unassigned tickets offered again",
-            max_instances=1,
-            coalesce=True,
-        )
+        self._every(self._reoffer_tick, "reoffer", "unassigned tickets offered again", minutes=1)
         if self.settings.maintenance.enabled:
-            self.scheduler.add_job(
+            self._every(
                 self._maintenance_tick,
-                "interval",
+                "maintenance",
+                "preventive maintenance",
+                first=datetime.now(UTC) + timedelta(seconds=10),
                 minutes=self.settings.maintenance.check_minutes,
-                id="maintenance",
-                name="preventive maintenance",
-                next_run_time=datetime.now(UTC) + timedelta(seconds=10),
-                max_instances=1,
-                coalesce=True,
             )
         if self.settings.audit.checkpoint_minutes > 0:
-            self.scheduler.add_job(
+            self._every(
                 self._audit_checkpoint,
-                "interval",
+                "audit-checkpoint",
+                "audit checkpoint",
                 minutes=self.settings.audit.checkpoint_minutes,
-                id="audit-checkpoint",
-                name="audit checkpoint",
-                max_instances=1,
-                coalesce=True,
             )
         if self.env.policies is not None:
             # Policies may have changed since the last run: apply them, in the background.
@@ -424,6 +394,29 @@ class Hub:
         self.scheduler.start()
         self.engine.wake.set()
         self.sender.wake.set()
+
+    def _every(
+        self,
+        job: Callable[[], Awaitable[None]],
+        job_id: str,
+        name: str,
+        *,
+        first: datetime | None = None,
+        **interval: float,
+    ) -> None:
+        """A scheduled job (``_job`` wraps what it runs): at most one run at a time, missed runs
+        folded into one; ``first`` brings the first run forward (else: one interval from now)."""
+        when = {} if first is None else {"next_run_time": first}  # (None would pause the job)
+        self.scheduler.add_job(
+            job,
+            "interval",
+            **interval,
+            id=job_id,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            **when,
+        )
 
     async def stop(self) -> None:
         self._stopping = True
