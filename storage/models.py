@@ -32,6 +32,7 @@ __all__ = [
     "Base",
     "CardRef",
     "Chat",
+    "CsatRating",
     "Identity",
     "InboundEvent",
     "Organisation",
@@ -467,6 +468,23 @@ class MaintenanceSuggestion(Base):
     days: Mapped[float] = mapped_column()
     teams: Mapped[list[str]] = mapped_column(Json, default=list)  # the teams it was posted to
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class CsatRating(Base):
+    """The customer's rating of a closed ticket: asked once at close, reminded at most once.
+
+    One row per ticket (a reopened and re-closed ticket is asked again: the row is reset).
+    ``score`` stays empty until the customer taps a star."""
+
+    __tablename__ = "csat_ratings"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    rater_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    score: Mapped[int | None] = mapped_column(Integer)  # 1..5
+    comment: Mapped[str | None] = mapped_column(Text)
+    asked_at: Mapped[datetime] = mapped_column(index=True)
+    reminded_at: Mapped[datetime | None] = mapped_column()
+    rated_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 #: The tables by name, typed for Core statements (``Model.__table__`` is only a ``FromClause``).
