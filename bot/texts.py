@@ -23,7 +23,7 @@ from bot.tickets import action_label_of, state_label_of
 
 __all__ = ["local_time", "refusal", "say", "short_time", "span"]
 
-TEXTS: Mapping[str, tuple[str, str]] = {
+_CORE: Mapping[str, tuple[str, str]] = {
     # --- staff sign-in (bot/flows/signin.py, bot/access.py)
     "signin.link": (
         "您的登录链接（{minutes} 分钟内有效，只能用一次，请勿转发）：\n{url}",
@@ -435,6 +435,23 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     # --- bad input (bot/inbox.py TextCap): the mark that ends a text cut to the limit
     "text.truncated": ("…(已截断)", "…(truncated)"),
 }
+
+
+def _merged(*tables: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """One table of every feature's texts; a key defined twice is a mistake caught at import."""
+    merged: dict[str, tuple[str, str]] = {}
+    for table in tables:
+        clash = merged.keys() & table.keys()
+        if clash:
+            raise RuntimeError(f"texts defined twice: {sorted(clash)}")
+        merged.update(table)
+    return merged
+
+
+# Each feature's texts live in bot/phrases/<feature>.py; list the module's TEXTS here.
+TEXTS: Mapping[str, tuple[str, str]] = _merged(
+    _CORE,
+)
 
 
 def say(key: str, locale: str, **values: object) -> str:

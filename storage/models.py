@@ -157,6 +157,9 @@ class Ticket(Base):
     intake: Mapped[dict[str, Any] | None] = mapped_column()
     asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"), index=True)
     merged_into: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # 待备件: the parts waited for ([{name, qty, code?}]) and when they are expected.
+    parts: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
+    parts_eta: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     respond_due: Mapped[datetime | None] = mapped_column(index=True)

@@ -1,4 +1,4 @@
-"""csat: the customer's 1–5 rating of a closed ticket
+"""csat and parts: the customer's 1–5 rating of a closed ticket; the parts a ticket waits for
 
 Revision ID: 0010
 Revises: 0009
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 from storage.models import UTCDateTime
 
@@ -17,10 +18,14 @@ down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+_JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("tickets") as batch:
+        batch.add_column(sa.Column("parts", _JSON, nullable=True))
+        batch.add_column(sa.Column("parts_eta", UTCDateTime(), nullable=True))
     op.create_table(
         "csat_ratings",
         sa.Column("id", _ID, nullable=False),
@@ -48,3 +53,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_csat_ratings_rated_at"), table_name="csat_ratings")
     op.drop_index(op.f("ix_csat_ratings_asked_at"), table_name="csat_ratings")
     op.drop_table("csat_ratings")
+    with op.batch_alter_table("tickets") as batch:
+        batch.drop_column("parts_eta")
+        batch.drop_column("parts")
