@@ -87,6 +87,11 @@ class Engine:
         self._voice: set[asyncio.Task[None]] = set()
         self._per_event = 0.0005  # seconds of write per event (a moving average; SQLite)
         self._alone = 0  # units to run one event at a time (after a unit failed to commit)
+        # The last unit's claim found fewer events than it could take and left none to try
+        # again: on SQLite (one process writes it; the intake wakes us after each commit)
+        # nothing is waiting, so the pump stops without one more look.
+        self._drained = False
+        self._retrying = False  # the last unit left an event pending, to be tried again
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -142,10 +147,13 @@ class Engine:
             if self.yield_to_intake is not None:
                 await self.yield_to_intake()
             self.wake.clear()
-            handled = await self.step(self._batch_size())
+            size = self._batch_size()
+            handled = await self.step(size)
             if not handled:  # (a chat's next event is claimable once its last is done)
                 break
             total += handled
+            if self._drained and not self.wake.is_set():
+                break  # the claim took everything pending, and nothing came in since
         return total
 
     def _batch_size(self) -> int:
@@ -163,6 +171,7 @@ class Engine:
         """One unit of at most ``size`` events: claim, decide, write. Returns how many events
         it claimed."""
         rows: list[Claimed] = []
+        self._drained = self._retrying = False
         try:
             async with self.work.unit() as tx:
                 rows = await inbound.claimable(
@@ -184,6 +193,7 @@ class Engine:
             if rows and self.db.is_sqlite:
                 per_event = self.work.last_write / len(rows)
                 self._per_event = 0.8 * self._per_event + 0.2 * per_event
+                self._drained = len(rows) < size and not self._retrying
         except (Conflict, Taken) as exc:  # someone else changed what we read: read again
             log.info("a unit of %d events met a change made meanwhile (%s); again", len(rows), exc)
             return len(rows)
@@ -258,6 +268,7 @@ class Engine:
                     tx.feed.extend(entries)
                     tx.local.add(adapter)
             await asyncio.sleep(0)  # let the server answer requests between events
+        self._retrying = any(status == "pending" for _, status, _ in outcomes)
         if outcomes:
 
             async def settle(conn: AsyncConnection) -> None:

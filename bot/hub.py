@@ -282,10 +282,11 @@ class Hub:
                 self._sla_idle.set()
 
     async def idle(self) -> None:
-        """Return once no background loop has work in hand: the start-up policy pass is
-        done, and the engine, the outbox and the SLA sweep wait for their next wake-up."""
+        """Return once no background loop has work in hand: the start-up policy pass and the
+        similar-cases index are done, and the engine, the outbox and the SLA sweep wait for
+        their next wake-up."""
         for task in self._tasks:
-            if task.get_name() == "sla-reconcile":
+            if task.get_name() in ("sla-reconcile", "similar-cases"):
                 await asyncio.wait({task})
         await self.engine.idle()
         await self.sender.idle()

@@ -57,7 +57,14 @@ class Reads(Protocol):
         self, reporter_id: int, origin_chat: str, since: datetime
     ) -> tuple[str, str] | None: ...
 
-    async def recent_assigned(self, person_ids: Sequence[int], n: int) -> dict[int, list[int]]: ...
+    async def assignments(
+        self,
+        person_ids: Sequence[int],
+        n: int,
+        *,
+        load_ids: Collection[int] = (),
+        states: Collection[str] = (),
+    ) -> tuple[dict[int, list[int]], dict[int, int]]: ...
 
     async def open_ticket_ids(
         self,
@@ -324,11 +331,24 @@ class Unit:
             self._touch(note)
         return note
 
+    async def recent_assigned(self, person_ids: Sequence[int], n: int) -> dict[int, list[int]]:
+        """Each person's newest ``n`` tickets' ids (newest first); the engineers' loads, when
+        not read yet, come in the same statement (routing wants both)."""
+        if self._loads is not None:
+            recent, _ = await self.reads.assignments(person_ids, n)
+            return recent
+        recent, self._loads = await self.reads.assignments(
+            person_ids, n, load_ids=self._engineer_ids(), states=_OPEN
+        )
+        return recent
+
+    def _engineer_ids(self) -> list[int]:
+        return [p.id for p in self.env.staff.by_id.values() if p.role == "engineer"]
+
     async def load_of(self, person_id: int) -> int:
         """Open tickets assigned to ``person_id`` (the engineers' loads are read once)."""
         if self._loads is None:
-            engineers = [p.id for p in self.env.staff.by_id.values() if p.role == "engineer"]
-            self._loads = await self.reads.loads(engineers, _OPEN)
+            self._loads = await self.reads.loads(self._engineer_ids(), _OPEN)
         if person_id not in self._loads:
             self._loads.update(await self.reads.loads([person_id], _OPEN))
         return self._loads[person_id]

@@ -22,13 +22,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Delete,
     Select,
     Update,
     bindparam,
+    cast,
     delete,
     func,
+    null,
     select,
     text,
     union_all,
@@ -286,16 +289,26 @@ class Store:
         )
         return [i for (i,) in await self.conn.execute(stmt, params)]
 
-    async def recent_assigned(self, person_ids: Sequence[int], n: int) -> dict[int, list[int]]:
-        """Each person's newest ``n`` tickets (any state), ids newest first: one statement, a
-        short index walk per person (``UNION ALL`` of ``LIMIT`` queries; no window over every
-        ticket they ever had)."""
-        out: dict[int, list[int]] = {p: [] for p in person_ids}
-        if not person_ids:
-            return out
+    async def assignments(
+        self,
+        person_ids: Sequence[int],
+        n: int,
+        *,
+        load_ids: Collection[int] = (),
+        states: Collection[str] = (),
+    ) -> tuple[dict[int, list[int]], dict[int, int]]:
+        """Each person's newest ``n`` tickets (any state, ids newest first), and the open
+        tickets (in ``states``) of each of ``load_ids``: one statement, a short index walk per
+        person (``UNION ALL`` of ``LIMIT`` queries; no window over every ticket they ever had)
+        and one count. Routing wants both, for the same engineers, at the same moment."""
+        recent: dict[int, list[int]] = {p: [] for p in person_ids}
+        loads = dict.fromkeys(load_ids, 0)
+        if not person_ids and not load_ids:
+            return recent, loads
 
         def build() -> Any:
-            parts = []
+            nothing = cast(null(), BigInteger)  # (PostgreSQL types a union's columns)
+            parts: list[Any] = []
             for i in range(len(person_ids)):
                 one = (
                     select(T.c.id, T.c.assignee_id)
@@ -304,17 +317,26 @@ class Store:
                     .limit(bindparam("n"))
                     .subquery()
                 )
-                parts.append(select(one.c.id, one.c.assignee_id))
+                parts.append(select(one.c.id, one.c.assignee_id, nothing.label("open")))
+            if load_ids:
+                parts.append(
+                    select(nothing.label("id"), T.c.assignee_id, func.count().label("open"))
+                    .where(T.c.assignee_id.in_(_IDS), T.c.state.in_(_STATES))
+                    .group_by(T.c.assignee_id)
+                )
             return union_all(*parts) if len(parts) > 1 else parts[0]
 
-        stmt = _cached(("recent_assigned", len(person_ids)), build)
+        stmt = _cached(("assignments", len(person_ids), bool(load_ids)), build)
         params: dict[str, Any] = {f"p{i}": p for i, p in enumerate(person_ids)}
-        params["n"] = n
-        for ticket_id, person in await self.conn.execute(stmt, params):
-            out[person].append(ticket_id)
-        for ids in out.values():
+        params.update(n=n, ids=list(load_ids), states=list(states))
+        for ticket_id, person, open_ in await self.conn.execute(stmt, params):
+            if ticket_id is None:
+                loads[person] = int(open_)
+            else:
+                recent[person].append(ticket_id)
+        for ids in recent.values():
             ids.sort(reverse=True)
-        return out
+        return recent, loads
 
     async def clocks(self, ticket_ids: Collection[int]) -> dict[int, list[Clock]]:
         out: dict[int, list[Clock]] = {t: [] for t in ticket_ids}

@@ -74,7 +74,7 @@ async def _quiet(hub: RunningHub) -> None:
     await hub.hub.idle()
 
 
-async def test_a_new_ticket_with_its_replies_costs_17_statements_in_3_transactions(
+async def test_a_new_ticket_with_its_replies_costs_15_statements_in_3_transactions(
     running: Start, db_url: str
 ) -> None:
     hub = await running()
@@ -99,10 +99,12 @@ async def test_a_new_ticket_with_its_replies_costs_17_statements_in_3_transactio
                 await eventually(replied, what=f"ticket {i + 1} and its replies")
                 await hub.hub.idle()
             first = "a new customer" if i == 0 else "a known customer"
-            # (17: routing reads every engineer's newest tickets, for fatigue, where they are
-            # and whose turn it is, in one statement; a registered asset adds its history; a
-            # site without an asset, its recent tickets, for repeat reports.)
-            assert len(count.statements) <= 17, "\n".join([first, *count.statements])
+            # (The intake's commit 3; the unit's claim 1, the site's recent tickets for repeat
+            # reports 1, routing's one read of every engineer's newest tickets and open load
+            # 1, the write 9 — on SQLite its BEGIN is counted. The engine looks for more only
+            # when something may be waiting: on SQLite, when its claim was full or it was
+            # woken since.)
+            assert len(count.statements) <= 15, "\n".join([first, *count.statements])
             assert count.write_transactions <= 3, (first, count.write_transactions)
     finally:
         await watcher.dispose()
@@ -138,8 +140,8 @@ async def test_a_button_press_costs_a_handful_of_statements(running: Start, db_u
             await hub.hub.idle()
         # The presser's sign-in 1 (a staff session is checked on every request, so that a
         # sign-out or password change ends it at once), intake 2, the unit's reads 4, its
-        # write 6, and the engine's look for more: 14.
-        assert len(count.statements) <= 14, "\n".join(count.statements)
+        # write 6; on PostgreSQL no BEGIN is counted, but the engine looks for more: 13.
+        assert len(count.statements) <= 13, "\n".join(count.statements)
         assert count.write_transactions <= 2, count.write_transactions
     finally:
         await watcher.dispose()

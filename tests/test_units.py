@@ -82,12 +82,19 @@ class MemoryReads:
         ]
         return sorted(found, reverse=True)[:limit]
 
-    async def recent_assigned(self, person_ids: Sequence[int], n: int) -> dict[int, list[int]]:
+    async def assignments(
+        self,
+        person_ids: Sequence[int],
+        n: int,
+        *,
+        load_ids: Collection[int] = (),
+        states: Collection[str] = (),
+    ) -> tuple[dict[int, list[int]], dict[int, int]]:
         out: dict[int, list[int]] = {p: [] for p in person_ids}
         for t in sorted(self.tickets_.values(), key=lambda t: t.id, reverse=True):
             if t.assignee_id in out and len(out[t.assignee_id]) < n:
                 out[t.assignee_id].append(t.id)
-        return out
+        return out, await self.loads(load_ids, states)
 
     async def clocks(self, ticket_ids: Collection[int]) -> dict[int, list[Clock]]:
         return {i: list(self.clocks_.get(i, [])) for i in ticket_ids}

@@ -81,12 +81,13 @@ _STORED: WeakKeyDictionary[Unit, dict[int, list[Ticket]]] = WeakKeyDictionary()
 
 
 async def _load_recent(unit: Unit, person_ids: list[int], n: int) -> None:
-    """Every engineer's newest ``n`` stored tickets, in two statements for all of them."""
+    """Every engineer's newest ``n`` stored tickets, in two statements for all of them (the
+    first brings the engineers' loads along)."""
     stored = _STORED.setdefault(unit, {})
     wanted = [p for p in person_ids if p not in stored]
     if not wanted:
         return
-    by_person = await unit.reads.recent_assigned(wanted, n)
+    by_person = await unit.recent_assigned(wanted, n)
     missing = list({i for ids in by_person.values() for i in ids if i not in unit.tickets})
     loaded = {t.id: t for t in await unit.reads.tickets(missing)} if missing else {}
     for person_id, ids in by_person.items():
