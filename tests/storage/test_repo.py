@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from storage import inbound, outbox, repo
 from storage.audit import audit_key
 from storage.db import Database
 from storage.inbound import InboundRow
 from storage.models import OutboxMessage
+from storage.models import Ticket as TicketRow
 from storage.outbox import Outcome
 from storage.unit import Changes, Conflict, Ids, Store
 from tests.fakes import enqueue
@@ -90,6 +91,38 @@ async def test_a_unit_writes_only_what_changed(db: Database) -> None:
     async with db.read() as s:
         t = await repo.get_ticket(s, ticket_id)
         assert t is not None and (t.site, t.state, t.version) == ("二车间", "new", 1)
+
+
+async def test_the_repeat_check_reads_a_site_s_recent_tickets_with_what_it_compares(
+    db: Database,
+) -> None:
+    """Newest change first, merged ones left out; of the JSON columns only the repeat status
+    and the suspected cause come back (the routing explanation stays in the database)."""
+    routing = {"routing": {"candidates": [{"name": "李工", "score": 0.9}]}}
+    plain = await _customer_ticket(db, site="二车间")
+    suspected = await _customer_ticket(
+        db,
+        site="二车间",
+        intake={**routing, "repeat": {"id": plain, "status": "suspected"}},
+        diagnosis={"symptom": "不转", "suspected_cause": "保险丝熔断"},
+    )
+    merged = await _customer_ticket(db, site="二车间", merged_into=plain)
+    await _customer_ticket(db, site="一车间")
+    async with db.begin() as conn:
+        await conn.execute(
+            update(TicketRow)
+            .where(TicketRow.id == plain)
+            .values(updated_at=datetime(2026, 12, 4, 8, tzinfo=UTC))
+        )
+        found = await Store(conn, Ids()).recent_tickets(
+            asset_id=None, site="二车间", since=datetime(2026, 1, 1, tzinfo=UTC), limit=10
+        )
+    assert merged not in [t.id for t in found]
+    by_id = {t.id: t for t in found}
+    assert [t.id for t in found][-1] == plain  # changed longest ago: last
+    assert by_id[suspected].intake == {"repeat": {"status": "suspected"}}
+    assert by_id[suspected].diagnosis == {"suspected_cause": "保险丝熔断"}
+    assert by_id[plain].intake is None and by_id[plain].diagnosis is None
 
 
 async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
