@@ -31,6 +31,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import sqlite_driver
+
 __all__ = ["Database", "WriteGate", "insert_stmt", "migrate", "migrate_async"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -127,6 +129,8 @@ class Database:
             # Every transaction here ends in a commit or a rollback of its own: no reset on
             # return to the pool (a rollback round trip to the driver's thread each time).
             kwargs.update(pool_reset_on_return=None)
+            if url.startswith("sqlite+aiosqlite"):  # one trip to its thread per statement
+                kwargs.update(module=sqlite_driver.dbapi())
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.read_engine: AsyncEngine = self.engine
         self.unit_read_engine: AsyncEngine = self.engine

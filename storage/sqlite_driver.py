@@ -1,0 +1,133 @@
+"""SQLite through aiosqlite with one trip to its thread per statement.
+
+SQLAlchemy's aiosqlite adapter makes a statement four trips to aiosqlite's thread: open a
+cursor, execute, fetch the rows, close the cursor. Each trip is a queue put, a thread switch
+and a wake-up of the event loop, and on this workload a trip costs more than SQLite's own
+work: one trip per statement halves the time and the CPU a statement costs
+(``bench/sqlite_trips.py`` measures both side by side; figures in bench/README.md). Here a
+statement's whole life — cursor, execute, rows, close — is one function run in aiosqlite's
+thread; everything else (connections, commits, server-side cursors, errors) is SQLAlchemy's
+adapter unchanged.
+
+Used by passing ``module=dbapi()`` to ``create_async_engine`` for ``sqlite+aiosqlite`` URLs
+(storage/db.py); SQLAlchemy then builds its own aiosqlite dialect around this module.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from collections.abc import Sequence
+from threading import Thread
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util.concurrency import await_
+
+__all__ = ["dbapi"]
+
+#: (description, rowcount, lastrowid, rows) of one statement, read in the driver's thread.
+_Result = tuple[Any, int, int | None, list[Any]]
+
+
+def _run(conn: aiosqlite.Connection, sql: str, params: Any, many: bool) -> _Result:
+    """One statement, start to finish, in aiosqlite's thread."""
+    cursor = conn._conn.cursor()  # (the sqlite3 connection: only touched in its thread)
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, () if params is None else params)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class _Cursor(AsyncAdapt_aiosqlite_cursor):
+    """A client-side cursor that holds its results: no driver cursor outlives a statement."""
+
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = {}  # type: ignore[assignment]
+        self._rows = deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _async_soft_close(self) -> None:
+        return  # nothing is open: the rows are already here
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            return await_(self._one_trip(operation, parameters, many=False))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        try:
+            return await_(self._one_trip(operation, seq_of_parameters, many=True))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _one_trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        async with self._adapt_connection._execute_mutex:
+            conn = self._connection
+            result = await conn._execute(_run, conn, operation, parameters, many)
+        self._description, self._rowcount, self._lastrowid, rows = result
+        self._rows = deque(rows)
+
+
+class _Connection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _Cursor  # type: ignore[assignment]  # (a subclass; the stub says exact)
+
+
+class _Dbapi(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> _Connection:
+        creator_fn = kw.pop("async_creator_fn", None)
+        connection = creator_fn(*arg, **kw) if creator_fn else self.aiosqlite.connect(*arg, **kw)
+        if isinstance(connection, Thread):  # (aiosqlite before 0.22: the connection is one)
+            connection.daemon = True
+        else:
+            connection._thread.daemon = True
+        return _Connection(self, await_(connection))
+
+
+def dbapi() -> AsyncAdapt_aiosqlite_dbapi:
+    """The module to give ``create_async_engine(..., module=…)`` for a SQLite URL."""
+    return _Dbapi(aiosqlite, sqlite3)
