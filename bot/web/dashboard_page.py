@@ -48,6 +48,7 @@ svg text{font-size:11px;fill:var(--fg)}svg .mut{fill:var(--mut)}
 .legend span{display:inline-block;margin-right:.8rem;font-size:.8rem}
 .legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.25rem;vertical-align:-1px}
 .wide{grid-column:1/-1}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:.4rem 1rem}
 """
 _COLOURS = ("#2f6fde", "#e67e22", "#2e7d32", "#8e44ad")
 
@@ -192,7 +193,7 @@ def _lines(
     n = max(len(days) - 1, 1)
 
     def x(i: int) -> float:
-        return left + (w - left - 10) * i / n
+        return left + (w - left - 24) * i / n
 
     def y(v: float) -> float:
         return 8 + (h - bottom - 8) * (1 - v / top)
@@ -201,7 +202,7 @@ def _lines(
     for frac in (0, 0.5, 1):
         gy = y(top * frac)
         out.append(
-            f'<line x1="{left}" x2="{w - 10}" y1="{gy:.1f}" y2="{gy:.1f}" stroke="#d9e2ec"/>'
+            f'<line x1="{left}" x2="{w - 24}" y1="{gy:.1f}" y2="{gy:.1f}" stroke="#d9e2ec"/>'
             f'<text class="mut" x="{left - 4}" y="{gy + 4:.1f}" text-anchor="end">'
             f"{fmt.format(top * frac)}</text>"
         )
@@ -256,9 +257,9 @@ def _trends(fig: Mapping[str, Any], lang: str) -> str:
         f"{_lines(days, series, fmt=fmt)}</div>"
         for key, series, fmt in charts
     ]
-    return (
-        f'<section class="wide"><h2>{say("dashboard.trends", lang)}</h2>{"".join(parts)}</section>'
-    )
+    title = say("dashboard.trends", lang)
+    body = f'<div class="charts">{"".join(parts)}</div>'
+    return f'<section class="wide"><h2>{title}</h2>{body}</section>'
 
 
 def _load(fig: Mapping[str, Any], lang: str) -> str:
