@@ -8,6 +8,7 @@ typed (titles, sites) is escaped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -106,14 +107,15 @@ def _bars(rows: Sequence[tuple[str, str, float, str]], *, limit: float | None = 
     if not rows:
         return ""
     top = max([r[2] for r in rows] + [limit or 0, 1])
-    h, label_w, bar_w = 22, 150, 260
-    out = [f'<svg role="img" width="{label_w + bar_w + 60}" height="{h * len(rows) + 4}">']
+    h, bar_w = 22, 260
+    label_w = 12 + max(_text_width(r[1]) for r in rows)
+    out = [f'<svg role="img" width="{label_w + bar_w + 60:.0f}" height="{h * len(rows) + 4}">']
     for i, (key, label, value, text) in enumerate(rows):
         y = i * h + 2
         w = bar_w * value / top
         out.append(
-            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{escape(label)}</text>'
-            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{h - 6}" fill="#2f6fde">'
+            f'<text x="{label_w - 6:.0f}" y="{y + 15}" text-anchor="end">{escape(label)}</text>'
+            f'<rect x="{label_w:.0f}" y="{y + 3}" width="{w:.1f}" height="{h - 6}" fill="#2f6fde">'
             f"<title>{escape(label)}: {escape(text)}</title></rect>"
             f'<text x="{label_w + w + 4:.1f}" y="{y + 15}" data-bar="{escape(key)}">'
             f"{escape(text)}</text>"
@@ -183,13 +185,26 @@ def _heat(fig: Mapping[str, Any], lang: str) -> str:
     return f'<section class="wide"><h2>{say("dashboard.heatmap", lang)}</h2>{table}{note}</section>'
 
 
+def _nice(value: float) -> float:
+    """The axis top: 1, 2 or 5 times a power of ten, at least ``value``."""
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return float(next(m * power for m in (1, 2, 5, 10) if m * power >= value * 0.999))
+
+
+def _text_width(text: str) -> float:
+    """Roughly how wide ``text`` is at 11 px (CJK glyphs are square)."""
+    return sum(11.0 if ord(c) >= 0x2E80 else 6.2 for c in text)
+
+
 def _lines(
     days: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *, fmt: str
 ) -> str:
     """A small line chart over the days; gaps where a value is missing."""
     w, h, left, bottom = 420, 160, 40, 22
     values = [v for _, vs in series for v in vs if v is not None]
-    top = max([*values, 0]) or 1
+    top = _nice(max([*values, 0]))
     n = max(len(days) - 1, 1)
 
     def x(i: int) -> float:
@@ -204,7 +219,7 @@ def _lines(
         out.append(
             f'<line x1="{left}" x2="{w - 24}" y1="{gy:.1f}" y2="{gy:.1f}" stroke="#d9e2ec"/>'
             f'<text class="mut" x="{left - 4}" y="{gy + 4:.1f}" text-anchor="end">'
-            f"{fmt.format(top * frac)}</text>"
+            f"{top * frac:g}</text>"
         )
     step = max(1, len(days) // 7)
     for i in range(0, len(days), step):
