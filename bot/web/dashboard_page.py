@@ -199,12 +199,16 @@ def _text_width(text: str) -> float:
 
 
 def _lines(
-    days: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *, fmt: str
+    days: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    fmt: str,
+    scale: float | None = None,
 ) -> str:
     """A small line chart over the days; gaps where a value is missing."""
     w, h, left, bottom = 420, 160, 40, 22
     values = [v for _, vs in series for v in vs if v is not None]
-    top = _nice(max([*values, 0]))
+    top = scale or _nice(max([*values, 0]))
     n = max(len(days) - 1, 1)
 
     def x(i: int) -> float:
@@ -260,17 +264,18 @@ def _trends(fig: Mapping[str, Any], lang: str) -> str:
     charts = [
         ("times", [(say("dashboard.first_response", lang), col("first_response_s", h)),
                    (say("dashboard.arrival", lang), col("arrival_s", h)),
-                   (say("dashboard.resolution", lang), col("resolution_s", h))], "{:.1f}"),
+                   (say("dashboard.resolution", lang), col("resolution_s", h))], "{:.1f}", None),
         ("rates", [(say("dashboard.ftf", lang), col("first_time_fix_rate", 100)),
-                   (say("dashboard.reopen", lang), col("reopen_rate", 100))], "{:.0f}"),
+                   (say("dashboard.reopen", lang), col("reopen_rate", 100))], "{:.0f}", 100.0),
         ("volume", [(say("dashboard.opened", lang), col("opened")),
-                    (say("dashboard.transfers", lang), col("transfers_per_ticket"))], "{:.1f}"),
-        ("csat", [(say("dashboard.csat_line", lang), col("csat"))], "{:.1f}"),
+                    (say("dashboard.transfers", lang), col("transfers_per_ticket"))], "{:.1f}",
+         None),
+        ("csat", [(say("dashboard.csat_line", lang), col("csat"))], "{:.1f}", 5.0),
     ]  # fmt: skip
     parts = [
         f'<div data-chart="{key}"><h3 class="note">{say("dashboard.trend." + key, lang)}</h3>'
-        f"{_lines(days, series, fmt=fmt)}</div>"
-        for key, series, fmt in charts
+        f"{_lines(days, series, fmt=fmt, scale=scale)}</div>"
+        for key, series, fmt, scale in charts
     ]
     title = say("dashboard.trends", lang)
     body = f'<div class="charts">{"".join(parts)}</div>'
