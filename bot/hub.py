@@ -388,7 +388,6 @@ class Hub:
                 self._report_tick,
                 "daily-report",
                 "daily health report",
-                first=datetime.now(UTC) + timedelta(seconds=5),
                 minutes=self.settings.report.check_minutes,
             )
         if self.settings.audit.checkpoint_minutes > 0:

@@ -111,6 +111,7 @@ async def test_csv_holds_the_tickets_of_the_filter(running: Start, db_url: str) 
     status, headers, body = await _get(hub, "/dashboard/export.csv?period=7d", manager)
     assert status == 200 and headers["Content-Type"].startswith("text/csv")
     assert "attachment" in headers["Content-Disposition"]
+    assert headers["X-Gongdan-Truncated"] == "0"
     assert body.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(body.removeprefix("\ufeff"))))
     assert rows[0][:5] == ["工单号", "标题", "优先级", "类别", "状态"]
