@@ -19,5 +19,8 @@ class DashboardSettings(BaseModel):
     """The longest period a request may ask for (``from``/``to``)."""
     risk_rows: int = Field(50, ge=1, le=500)
     """How many tickets the SLA-risk list shows, the nearest deadline first."""
+    requests_per_minute: int = Field(60, ge=1)
+    """Per signed-in person, over the page, its JSON and the export (each costs a few
+    queries over the period); more is a 429."""
     export_rows: int = Field(50_000, ge=1, le=1_000_000)
     """At most this many tickets in one CSV export (the oldest first)."""

@@ -133,3 +133,11 @@ async def test_csv_holds_the_tickets_of_the_filter(running: Start, db_url: str) 
     engineer = await hub.staff_session("wang")
     body = (await _get(hub, "/dashboard/export.csv", engineer))[2]
     assert [r[0] for r in csv.reader(io.StringIO(body.removeprefix("\ufeff")))][1:] == ["GD-5"]
+
+
+async def test_each_person_has_a_rate(running: Start, db_url: str) -> None:
+    limited = {"requests_per_minute": 2}
+    hub = await running(clock=FakeClock(NOW), **STAFF, **QUIET, dashboard=limited)
+    li, zhao = await hub.staff_session("li"), await hub.staff_session("zhao")
+    assert [(await _get(hub, "/dashboard/api/figures", li))[0] for _ in range(3)] == [200, 200, 429]
+    assert (await _get(hub, "/dashboard/export.csv", zhao))[0] == 200  # (his own rate)

@@ -31,7 +31,7 @@ Tickets: 3 opened, 1 closed, 5 open now
 First response overdue: 33% (1 of 3)
 SLA breaches: 1
 Transfers: 0
-CSAT: 2.0 (1 ratings, 1 low)
+CSAT: 2.0 (ratings: 1, low: 1)
 Top causes: Equipment failure 1
 Root causes: 电源模块损坏 1
 Preventive maintenance suggested:

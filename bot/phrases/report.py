@@ -17,7 +17,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "report.transfers": ("转派：{n} 次", "Transfers: {n}"),
     "report.csat": (
         "满意度：{avg}（{n} 个评分，{low} 个差评）",
-        "CSAT: {avg} ({n} ratings, {low} low)",
+        "CSAT: {avg} (ratings: {n}, low: {low})",
     ),
     "report.csat_none": ("满意度：昨日无评分", "CSAT: no ratings"),
     "report.causes": ("主要问题：{items}", "Top causes: {items}"),

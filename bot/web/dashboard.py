@@ -22,9 +22,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.access import StaffUser
-from bot.errors import SignatureInvalid
+from bot.errors import SignatureInvalid, TooManyRequests
 from bot.hub import Hub
 from bot.kpi import Query, compute, parse_query, scope_of, viewer_teams, with_customer
+from bot.ratelimit import per_minute
 from bot.texts import TEXTS, local_time, say
 from bot.tickets import state_label_of
 from bot.web.api import HUB
@@ -58,7 +59,12 @@ def _hub(request: web.Request) -> Hub:
 
 
 async def _checked(request: web.Request, hub: Hub, user: StaffUser) -> tuple[Query, Scope]:
+    """The request's filters and scope, once the person is within their rate."""
     viewer = user.person
+    rate = per_minute(hub.settings.dashboard.requests_per_minute)
+    wait = await hub.access.limiter.hit(rate, "dashboard", viewer.id)
+    if wait is not None:
+        raise TooManyRequests(wait, f"too many dashboard requests; try again in {wait:.0f} s")
     today = hub.clock().astimezone(hub.settings.tz).date()
     query = parse_query(request.query, hub.settings, today=today, default_lang=viewer.locale)
     scope = scope_of(query, viewer, hub.directory)
