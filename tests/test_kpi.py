@@ -167,3 +167,47 @@ def test_a_form_left_empty_is_no_filter() -> None:
     )
     assert (q.period.first, q.period.last) == (date(2026, 11, 28), TODAY)
     assert q.team is None and q.site is None and q.lang == "en"
+
+
+def test_a_daylight_saving_day_has_its_own_length() -> None:
+    from zoneinfo import ZoneInfo
+
+    from bot.kpi import Period
+
+    ny = Period(date(2026, 3, 7), date(2026, 3, 8), ZoneInfo("America/New_York"))
+    start, middle, end = ny.edges()
+    assert (middle - start).total_seconds() == 24 * 3600
+    assert (end - middle).total_seconds() == 23 * 3600  # clocks went forward on 03-08
+    assert len(ny.hour_edges()) == 24  # 23 hours, 24 edges
+    assert start.isoformat() == "2026-03-07T05:00:00+00:00"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_figures_read_the_trail_through_its_indexes(db: Database) -> None:
+    """No statement walks the whole audit trail: the period's rows come by (kind, at), a
+    ticket's own rows by its id (a per-ticket subquery by (kind, at) would be quadratic)."""
+    from sqlalchemy import event
+
+    await seed(db)
+    settings = _settings(db.url)
+    statements: list[tuple[str, Any]] = []
+
+    def capture(*args: Any) -> None:
+        statements.append((args[2], args[3]))
+
+    engine = db.unit_read_engine.sync_engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        await _figures(db, settings, "zhao", period="30d")
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    plans = []
+    async with db.reads() as conn:
+        for sql, params in statements:
+            rows = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)).all()
+            plans += [str(r[-1]) for r in rows]
+    assert plans
+    assert not [p for p in plans if p.startswith("SCAN ticket_events")]
+    for alias in ("earlier", "later", "ev", "tr"):
+        uses = [p for p in plans if p.startswith(f"SEARCH {alias} ")]
+        assert uses and all("ix_ticket_events_ticket_id" in p for p in uses), uses
