@@ -302,7 +302,7 @@ async def compute(
                 "assignee": r.assignee,
                 "assignee_name": r.assignee_name,
                 "clock": r.clock,
-                "clock_label": _clock_name(r.clock, lang),
+                "clock_label": clock_label(ClockKind(r.clock), lang, TicketState(r.state)),
                 "due": r.due.isoformat(),
                 "due_local": r.due.astimezone(tz).strftime("%m-%d %H:%M"),
                 "left_s": round((r.due - now).total_seconds()),
@@ -323,7 +323,3 @@ async def compute(
             {"person": w.key, "name": w.name, "open": w.open, "max_open": w.max_open} for w in load
         ],
     }
-
-
-def _clock_name(kind: str, lang: str) -> str:
-    return clock_label(ClockKind(kind), lang)

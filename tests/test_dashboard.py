@@ -141,3 +141,10 @@ async def test_each_person_has_a_rate(running: Start, db_url: str) -> None:
     li, zhao = await hub.staff_session("li"), await hub.staff_session("zhao")
     assert [(await _get(hub, "/dashboard/api/figures", li))[0] for _ in range(3)] == [200, 200, 429]
     assert (await _get(hub, "/dashboard/export.csv", zhao))[0] == 200  # (his own rate)
+
+
+async def test_off_means_not_there(running: Start, db_url: str) -> None:
+    hub = await running(clock=FakeClock(NOW), **STAFF, **QUIET, dashboard={"enabled": False})
+    token = await hub.staff_session("zhao")
+    for path in ("/dashboard", "/dashboard/api/figures", "/dashboard/export.csv"):
+        assert (await _get(hub, path, token))[0] == 404

@@ -180,3 +180,12 @@ def test_report_settings_are_checked() -> None:
         with pytest.raises(ConfigError):
             load_settings(None, report=bad)
     assert load_settings(None, report={"at": "23:59"}).report.hour_minute == (23, 59)
+
+
+async def test_off_means_no_report(running: Start, db_url: str, telegram: FakeBotApi) -> None:
+    config = _config(telegram)
+    config["report"] = {"enabled": False}
+    hub = await running(clock=FakeClock(local(12, 4, 9, 0)), **config)
+    assert await hub.hub.daily_report() == 0
+    assert await _claims(db_url) == []
+    assert "daily-report" not in {job.id for job in hub.hub.scheduler.get_jobs()}
