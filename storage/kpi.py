@@ -57,8 +57,10 @@ __all__ = [
     "load",
     "medians",
     "organisation_id",
+    "organisations",
     "respond_overdue",
     "risks",
+    "site_names",
     "suggestions",
     "tickets",
     "transfers",
@@ -148,6 +150,18 @@ def _seconds(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:
     if dialect == "sqlite":
         return (func.julianday(later) - func.julianday(earlier)) * 86400.0
     return func.extract("epoch", later - earlier)
+
+
+async def organisations(conn: AsyncConnection, *, limit: int = 500) -> list[tuple[str, str]]:
+    """Customers to filter by: (code, name), by name."""
+    q = select(O.c.code, O.c.name).order_by(O.c.name, O.c.code).limit(limit)
+    return [(str(c), str(n)) for c, n in (await conn.execute(q)).all()]
+
+
+async def site_names(conn: AsyncConnection, *, limit: int = 500) -> list[str]:
+    """Registered sites' names (what the site filter suggests)."""
+    q = select(S.c.name).distinct().order_by(S.c.name).limit(limit)
+    return [str(n) for (n,) in (await conn.execute(q)).all()]
 
 
 async def organisation_id(conn: AsyncConnection, code: str) -> int | None:

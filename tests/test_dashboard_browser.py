@@ -102,6 +102,12 @@ async def test_manager_and_engineer_read_the_dashboard(
             assert "team=net" in manager.url and "lang=en" in manager.url
             await expect(manager.locator('[data-bar="wang"]')).to_have_text("1 / 5")
             await shoot(manager, "gongdan_dashboard_net_en.png")
+            # A customer, picked from the list: ACME's tickets (its assets and sites).
+            await manager.locator('select[name="team"]').select_option("")
+            await manager.locator('select[name="customer"]').select_option("acme")
+            await manager.get_by_role("button", name="Apply").click()
+            await expect(kpi(manager, "open")).to_have_text("3")  # type: ignore[arg-type]
+            assert "customer=acme" in manager.url
 
             # An engineer: his team's figures only, and no other team to pick.
             own = await browser.new_context(viewport={"width": 1280, "height": 900})

@@ -89,11 +89,16 @@ async def dashboard_page(request: web.Request) -> web.Response:
     query, scope = await _checked(request, hub, user)
     fig = await _figures(hub, query, scope)
     allowed = viewer_teams(user.person, hub.directory)
+    async with hub.db.reads() as conn:
+        customers = await kpi.organisations(conn)
+        sites = await kpi.site_names(conn)
     choices = Choices(
         teams=[(t.id, t.name) for t in hub.settings.teams if allowed is None or t.id in allowed],
         all_teams=allowed is None,
         name=user.person.name,
         role=user.person.role,
+        customers=customers,
+        sites=sites,
     )
     updated = say(
         "dashboard.updated",

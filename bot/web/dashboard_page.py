@@ -62,6 +62,8 @@ class Choices:
     all_teams: bool  # may see every team (managers, dispatchers)
     name: str
     role: str
+    customers: Sequence[tuple[str, str]] = ()  # (code, name) of the organisations
+    sites: Sequence[str] = ()  # site names to suggest
 
 
 def _hours(seconds: float | None) -> float | None:
@@ -322,15 +324,23 @@ def _filters(query: Query, choices: Choices, lang: str) -> str:
     grain = "".join(
         _option(g, say(f"dashboard.grain.{g}", lang), query.grain) for g in ("day", "hour")
     )
+    sites = "".join(f'<option value="{escape(name)}">' for name in choices.sites)
+    known = [code for code, _ in choices.customers]
+    customers = _option("", say("dashboard.customer.all", lang), query.customer or "") + "".join(
+        _option(code, f"{name} ({code})", query.customer) for code, name in choices.customers
+    )
+    if query.customer and query.customer not in known:  # (beyond the list's length)
+        customers += _option(query.customer, query.customer, query.customer)
     return (
         '<form class="filters" method="get" action="/dashboard">'
         f'<label>{say("dashboard.period", lang)}<select name="period">{periods}</select></label>'
         f"{kept}"
         f'<label>{say("dashboard.team", lang)}<select name="team">{teams}</select></label>'
         f'<label>{say("dashboard.site", lang)}<input name="site" maxlength="200" '
-        f'value="{escape(query.site or "")}"></label>'
-        f'<label>{say("dashboard.customer", lang)}<input name="customer" maxlength="100" '
-        f'value="{escape(query.customer or "")}"></label>'
+        f'list="sites" value="{escape(query.site or "")}"></label>'
+        f'<datalist id="sites">{sites}</datalist>'
+        f'<label>{say("dashboard.customer", lang)}<select name="customer">{customers}</select>'
+        "</label>"
         f'<label>{say("dashboard.by", lang)}<select name="by">{by}</select></label>'
         f'<label>{say("dashboard.grain", lang)}<select name="grain">{grain}</select></label>'
         f'<input type="hidden" name="lang" value="{lang}">'
