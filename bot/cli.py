@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--ticket", metavar="GD-n", help="score this ticket's engineers now")
     explain.add_argument("--locale", choices=["zh", "en"], help="default: the configured locale")
+    rep = sub.add_parser("report", help="print the daily health report of a day")
+    rep.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the local day")
+    rep.add_argument("--lang", choices=["zh", "en"], help="default: the configured locale")
+    rep.add_argument("--team", help="only this team's tickets (a team id)")
     cls = sub.add_parser("classify", help="print the intake's reading of messages as JSON lines")
     cls.add_argument(
         "file", nargs="?", help="plain lines or JSONL with id and text (default: stdin)"
@@ -348,6 +352,32 @@ async def _rules(settings: Settings, number: str | None, locale: str | None) -> 
     return 0
 
 
+async def _report(settings: Settings, day: str, lang: str | None, team: str | None) -> int:
+    """``report --date``: the daily health report of that local day, as it is posted."""
+    from datetime import date
+
+    from bot.flows.reports import compose
+    from storage.db import Database
+
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        print(f"gongdan report: --date {day!r} is not a date YYYY-MM-DD", file=sys.stderr)
+        return 2
+    if team is not None and team not in {t.id for t in settings.teams}:
+        print(f"gongdan report: no team {team!r}", file=sys.stderr)
+        return 2
+    db = Database(settings.database.url)
+    try:
+        async with db.reads() as conn:
+            teams = frozenset({team}) if team else None
+            text = await compose(conn, settings, when, lang or settings.locale, teams=teams)
+    finally:
+        await db.dispose()
+    print(text)
+    return 0
+
+
 def _serve(settings: Settings) -> int:
     from aiohttp import web
 
@@ -418,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_assets(settings, args.assets_command, target))
         if args.command == "rules":
             return asyncio.run(_rules(settings, args.ticket, args.locale))
+        if args.command == "report":
+            return asyncio.run(_report(settings, args.date, args.lang, args.team))
         if args.command == "transcribe":
             return asyncio.run(_transcribe(settings, args.files, args.json, args.language))
     except ConfigError as exc:

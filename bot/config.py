@@ -34,6 +34,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.dashboard_settings import DashboardSettings
 from bot.errors import ConfigError
 from bot.maintenance_settings import MaintenancePlan, MaintenanceSettings
 from bot.platform_settings import (
@@ -43,6 +44,7 @@ from bot.platform_settings import (
     TelegramSettings,
     WecomSettings,
 )
+from bot.report_settings import ReportSettings
 from bot.shifts import parse_shift
 from bot.sla.settings import SlaSettings
 
@@ -478,6 +480,8 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     similar: SimilarSettings = SimilarSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    report: ReportSettings = ReportSettings()
     people: list[Person] = []
     teams: list[Team] = []
 

@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.directory import Directory
 from bot.engine import Engine
 from bot.events import Address
-from bot.flows import escalation, maintenance, reoffer
+from bot.flows import escalation, maintenance, reoffer, reports
 from bot.flows.housekeeping import auto_close, reconcile
 from bot.hearing import Ears
 from bot.inbox import Inbox, TextCap
@@ -222,6 +222,17 @@ class Hub:
     async def _maintenance_tick(self) -> None:
         await self._job("preventive maintenance job", self.maintenance)
 
+    async def daily_report(self) -> int:
+        """Post the daily health report where it is due and not yet posted
+        (``bot/flows/reports.py``); how many chats this worker posted it to."""
+        posted = await reports.run(self.work, self.clock())
+        if posted:
+            self._outbox_queued()
+        return posted
+
+    async def _report_tick(self) -> None:
+        await self._job("daily health report", self.daily_report)
+
     async def refresh_assets(self) -> bool:
         """Load the asset registry into memory when it changed since it was loaded (another
         process imported a file); True when it was (re)loaded."""
@@ -372,6 +383,13 @@ class Hub:
                 "preventive maintenance",
                 first=datetime.now(UTC) + timedelta(seconds=10),
                 minutes=self.settings.maintenance.check_minutes,
+            )
+        if self.settings.report.enabled:
+            self._every(
+                self._report_tick,
+                "daily-report",
+                "daily health report",
+                minutes=self.settings.report.check_minutes,
             )
         if self.settings.audit.checkpoint_minutes > 0:
             self._every(

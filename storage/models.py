@@ -33,6 +33,7 @@ __all__ = [
     "CardRef",
     "Chat",
     "CsatRating",
+    "DailyReport",
     "Identity",
     "InboundEvent",
     "Organisation",
@@ -177,7 +178,10 @@ class TicketEvent(Base):
     """Append-only audit trail; each row carries the hash of the ticket's previous row."""
 
     __tablename__ = "ticket_events"
-    __table_args__ = (UniqueConstraint("ticket_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "seq"),
+        Index("ix_ticket_events_kind_at", "kind", "at"),  # the figures: what happened when
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
@@ -488,6 +492,18 @@ class CsatRating(Base):
     asked_at: Mapped[datetime] = mapped_column(index=True)
     reminded_at: Mapped[datetime | None] = mapped_column()
     rated_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class DailyReport(Base):
+    """One daily health report posted to one chat: the row is the claim, inserted in the
+    unit that queues the message, so whichever worker inserts it first sends it, once."""
+
+    __tablename__ = "daily_reports"
+    __table_args__ = (UniqueConstraint("day", "chat", name="uq_daily_reports_day_chat"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)  # the local day it reports on
+    chat: Mapped[str] = mapped_column(String(330))  # platform:chat_id
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 #: The tables by name, typed for Core statements (``Model.__table__`` is only a ``FromClause``).

@@ -152,6 +152,9 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
         # Tests post from loopback faster than a person types; the limits have tests of
         # their own (tests/test_access.py), which take this exemption away.
         "limits": {"exempt": ["127.0.0.1", "::1"]},
+        # The daily report would post to the managers of every hub that lives past a minute
+        # after 08:30; its tests (tests/test_report.py) turn it on.
+        "report": {"enabled": False},
         **STAFF,
     }
     values.update(overrides)
