@@ -2,6 +2,9 @@
 
 Every customer message goes one way, in this order (each outcome is counted in metrics):
 
+0. **rating_comment** — the customer rated a closed ticket from this chat within
+   ``[csat] comment_window``: the message is that rating's comment (``bot/flows/csat.py``).
+
 1. **chase** — the reader says it follows up a fault (人呢？/still broken/any update?) and the
    customer has an open ticket: it goes on that ticket, raises it to ``chase_priority`` and
    nags its assignee. Never a new ticket.
@@ -31,7 +34,7 @@ from datetime import timedelta
 from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.events import Address, Button, Card, Message, Text, Voice
-from bot.flows import followups, repeats, routing, signin, snooze
+from bot.flows import csat, followups, repeats, routing, signin, snooze
 from bot.nlp.classify import Reading, classify
 from bot.sla.clocks import sync
 from bot.texts import say, short_time
@@ -82,6 +85,9 @@ async def customer_report(turn: Turn, event: Message | Voice, text: str) -> None
     count = turn.env.metrics.intake
     if mode == "mentions" and not mentioned:
         count.labels("ignored", mode).inc()
+        return
+    if await csat.took(turn, event, text):  # the comment on a rating just given
+        count.labels("rating_comment", mode).inc()
         return
     addressed = direct or mentioned or mode in ("all", "mentions") or isinstance(event, Voice)
     reading = classify(text)
