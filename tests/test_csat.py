@@ -357,3 +357,21 @@ async def test_summary_counts_ratings_in_a_period_by_team(running: Start) -> Non
     assert week.distribution == {1: 1, 2: 1, 3: 0, 4: 1, 5: 1}
     assert (day1.count, day1.average, day1.low, day1.distribution[5]) == (2, 3.0, 1, 1)
     assert (none.count, none.average, none.low) == (0, None, 0)
+
+
+async def test_a_new_fault_in_the_comment_window_is_still_a_report(running: Start) -> None:
+    hub = await running()
+    cust, feed, ticket, stars = await closed_by_customer(hub)
+    try:
+        await press(hub, cust, star(stars, 4))
+        await feed.wait_text("感谢您为")
+        await report(hub, cust, "空压机漏油了，在三车间")  # a fault, named: never lost
+
+        async def two() -> bool:
+            return len((await hub.api("/api/tickets"))["tickets"]) == 2
+
+        await eventually(two, what="the new report to be a ticket")
+    finally:
+        await feed.__aexit__(None, None, None)
+    row = await rating(hub, ticket["id"])
+    assert row is not None and (row.score, row.comment) == (4, None)

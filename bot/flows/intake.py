@@ -3,7 +3,8 @@
 Every customer message goes one way, in this order (each outcome is counted in metrics):
 
 0. **rating_comment** — the customer rated a closed ticket from this chat within
-   ``[csat] comment_window``: the message is that rating's comment (``bot/flows/csat.py``).
+   ``[csat] comment_window`` and this is not a confident new fault report: the message is that
+   rating's comment (``bot/flows/csat.py``).
 
 1. **chase** — the reader says it follows up a fault (人呢？/still broken/any update?) and the
    customer has an open ticket: it goes on that ticket, raises it to ``chase_priority`` and
@@ -86,13 +87,14 @@ async def customer_report(turn: Turn, event: Message | Voice, text: str) -> None
     if mode == "mentions" and not mentioned:
         count.labels("ignored", mode).inc()
         return
-    if await csat.took(turn, event, text):  # the comment on a rating just given
-        count.labels("rating_comment", mode).inc()
-        return
     addressed = direct or mentioned or mode in ("all", "mentions") or isinstance(event, Voice)
     reading = classify(text)
     via = "voice" if isinstance(event, Voice) else "message"
     sure = reading.confidence.report >= settings.ask_below
+    named_fault = reading.is_fault_report and sure and reading.evidence and not reading.followup
+    if not named_fault and await csat.took(turn, event, text):  # a rating's comment
+        count.labels("rating_comment", mode).inc()
+        return
     mine: list[Ticket] = []
     if reading.followup or not (reading.is_fault_report and sure and reading.evidence):
         # (a confident report naming a fault skips this read: no chase, no slot answer)
