@@ -1,54 +1,44 @@
-"""The rating question: 1–5 stars as buttons, asked of a ticket's reporter when it closes.
+"""The rating question, asked of a ticket's reporter when it closes.
 
 ``bot.lifecycle.apply`` calls ``ask`` when a transition closes a ticket (the customer's confirm,
-auto-close): the card goes to the chat the ticket came from and the ticket's ``csat_ratings``
-row is (re)set — a reopened ticket is asked again at its next close. What a press, a comment and
-the reminder do is ``bot/flows/csat.py``. Cards are platform-neutral: every adapter draws the
-stars as its own buttons.
+auto-close): the stars (``bot/cards/csat.py``) go to the chat the ticket came from and the
+ticket's ``csat_ratings`` row is (re)set — a reopened ticket is asked again at its next close.
+What a press, a comment and the reminder do is ``bot/flows/csat.py``.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.adapters.codec import ActionToken
-from bot.events import Address, Button, Card
-from bot.texts import say
-from bot.tickets import CsatAction
+from bot.cards.csat import AUDIENCE, csat_card
+from bot.events import Address
 from bot.unit import Turn
 from storage import csat as csat_rows
-from storage.records import Ticket
+from storage.records import Person, Ticket
 
-__all__ = ["SCORES", "ask", "rating_card", "stars"]
-
-SCORES = range(1, 6)
+__all__ = ["ask", "post_stars", "reopened"]
 
 
-def stars(score: int, locale: str) -> str:
-    """ "4星" / "4★"."""
-    return say("csat.star", locale, n=score)
+async def post_stars(
+    turn: Turn, ticket: Ticket, reporter: Person, *, key: str, reminder: bool = False
+) -> None:
+    """The stars to the ticket's chat, as a card updated in place when they are pressed (the
+    ticket's earlier star cards are left as they are)."""
+    locale = reporter.locale or turn.env.settings.locale
+    origin = Address.parse(ticket.origin_chat)
+    if not reminder:
+        reopened(turn, ticket)  # a new question: the old stars are no longer redrawn
+    ref = await turn.unit.new_card_ref(ticket, origin, AUDIENCE, locale)
+    card = await csat_card(turn, ticket, AUDIENCE, locale, reminder=reminder)
+    turn.send(origin, card, ticket_id=ticket.id, card_ref=ref, key=key)
 
 
-def rating_card(turn: Turn, ticket: Ticket, locale: str, *, reminder: bool = False) -> Card:
-    """The question (or its reminder) with a button per score; each carries a signed token
-    naming the ticket and the score."""
-    codec = turn.env.codec
-    buttons = tuple(
-        Button(
-            stars(n, locale),
-            codec.encode(ActionToken(ticket.id, CsatAction.RATE, ticket.version, n)),
-            style="primary" if n == SCORES[-1] else "default",
-            action=CsatAction.RATE.value,
-        )
-        for n in SCORES
-    )
-    return Card(
-        ticket_id=ticket.id,
-        version=ticket.version,
-        title=say("csat.title", locale, number=ticket.number),
-        text=say("csat.remind" if reminder else "csat.ask", locale, title=ticket.title),
-        buttons=buttons,
-    )
+def reopened(turn: Turn, ticket: Ticket) -> None:
+    """The ticket was reopened (its star cards were just redrawn without stars): they are left
+    as they are from now on, and its next close asks afresh."""
+    for ref in turn.unit.refs.get(ticket.id, []):
+        if ref.audience.partition(":")[0] == AUDIENCE:
+            ref.stale = True
 
 
 async def ask(turn: Turn, ticket: Ticket) -> None:
@@ -57,12 +47,10 @@ async def ask(turn: Turn, ticket: Ticket) -> None:
     if not turn.env.settings.csat.enabled:
         return
     reporter = await turn.unit.person(ticket.reporter_id)
-    origin = Address.parse(ticket.origin_chat)
-    if reporter is None or reporter.role != "customer" or origin.platform not in turn.env.platforms:
+    platform = Address.parse(ticket.origin_chat).platform
+    if reporter is None or reporter.role != "customer" or platform not in turn.env.platforms:
         return
-    locale = reporter.locale or turn.env.settings.locale
-    card = rating_card(turn, ticket, locale)
-    turn.send(origin, card, ticket_id=ticket.id, key=f"csat:{ticket.id}:{ticket.version}")
+    await post_stars(turn, ticket, reporter, key=f"csat:{ticket.id}:{ticket.version}")
     ticket_id, rater_id, now = ticket.id, reporter.id, turn.now
 
     async def asked(conn: AsyncConnection) -> None:

@@ -103,6 +103,8 @@ async def apply(
         await _tell_customer(turn, ticket, rule.target)
     if Effect.CLOSE in rule.effects and action != TicketAction.MERGE:
         await csat.ask(turn, ticket)  # (a merged repeat's reporter follows the other ticket)
+    elif Effect.REOPEN in rule.effects:
+        csat.reopened(turn, ticket)
     return rule
 
 

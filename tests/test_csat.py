@@ -118,6 +118,12 @@ async def test_the_customer_rates_once_and_comments_without_opening_a_ticket(
         assert ticket["number"] in thanks and "5星" in thanks and "30 分钟内" in thanks
         rated = await eventually(lambda: _rated(hub, ticket["id"]), what="the rating stored")
         assert (rated.score, rated.comment) == (5, None)
+        # The stars card itself now shows the score given, and no stars to press.
+        given = await feed.wait_card(
+            cfeed_conv(feed), lambda p: "服务评价" in p["title"] and "您的评价" in p["text"]
+        )
+        assert given["key"] == stars["key"] and given["payload"]["buttons"] == []
+        assert "5星" in given["payload"]["text"]
 
         # A second press (another star) is answered and changes nothing.
         await press(hub, cust, star(stars, 2))
@@ -260,6 +266,10 @@ async def test_a_reopened_ticket_is_asked_again_at_its_next_close(running: Start
         await eventually(lambda: _state(hub, ticket["id"], "assigned"), what="reopened")
         await press(hub, cust, star(stars, 5))
         await feed.wait_text("处理完成后会再请您评价")
+        # The old card shows the score given then, without stars.
+        old = feed.latest()[stars["key"]]["payload"]
+        assert "您的评价：2星" in old["text"] and old["buttons"] == []
+        v1 = stars["payload"]["version"]
         # Fixed again and confirmed: a fresh question, and the new rating counts.
         await work_on(hub, ticket["id"])
         ccard = await current_card(hub, feed, cfeed_conv(feed), ticket["id"])
@@ -272,11 +282,13 @@ async def test_a_reopened_ticket_is_asked_again_at_its_next_close(running: Start
         await eventually(asked_again, what="the rating reset at the second close")
         again = await feed.wait_card(
             cfeed_conv(feed),
-            lambda p: "服务评价" in p["title"] and p["version"] != stars["payload"]["version"],
+            lambda p: "服务评价" in p["title"] and bool(p["buttons"]) and p["version"] != v1,
         )
         await press(hub, cust, star(again, 4))
         row = await eventually(lambda: _rated(hub, ticket["id"]), what="the second rating")
         assert row.score == 4
+        # Only the new question ever offered stars again (the old card was left as it was).
+        assert feed.latest()[stars["key"]]["payload"]["buttons"] == []
     finally:
         await feed.__aexit__(None, None, None)
     assert [e.data["score"] for e in await events(hub, ticket["id"], "csat")] == [2, 4]

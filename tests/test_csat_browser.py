@@ -68,6 +68,9 @@ async def test_customer_taps_a_star_and_sees_the_thanks(running: Start, tmp_path
             await stars.get_by_role("button", name="5星", exact=True).tap()
             thanks = page.locator("#pane .bubble.hub", has_text="感谢您为")
             await expect(thanks).to_contain_text(re.compile(rf"{number}.*5星"))
+            # The card, updated in place, shows the score given and no stars to press.
+            await expect(stars).to_contain_text("您的评价：5星")
+            await expect(stars.get_by_role("button")).to_have_count(0)
 
             await page.locator("#text").fill("师傅很专业，谢谢")
             await page.locator("#text").press("Enter")

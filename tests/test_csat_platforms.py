@@ -175,6 +175,11 @@ async def test_stars_reach_the_platform_and_a_press_rates(
     )
     assert isinstance(thanks[0], Text) and "1星" in thanks[0].text
     assert "感谢您为" in _calls(driver)
+    # The stars card is updated in place on the platform: the score given, no stars.
+    await eventually(
+        lambda: _sent(hub, driver.platform, "您的评价"), what="the card updated on the platform"
+    )
+    assert "您的评价：1星" in _calls(driver)
 
     # A low score: the manager (赵经理, on the web console) hears of it.
     async def told() -> list[str]:

@@ -26,7 +26,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.adapters.codec import ActionToken
-from bot.csat import SCORES, rating_card, stars
+from bot.cards.csat import AUDIENCE, SCORES, csat_card, rated_audience, stars
+from bot.csat import post_stars
 from bot.errors import TokenInvalid, UnknownTicket
 from bot.events import Action, Address, Message, Text, Voice
 from bot.flows.escalation import manager_targets
@@ -87,6 +88,12 @@ async def pressed(turn: Turn, token: ActionToken, event: Action) -> None:
         text += "\n" + say("csat.invite", locale, minutes=minutes)
     turn.reply(Text(text), ticket_id=ticket.id)
     turn.notify_presser(say("csat.recorded", locale, stars=stars(score, locale)))
+    for ref in turn.unit.refs.get(ticket.id, []):  # the stars become the score given
+        if ref.audience == AUDIENCE and not ref.stale:
+            ref.audience = rated_audience(score)
+            card = await csat_card(turn, ticket, ref.audience, ref.locale)
+            dest = Address.parse(ref.destination)
+            turn.send(dest, card, ticket_id=ticket.id, card_ref=ref, op="update")
     if score <= settings.low_score:
         await _tell_managers(turn, ticket, score, None)
 
@@ -170,9 +177,7 @@ async def _remind_one(work: Work, row: csat_rows.CsatRow, now: datetime) -> bool
                 tx.idle = True
                 return False
             turn = Turn(tx.unit, f"csat-remind:{row.id}:{row.asked_at.timestamp():.0f}")
-            locale = reporter.locale or work.env.settings.locale
-            card = rating_card(turn, ticket, locale, reminder=True)
-            turn.send(Address.parse(ticket.origin_chat), card, ticket_id=ticket.id, key=turn.key)
+            await post_stars(turn, ticket, reporter, key=turn.key, reminder=True)
 
             async def claim(conn: AsyncConnection) -> None:
                 if not await csat_rows.claim_reminder(conn, row.id, now):

@@ -16,6 +16,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "You have not rated our service on “{title}” yet: one tap on the stars. Thank you!",
     ),
     "csat.star": ("{n}星", "{n}★"),
+    "csat.given": ("您的评价：{stars}。谢谢！", "Your rating: {stars}. Thank you!"),
     "csat.thanks": (
         "感谢您为 {number} 打了 {stars}！",
         "Thank you for rating {number} {stars}!",
