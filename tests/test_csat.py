@@ -19,7 +19,7 @@ from bot.tickets import CsatAction, TicketAction
 from bot.unit import Turn
 from storage import csat as csat_rows
 from storage.models import CsatRating, TicketEvent, WebchatFeed
-from tests.conftest import FakeClock, Feed, RunningHub, button, eventually
+from tests.conftest import STAFF, FakeClock, Feed, RunningHub, button, eventually
 from tests.test_webchat_flow import cfeed_conv, current_card, customer, one_ticket, press, report
 
 Start = Callable[..., Awaitable[RunningHub]]
@@ -217,6 +217,7 @@ async def _count(feed: Feed, needle: str, n: int) -> bool:
 async def test_one_reminder_on_the_clock_however_many_workers(running: Start) -> None:
     clock = FakeClock(START)
     hub = await running(clock=clock, csat={"remind_after": 24})
+    assert hub.hub.scheduler.get_job("csat-remind") is not None  # the hub runs it each minute
     cust, feed, ticket, _ = await closed_by_customer(hub)
     try:
         assert await hub.hub.csat_remind() == 0
@@ -387,3 +388,23 @@ async def test_a_new_fault_in_the_comment_window_is_still_a_report(running: Star
         await feed.__aexit__(None, None, None)
     row = await rating(hub, ticket["id"])
     assert row is not None and (row.score, row.comment) == (4, None)
+
+
+async def test_without_a_reachable_manager_the_team_group_hears_a_low_score(
+    running: Start,
+) -> None:
+    people = [dict(p, identities=[]) if p["id"] == "zhao" else p for p in STAFF["people"]]
+    hub = await running(people=people, csat={"remind_after": 0})
+    assert hub.hub.scheduler.get_job("csat-remind") is None  # no reminders: no job
+    cust, feed, ticket, stars = await closed_by_customer(hub)
+    try:
+        await press(hub, cust, star(stars, 2))
+        await feed.wait_text("感谢您为")
+    finally:
+        await feed.__aexit__(None, None, None)
+
+    async def told() -> list[str]:
+        return [t for t in await feed_texts(hub, "team") if "低分评价" in t]
+
+    (notice,) = await eventually(told, what="the team group told of the low score")
+    assert ticket["number"] in notice and "2星" in notice
