@@ -408,3 +408,22 @@ async def test_without_a_reachable_manager_the_team_group_hears_a_low_score(
 
     (notice,) = await eventually(told, what="the team group told of the low score")
     assert ticket["number"] in notice and "2星" in notice
+
+
+async def test_an_english_customer_is_asked_in_english(running: Start) -> None:
+    hub = await running()
+    status, body = await hub.post("/chat/api/session", {"name": "Alice", "locale": "en"})
+    assert status == 200
+    cust = body["session"]
+    async with Feed(hub, cust) as feed:
+        await report(hub, cust, "Press 3 stopped with alarm E102 in workshop 2")
+        ticket = await one_ticket(hub)
+        await work_on(hub, ticket["id"])
+        ccard = await current_card(hub, feed, cfeed_conv(feed), ticket["id"])
+        await press(hub, cust, button(ccard, "confirm"))
+        stars = await feed.wait_card(cfeed_conv(feed), lambda p: "How did we do" in p["title"])
+        labels = [b["label"] for b in stars["payload"]["buttons"]]
+        assert labels == ["1★", "2★", "3★", "4★", "5★"]
+        await press(hub, cust, str(stars["payload"]["buttons"][3]["token"]))
+        thanks = await feed.wait_text("Thank you for rating")
+        assert ticket["number"] in thanks and "4★" in thanks and "30 minutes" in thanks
