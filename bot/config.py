@@ -34,6 +34,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.csat_settings import CsatSettings
 from bot.dashboard_settings import DashboardSettings
 from bot.errors import ConfigError
 from bot.maintenance_settings import MaintenancePlan, MaintenanceSettings
@@ -482,6 +483,7 @@ class Settings(BaseSettings):
     maintenance: MaintenanceSettings = MaintenanceSettings()
     dashboard: DashboardSettings = DashboardSettings()
     report: ReportSettings = ReportSettings()
+    csat: CsatSettings = CsatSettings()
     people: list[Person] = []
     teams: list[Team] = []
 

@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.directory import Directory
 from bot.engine import Engine
 from bot.events import Address
-from bot.flows import escalation, maintenance, reoffer, reports
+from bot.flows import csat, escalation, maintenance, reoffer, reports
 from bot.flows.housekeeping import auto_close, reconcile
 from bot.hearing import Ears
 from bot.inbox import Inbox, TextCap
@@ -233,6 +233,17 @@ class Hub:
     async def _report_tick(self) -> None:
         await self._job("daily health report", self.daily_report)
 
+    async def csat_remind(self) -> int:
+        """One pass of CSAT reminders (``bot/flows/csat.py``); returns how many this worker
+        sent (each is claimed, so several workers never send one twice)."""
+        sent = await csat.remind(self.work)
+        if sent:
+            self._outbox_queued()
+        return sent
+
+    async def _csat_tick(self) -> None:
+        await self._job("CSAT reminders", self.csat_remind)
+
     async def refresh_assets(self) -> bool:
         """Load the asset registry into memory when it changed since it was loaded (another
         process imported a file); True when it was (re)loaded."""
@@ -391,6 +402,8 @@ class Hub:
                 "daily health report",
                 minutes=self.settings.report.check_minutes,
             )
+        if self.settings.csat.enabled and self.settings.csat.remind_after > 0:
+            self._every(self._csat_tick, "csat-remind", "CSAT reminders", minutes=1)
         if self.settings.audit.checkpoint_minutes > 0:
             self._every(
                 self._audit_checkpoint,

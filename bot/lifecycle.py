@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import flood
+from bot import csat, flood
 from bot.cards import build
 from bot.errors import StaleTransition
 from bot.events import Address, Card, Text
@@ -101,6 +101,10 @@ async def apply(
         await publish_staff_cards(turn, ticket)
     if Effect.TELL_CUSTOMER in rule.effects:
         await _tell_customer(turn, ticket, rule.target)
+    if Effect.CLOSE in rule.effects and action != TicketAction.MERGE:
+        await csat.ask(turn, ticket)  # (a merged repeat's reporter follows the other ticket)
+    elif Effect.REOPEN in rule.effects:
+        csat.reopened(turn, ticket)
     return rule
 
 

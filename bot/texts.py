@@ -19,7 +19,7 @@ from bot.errors import (
     TokenInvalid,
     UnknownTicket,
 )
-from bot.phrases import dashboard, report
+from bot.phrases import csat, dashboard, report
 from bot.tickets import action_label_of, state_label_of
 
 __all__ = ["local_time", "refusal", "say", "short_time", "span"]
@@ -454,6 +454,7 @@ TEXTS: Mapping[str, tuple[str, str]] = _merged(
     _CORE,
     dashboard.TEXTS,
     report.TEXTS,
+    csat.TEXTS,
 )
 
 

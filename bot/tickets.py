@@ -25,6 +25,7 @@ __all__ = [
     "Category",
     "ClockKind",
     "ClockRule",
+    "CsatAction",
     "Effect",
     "IntakeAction",
     "NoteAction",
@@ -140,13 +141,19 @@ class IntakeAction(StrEnum):
     NOT_SAME = "not_same"  # 不是同一问题: it is a fault of its own, routed now
 
 
+class CsatAction(StrEnum):
+    """The customer's rating of a closed ticket (``bot/flows/csat.py``): it moves no state."""
+
+    RATE = "rate"  # arg: the stars, 1..5
+
+
 #: The impacts a reporter can choose, in button order (the arg of an IMPACT token).
 IMPACTS = ("stopped", "partial", "none", "safety")
 #: The impact is asked until someone is on site (then the engineer sees for themselves).
 IMPACT_STATES = frozenset({"new", "assigned", "accepted", "en_route"})
 
 #: Every kind of button press.
-Press = TicketAction | NoteAction | SlaAction | IntakeAction
+Press = TicketAction | NoteAction | SlaAction | IntakeAction | CsatAction
 
 
 class Role(StrEnum):
@@ -537,6 +544,7 @@ ACTION_LABELS: Mapping[Press, tuple[str, str]] = {
     IntakeAction.PRIORITY: ("改优先级", "Set priority"),
     IntakeAction.SAME_FAULT: ("合并", "Merge"),
     IntakeAction.NOT_SAME: ("不是同一问题", "Not the same"),
+    CsatAction.RATE: ("评价", "Rate"),
 }
 
 CLOCK_LABELS: Mapping[ClockKind, tuple[str, str]] = {

@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.adapters.codec import TokenCodec
 from bot.assets import AssetIndex
@@ -35,6 +37,7 @@ from bot.sla.policy import Policies
 from bot.tickets import OPEN_STATES
 from storage.assets import TicketBrief
 from storage.audit import chain_hash
+from storage.csat import CsatRow
 from storage.records import AuditEntry, CardRef, Clock, Person, Ticket, VoiceNote, snapshot
 
 __all__ = ["Customers", "Env", "Outgoing", "Reads", "Staff", "Turn", "Unit"]
@@ -101,6 +104,12 @@ class Reads(Protocol):
     ) -> list[Ticket]: ...
 
     async def new_id(self, table: str) -> int: ...
+
+    async def csat(self, ticket_id: int) -> CsatRow | None: ...
+
+    async def csat_awaiting_comment(
+        self, rater_id: int, chat: str, since: datetime
+    ) -> CsatRow | None: ...
 
 
 class Customers:
@@ -214,6 +223,9 @@ class Unit:
         self.audit: list[AuditEntry] = []
         self.outgoing: list[Outgoing] = []
         self.chats: list[tuple[str, str, str]] = []
+        # Statements of a feature's own table (``storage.csat``), run after the unit's rows are
+        # written, in its transaction; one that finds its row changed raises ``Conflict``.
+        self.statements: list[Callable[[AsyncConnection], Awaitable[None]]] = []
         self._loads: dict[int, int] | None = None
         self._identities: dict[int, list[str]] = {}
         self._history: dict[int, list[TicketBrief]] = {}  # asset id → its newest tickets
@@ -491,6 +503,7 @@ class Unit:
                 "audit": len(self.audit),
                 "outgoing": len(self.outgoing),
                 "chats": len(self.chats),
+                "statements": len(self.statements),
             },
             loads=dict(self._loads) if self._loads is not None else None,
         )

@@ -111,6 +111,8 @@ class Work:
                 await hook(tx.store.conn)
             changes, local = self.changes(tx)
             await tx.store.write(changes)
+            for statement in tx.unit.statements:
+                await statement(tx.store.conn)
         except Exception:
             self.ids.forget()  # rows may have come from elsewhere: count ids afresh
             raise

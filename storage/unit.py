@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
 from storage import assets as assets_table
+from storage import csat as csat_table
 from storage import feed as feed_table
 from storage import outbox as outbox_table
 from storage.assets import TicketBrief
@@ -471,6 +472,14 @@ class Store:
         """A fresh primary key for ``table`` (people, tickets, card_refs, voice_notes), known
         before the row is written so everything that points at it can be decided first."""
         return await self.ids.take(self.conn, table)
+
+    async def csat(self, ticket_id: int) -> csat_table.CsatRow | None:
+        return await csat_table.rating(self.conn, ticket_id)
+
+    async def csat_awaiting_comment(
+        self, rater_id: int, chat: str, since: datetime
+    ) -> csat_table.CsatRow | None:
+        return await csat_table.awaiting_comment(self.conn, rater_id, chat, since)
 
     # ------------------------------------------------------------------------------ write
 

@@ -118,6 +118,12 @@ class MemoryReads:
     async def chat_kind(self, platform: str, chat_id: str) -> str | None:
         return None
 
+    async def csat(self, ticket_id: int) -> None:
+        return None
+
+    async def csat_awaiting_comment(self, rater_id: int, chat: str, since: datetime) -> None:
+        return None
+
     async def identities(self, person_id: int) -> list[str]:
         return []
 

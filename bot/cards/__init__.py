@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
+from bot.cards.csat import csat_card
 from bot.cards.nag import nag_card
 from bot.cards.ticket import ticket_card
 from bot.cards.voice import voice_card
@@ -27,6 +28,7 @@ BUILDERS: Mapping[str, Builder] = {
     "staff": ticket_card,
     "nag": nag_card,
     "voice": voice_card,
+    "csat": csat_card,  # the customer's rating (bot/flows/csat.py)
 }
 
 

@@ -10,9 +10,16 @@ from __future__ import annotations
 from bot import lifecycle
 from bot.errors import FlowError, StaleTransition, TokenInvalid, UnknownTicket
 from bot.events import Action
-from bot.flows import questions, routing, snooze, voice
+from bot.flows import csat, questions, routing, snooze, voice
 from bot.texts import say
-from bot.tickets import IntakeAction, NoteAction, SlaAction, TicketAction, action_label
+from bot.tickets import (
+    CsatAction,
+    IntakeAction,
+    NoteAction,
+    SlaAction,
+    TicketAction,
+    action_label,
+)
 from bot.unit import Turn
 
 __all__ = ["handle_action", "record_refusal"]
@@ -23,6 +30,9 @@ async def handle_action(turn: Turn, event: Action) -> None:
     token = turn.env.codec.decode(event.token)
     if isinstance(token.action, IntakeAction):
         await questions.pressed(turn, token, event)
+        return
+    if isinstance(token.action, CsatAction):
+        await csat.pressed(turn, token, event)  # a rating: it moves no state
         return
     ticket = await turn.unit.ticket(token.ticket_id)
     if ticket is None:

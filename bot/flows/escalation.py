@@ -38,7 +38,7 @@ from bot.work import Work
 from storage import tickets as ticket_table
 from storage.records import Clock, Ticket
 
-__all__ = ["sweep"]
+__all__ = ["manager_targets", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,13 @@ async def _step_targets(turn: Turn, ticket: Ticket, do: str) -> list[Target]:
             found = [_direct(turn, m) for m in managers]
             return [t for t in found if t is not None]
     return []
+
+
+async def manager_targets(turn: Turn, ticket: Ticket) -> list[Target]:
+    """Where a ticket's managers hear of it outside the SLA chain (a low CSAT score): the
+    ``notify_manager`` step's direct chats, else the team's group chats."""
+    found = await _step_targets(turn, ticket, "notify_manager")
+    return found or await _step_targets(turn, ticket, "post_team")
 
 
 def _nags(

@@ -2,6 +2,10 @@
 
 Every customer message goes one way, in this order (each outcome is counted in metrics):
 
+0. **rating_comment** — the customer rated a closed ticket from this chat within
+   ``[csat] comment_window`` and this is not a confident new fault report: the message is that
+   rating's comment (``bot/flows/csat.py``).
+
 1. **chase** — the reader says it follows up a fault (人呢？/still broken/any update?) and the
    customer has an open ticket: it goes on that ticket, raises it to ``chase_priority`` and
    nags its assignee. Never a new ticket.
@@ -31,7 +35,7 @@ from datetime import timedelta
 from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.events import Address, Button, Card, Message, Text, Voice
-from bot.flows import followups, repeats, routing, signin, snooze
+from bot.flows import csat, followups, repeats, routing, signin, snooze
 from bot.nlp.classify import Reading, classify
 from bot.sla.clocks import sync
 from bot.texts import say, short_time
@@ -87,6 +91,10 @@ async def customer_report(turn: Turn, event: Message | Voice, text: str) -> None
     reading = classify(text)
     via = "voice" if isinstance(event, Voice) else "message"
     sure = reading.confidence.report >= settings.ask_below
+    named_fault = reading.is_fault_report and sure and reading.evidence and not reading.followup
+    if not named_fault and await csat.took(turn, event, text):  # a rating's comment
+        count.labels("rating_comment", mode).inc()
+        return
     mine: list[Ticket] = []
     if reading.followup or not (reading.is_fault_report and sure and reading.evidence):
         # (a confident report naming a fault skips this read: no chase, no slot answer)
