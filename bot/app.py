@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.errors import BadRequest, Forbidden, SignatureInvalid, TooManyRequests
 from bot.hub import Hub
 from bot.web.api import HUB, routes
+from bot.web.progress import ProgressPages
 
 __all__ = ["build_app"]
 
@@ -96,6 +97,7 @@ def build_app(settings: Settings, hub: Hub | None = None) -> web.Application:
     app[JSON_DEPTH] = settings.limits.json_depth
     app.add_routes(routes())
     app.add_routes([web.get("/", _index)])
+    app.add_routes(ProgressPages(hub).routes())  # /t/<token>: the customer's progress page
     for adapter in hub.adapters.values():
         app.add_routes(adapter.routes())
 

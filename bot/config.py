@@ -43,6 +43,7 @@ from bot.platform_settings import (
     TelegramSettings,
     WecomSettings,
 )
+from bot.progress_settings import ProgressSettings
 from bot.shifts import parse_shift
 from bot.sla.settings import SlaSettings
 
@@ -478,6 +479,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     similar: SimilarSettings = SimilarSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    progress: ProgressSettings = ProgressSettings()  # /t/<token> (bot/progress_settings.py)
     people: list[Person] = []
     teams: list[Team] = []
 

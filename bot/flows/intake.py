@@ -31,7 +31,7 @@ from datetime import timedelta
 from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.events import Address, Button, Card, Message, Text, Voice
-from bot.flows import followups, repeats, routing, signin, snooze
+from bot.flows import followups, repeats, reply, routing, signin, snooze
 from bot.nlp.classify import Reading, classify
 from bot.sla.clocks import sync
 from bot.texts import say, short_time
@@ -330,6 +330,10 @@ async def _staff_text(turn: Turn, text: str) -> None:
     command = snooze.COMMAND.match(note)
     if command:
         await snooze.command(turn, ticket, command)
+        return
+    words = reply.COMMAND.match(note)
+    if words:  # "GD-12 回复：…": to the customer
+        await reply.command(turn, ticket, words)
         return
     cause = _ROOT_CAUSE.match(note)
     if cause:
