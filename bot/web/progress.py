@@ -68,7 +68,7 @@ class _View:
     status: str
     engineer: str | None
     steps: Sequence[tuple[str, Step]]  # (local time, step)
-    promises: Sequence[tuple[str, str]]  # (text, "kept" | "late" | "open")
+    promises: Sequence[tuple[str, str]]  # (text, "kept" | "missed" | "late" | "open")
     eta: str | None
     parts: Sequence[str]
     parts_eta: str | None
@@ -169,22 +169,27 @@ def _promises(
     t: Ticket, clocks: Sequence[Clock], locale: str, tz: Any, now: datetime
 ) -> list[tuple[str, str]]:
     """Each promise (respond, arrive, resolve) with its time and whether it was kept."""
-    out = []
+    out: list[tuple[str, str]] = []
+    if t.state == "cancelled":
+        return out  # nothing was promised any more
     by_kind = {c.kind: c for c in clocks}
     for kind in _PROMISES:
         clock = by_kind.get(kind.value)
+        if clock is not None and clock.met_at is not None:  # kept, or kept late
+            how = "missed" if clock.breached_at is not None else "kept"
+            text = say(f"progress.promise.met.{kind.value}", locale, at=_local(clock.met_at, tz))
+            out.append((text, how))
+            continue
         due = clock.due_at if clock is not None else getattr(t, _DUE[kind])
         if due is None:
             continue
         text = say(f"progress.promise.{kind.value}", locale, at=_local(due, tz))
-        if clock is not None and clock.met_at is not None:
-            how = "late" if clock.breached_at is not None else "kept"
-        elif (clock is not None and clock.breached_at is not None) or (
+        if (clock is not None and clock.breached_at is not None) or (
             t.state in _OPEN and due < now and (clock is None or clock.running_since is not None)
         ):
             how = "late"
         else:
-            how = "open" if t.state in _OPEN else "kept"
+            how = "open"
         out.append((text, how))
     return out
 
@@ -262,12 +267,12 @@ li.current::before{background:#0f4c81;box-shadow:0 0 0 3px #cfe3f6}
 li.reply::before{background:#fff;border:2px solid #0f4c81;width:.45rem;height:.45rem}
 li time{display:block;font-size:.8rem;color:#667}li.current span{font-weight:600}
 li.reply span{white-space:pre-wrap;word-break:break-word}
-ul{margin:0;padding-left:1.2rem}.kept{color:#1b7f3b}.late{color:#b3261e}
+ul{margin:0;padding-left:1.2rem}.kept{color:#1b7f3b}.late,.missed{color:#b3261e}
 footer{font-size:.8rem;color:#778;text-align:center;padding:.5rem 1rem 1.5rem}
 footer a{color:#0f4c81}
 """
 
-_MARK = {"kept": "✓", "late": "!", "open": ""}
+_MARK = {"kept": "✓", "missed": "✓", "late": "!", "open": ""}
 
 
 def _e(text: object) -> str:
