@@ -169,15 +169,14 @@ async def test_a_staff_reply_from_the_console_reaches_the_customer_s_platform(
     ticket = await _one_ticket(hub)
     li = await hub.staff_session("li")
     text = f"{ticket['number']} 回复：我下午两点到，请先断电"
-    status, body = await hub.post("/webchat/api/messages", {"session": li, "id": "reply-to-customer",
-                                                            "text": text})  # fmt: skip
-    assert status == 202, body
+    body = {"session": li, "id": "reply-to-customer", "text": text}
+    status, answer = await hub.post("/webchat/api/messages", body)
+    assert status == 202, answer
     got = await _text(platform, "工程师 李工：我下午两点到，请先断电")
     assert ticket["number"] in got and LINK.search(got)
     events = (await hub.api(f"/api/tickets/{ticket['id']}"))["events"]
-    assert [(e["actor_id"], e["data"]["text"]) for e in events if e["kind"] == "customer_reply"] == [
-        ("li", "我下午两点到，请先断电")
-    ]
+    replies = [(e["actor_id"], e["data"]["text"]) for e in events if e["kind"] == "customer_reply"]
+    assert replies == [("li", "我下午两点到，请先断电")]
 
 
 async def test_a_reply_written_in_telegram_by_the_engineer_and_refused_for_the_customer(
