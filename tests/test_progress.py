@@ -314,3 +314,35 @@ async def test_a_customer_cannot_speak_as_an_engineer(running: Start) -> None:
         kinds = (await s.scalars(select(TicketEvent.kind))).all()
     assert "customer_reply" not in kinds
     assert (await hub.api(f"/api/tickets/{ticket['id']}"))["state"] == "assigned"
+
+
+@sqlite_only
+async def test_the_console_reply_box_needs_a_staff_sign_in_and_writes_as_the_chat_does(
+    running: Start,
+) -> None:
+    hub = await running()
+    cust, li = await customer(hub), await staff(hub, "li")
+    async with Feed(hub, cust) as cfeed, Feed(hub, li) as lfeed:
+        await report(hub, cust, REPORT)
+        ticket = await one_ticket(hub)
+        number = ticket["number"]
+        body = {"id": "console-reply-1", "ticket": number.lower(), "text": "已联系厂家，明天到货"}
+        # No sign-in, or a customer's chat session: refused, nothing relayed.
+        async with hub.http.post(hub.base + "/console/api/reply", json=body) as r:
+            assert r.status == 401
+        assert (await hub.post("/console/api/reply", {**body, "session": cust}))[0] == 401
+        for bad in ({"ticket": "12"}, {"ticket": "GD-1; drop"}, {"text": ""},
+                    {"text": "x" * 1001}, {"id": "short"}, {"ticket": None}):  # fmt: skip
+            status, answer = await hub.post("/console/api/reply", {**body, **bad, "session": li})
+            assert status == 400, (bad, answer)
+
+        status, answer = await hub.post("/console/api/reply", {**body, "session": li})
+        assert (status, answer["duplicate"]) == (202, False)
+        again = await hub.post("/console/api/reply", {**body, "session": li})
+        assert again == (202, {"ok": True, "duplicate": True})  # a retried post: once
+        await cfeed.wait_text("工程师 李工：已联系厂家，明天到货")
+        await lfeed.wait_text(f"已发给 {number} 的客户")
+        await hub.hub.idle()
+        assert len([t for t in cfeed.texts() if "已联系厂家" in t]) == 1
+    events = (await hub.api(f"/api/tickets/{number}"))["events"]
+    assert [e["actor_id"] for e in events if e["kind"] == "customer_reply"] == ["li"]

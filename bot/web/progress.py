@@ -260,14 +260,14 @@ h2{font-size:.95rem;color:#445;margin:0 0 .5rem}
 padding:.15rem .7rem;font-weight:600}
 .status{margin:.5rem 0 0}.who{color:#556;margin:.3rem 0 0}.eta{margin:.3rem 0 0;font-weight:600}
 ol{list-style:none;margin:0;padding:0 0 0 1rem;border-left:2px solid #d5dbe3}
-li{position:relative;margin:0 0 .7rem;padding-left:.4rem}
-li::before{content:"";position:absolute;left:-1.42rem;top:.45rem;width:.7rem;height:.7rem;
+ol li{position:relative;margin:0 0 .7rem;padding-left:.4rem}
+ol li::before{content:"";position:absolute;left:-1.42rem;top:.45rem;width:.7rem;height:.7rem;
 border-radius:50%;background:#b8c2cf}
-li.current::before{background:#0f4c81;box-shadow:0 0 0 3px #cfe3f6}
-li.reply::before{background:#fff;border:2px solid #0f4c81;width:.45rem;height:.45rem}
-li time{display:block;font-size:.8rem;color:#667}li.current span{font-weight:600}
-li.reply span{white-space:pre-wrap;word-break:break-word}
-ul{margin:0;padding-left:1.2rem}.kept{color:#1b7f3b}.late,.missed{color:#b3261e}
+ol li.current::before{background:#0f4c81;box-shadow:0 0 0 3px #cfe3f6}
+ol li.reply::before{background:#fff;border:2px solid #0f4c81;width:.45rem;height:.45rem}
+ol li time{display:block;font-size:.8rem;color:#667}ol li.current span{font-weight:600}
+ol li.reply span{white-space:pre-wrap;word-break:break-word}
+ul{margin:0;padding-left:1.2rem}ul li{margin:.15rem 0}.kept{color:#1b7f3b}.late,.missed{color:#b3261e}
 footer{font-size:.8rem;color:#778;text-align:center;padding:.5rem 1rem 1.5rem}
 footer a{color:#0f4c81}
 """
