@@ -267,7 +267,8 @@ ol li.current::before{background:#0f4c81;box-shadow:0 0 0 3px #cfe3f6}
 ol li.reply::before{background:#fff;border:2px solid #0f4c81;width:.45rem;height:.45rem}
 ol li time{display:block;font-size:.8rem;color:#667}ol li.current span{font-weight:600}
 ol li.reply span{white-space:pre-wrap;word-break:break-word}
-ul{margin:0;padding-left:1.2rem}ul li{margin:.15rem 0}.kept{color:#1b7f3b}.late,.missed{color:#b3261e}
+ul{margin:0;padding-left:1.2rem}ul li{margin:.15rem 0}
+.kept{color:#1b7f3b}.late,.missed{color:#b3261e}
 footer{font-size:.8rem;color:#778;text-align:center;padding:.5rem 1rem 1.5rem}
 footer a{color:#0f4c81}
 """
