@@ -142,7 +142,12 @@ async def say_as(hub: RunningHub, session: str, text: str) -> None:
     assert status == 202, body
 
 
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
 async def get(hub: RunningHub, path: str, **kw: Any) -> tuple[int, str, dict[str, str]]:
+    """GET as a browser asks for a page."""
+    kw.setdefault("headers", BROWSER)
     async with hub.http.get(hub.base + path, **kw) as r:
         return r.status, await r.text(), dict(r.headers)
 
@@ -250,6 +255,8 @@ async def test_bad_tokens_answer_a_404_page_never_a_500(running: Start) -> None:
         assert headers["Content-Type"].startswith("text/html") and "链接无效" in page
         assert ticket["number"] not in page
     assert (await get(hub, f"/t/{forged}?lang=en"))[1].count("Link not valid") >= 1
+    status, text, headers = await get(hub, f"/t/{forged}", headers={"Accept": "*/*"})
+    assert status == 404 and "unknown or expired" in text  # not a browser: JSON, as /api
     # A closed ticket's link stops working expire_days after closing.
     async with hub.hub.db.begin() as s:
         await s.execute(
@@ -269,6 +276,8 @@ async def test_the_anonymous_page_is_rate_limited_per_client(running: Start) -> 
     assert answers == [404, 404, 404]  # forged or not, each load counts
     status, page, headers = await get(hub, f"/t/{links.sign(1)}")
     assert status == 429 and int(headers["Retry-After"]) >= 1 and "太频繁" in page
+    status, text, headers = await get(hub, f"/t/{links.sign(1)}?format=json")
+    assert status == 429 and "retry_after" in text and int(headers["Retry-After"]) >= 1
 
 
 # ---------------------------------------------------------------- staff write to the customer

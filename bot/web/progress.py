@@ -4,12 +4,12 @@ The token (``bot.progress.ProgressLinks``) names the ticket; the page shows its 
 title, where it stands in the customer's words, the engineer, a timeline of the steps that
 matter to a customer (local times in ``timezone``), the promised times and the ETA, and the
 parts being waited for. Server-rendered HTML that reads on a phone (375 px), in the customer's
-language (``?lang=zh|en`` overrides). With ``Accept: application/json`` (or ``?format=json``)
+language (``?lang=zh|en`` overrides). With ``?format=json`` (or ``Accept: application/json``)
 the same facts come as JSON; the open page asks for them every ``[progress] refresh_seconds``
 and redraws itself when the ticket changed.
 
-An unknown, forged or expired token answers a 404 page — the same page whatever the reason, so
-it says nothing about which tickets exist. Each client address may load
+An unknown, forged or expired token answers 404 — a page for a browser, JSON with the reason
+for anything else — the same whatever the reason, so it says nothing about which tickets exist. Each client address may load
 ``[progress] requests_per_minute`` pages a minute (429 with ``Retry-After`` beyond).
 """
 
@@ -90,22 +90,21 @@ class ProgressPages:
         settings = self.hub.settings
         asked = request.query.get("lang")
         lang = asked if asked in ("zh", "en") else None
+        accept = request.headers.get("Accept", "")
+        browser = "text/html" in accept and request.query.get("format") != "json"
         client = client_of(request, settings)
         if not self.limiter.exempt(client):
             rate = per_minute(settings.progress.requests_per_minute)
             wait = await self.limiter.hit(rate, "progress", "client", client)
             if wait is not None:
-                return _limited(lang or settings.locale, wait)
+                return _limited(lang or settings.locale, wait, browser)
         ticket_id = self.links.verify(request.match_info["token"])
         view = None
         if settings.progress.enabled and ticket_id is not None:
             view = await self._view(ticket_id, lang)
         if view is None:
-            return _not_found(lang or settings.locale)
-        wants_json = request.query.get("format") == "json" or "application/json" in (
-            request.headers.get("Accept", "")
-        )
-        if wants_json:
+            return _not_found(lang or settings.locale, browser)
+        if not browser and (request.query.get("format") == "json" or "json" in accept):
             return web.json_response(_as_json(view), headers=_HEADERS)
         return web.Response(
             text=_html(view, settings.progress.refresh_seconds),
@@ -354,7 +353,13 @@ def _html(v: _View, refresh_seconds: int) -> str:
     return _page(lang, f"{v.number} · {say('progress.title', lang)}", body, script=script)
 
 
-def _not_found(lang: str) -> web.Response:
+def _not_found(lang: str, browser: bool) -> web.Response:
+    """The same answer for a forged, tampered, unknown or expired link: a page for a browser,
+    else JSON naming the reason (as every route's 4xx does)."""
+    if not browser:
+        return web.json_response(
+            {"error": "unknown or expired progress link"}, status=404, headers=_HEADERS
+        )
     body = (
         f"<header><h1>{_e(say('progress.not_found.title', lang))}</h1></header>"
         f"<main><section><p>{_e(say('progress.not_found', lang))}</p></section></main>"
@@ -367,11 +372,15 @@ def _not_found(lang: str) -> web.Response:
     )
 
 
-def _limited(lang: str, wait: float) -> web.Response:
+def _limited(lang: str, wait: float, browser: bool) -> web.Response:
+    retry = {**_HEADERS, "Retry-After": str(int(wait))}
+    if not browser:
+        error = f"too many progress page loads; try again in {wait:.0f} s"
+        return web.json_response({"error": error, "retry_after": wait}, status=429, headers=retry)
     body = f"<main><section><p>{_e(say('progress.limited', lang))}</p></section></main>"
     return web.Response(
         text=_page(lang, say("progress.limited", lang), body),
         status=429,
         content_type="text/html",
-        headers={**_HEADERS, "Retry-After": str(int(wait))},
+        headers=retry,
     )
