@@ -9,8 +9,9 @@ the same facts come as JSON; the open page asks for them every ``[progress] refr
 and redraws itself when the ticket changed.
 
 An unknown, forged or expired token answers 404 — a page for a browser, JSON with the reason
-for anything else — the same whatever the reason, so it says nothing about which tickets exist. Each client address may load
-``[progress] requests_per_minute`` pages a minute (429 with ``Retry-After`` beyond).
+for anything else — the same whatever the reason, so it says nothing about which tickets exist.
+Each client address may load ``[progress] requests_per_minute`` pages a minute (429 with
+``Retry-After`` beyond).
 """
 
 from __future__ import annotations
