@@ -161,7 +161,6 @@ def token_in(text: str) -> str:
 # ------------------------------------------------------------------------------ the page
 
 
-@sqlite_only
 async def test_the_link_in_each_milestone_opens_the_ticket_s_page(running: Start) -> None:
     hub = await running()
     cust, li = await customer(hub), await staff(hub, "li")
@@ -283,7 +282,6 @@ async def test_the_anonymous_page_is_rate_limited_per_client(running: Start) -> 
 # ---------------------------------------------------------------- staff write to the customer
 
 
-@sqlite_only
 async def test_a_staff_reply_reaches_the_customer_and_the_audit_trail(running: Start) -> None:
     hub = await running()
     cust, li = await customer(hub), await staff(hub, "li")
