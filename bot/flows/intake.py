@@ -278,6 +278,9 @@ async def _acknowledge(turn: Turn, chat: Address, ticket: Ticket, missing: list[
     site_from = (ticket.intake or {}).get("site_from")
     if site_from:
         ack += "\n" + say("site.reused", locale, site=ticket.site)
+    link = lifecycle.progress_link(turn, ticket)  # the page to come back to, from any tab
+    if link:
+        ack += "\n" + say("progress.link", locale, url=link)
     turn.send(chat, Text(ack), ticket_id=ticket.id)
     await lifecycle.publish(turn, ticket, chat, "customer", locale)
     await lifecycle.publish_staff_cards(turn, ticket)

@@ -157,7 +157,9 @@ async def test_the_milestone_message_carries_the_progress_link(
         assert r.status == 200
         page = await r.text()
     assert ticket["number"] in page and "李工 已接单" in page and "工程师：李工" in page
-    # The acknowledgement came first and the link was not in it twice (one link a message).
+    # The acknowledgement had the same link already; one link a message.
+    ack = next(t for t in platform.texts() if "已收到您的报修" in t)
+    assert LINK.findall(ack) == [m.group(1)]
     assert all(len(LINK.findall(t)) <= 1 for t in platform.texts())
 
 
