@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.texts import TEXTS, say, short_time
+from bot.texts import TEXTS, local_time, say, short_time
 from bot.tickets import ClockKind, TicketAction, TicketState
 from storage.records import Clock
 
@@ -34,6 +34,7 @@ __all__ = [
     "expired",
     "label",
     "milestone_key",
+    "overdue_line",
     "promise_summary",
     "staff_role",
     "status",
@@ -135,6 +136,19 @@ def promise_summary(clocks: Sequence[Clock], now: datetime, locale: str, tz: Zon
             text += say("progress.promise.late", locale) + ("）" if locale == "zh" else ")")
         parts.append(text)
     return " · ".join(parts)
+
+
+def overdue_line(clock: Clock, locale: str, tz: ZoneInfo) -> str:
+    """A breached clock as the customer reads it (an escalation posted in their own group):
+    the promise that is late and what we do about it — never the clock's staff name."""
+    if clock.kind == ClockKind.STAY.value:
+        state = clock.state or ""
+        if f"progress.overdue.stay.{state}" in TEXTS:
+            return say(f"progress.overdue.stay.{state}", locale)
+        named = label(state, locale) if f"progress.label.{state}" in TEXTS else ""
+        return say("progress.overdue.stay", locale, label=named)
+    due = local_time(clock.due_at, tz)[5:] if clock.due_at is not None else "—"
+    return say(f"progress.overdue.{clock.kind}", locale, due=due)
 
 
 @dataclass(frozen=True, slots=True)

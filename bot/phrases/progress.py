@@ -122,6 +122,28 @@ TEXTS: dict[str, tuple[str, str]] = {
         "where you reported the fault.",
     ),
     "progress.limited": ("访问太频繁，请稍后再试。", "Too many requests; please try again soon."),
+    # --- an SLA escalation posted in the customer's own group (bot/flows/escalation.py)
+    "progress.overdue.respond": (
+        "还没有工程师接单，已超过承诺的响应时间（{due}），我们正在催促。",
+        "No engineer has taken it yet; the response we promised by {due} is late. We are "
+        "chasing it.",
+    ),
+    "progress.overdue.arrive": (
+        "工程师还未到场，已超过承诺的到场时间（{due}），我们正在催促。",
+        "The engineer is not on site yet; we promised {due}. We are chasing it.",
+    ),
+    "progress.overdue.resolve": (
+        "还没有修好，已超过承诺的修复时间（{due}），我们正在加急处理。",
+        "It is not fixed yet; we promised {due}. We are hurrying it.",
+    ),
+    "progress.overdue.stay": (
+        "{label}的时间比预期长，我们正在跟进。",
+        "“{label}” is taking longer than expected; we are following it up.",
+    ),
+    "progress.overdue.stay.resolved": (
+        "请在聊天中确认是否已修好（点“确认修好”或“没修好”）。",
+        "Please confirm in the chat whether it is fixed (“Confirm fixed” or “Not fixed”).",
+    ),
     # --- the customer's card: promises in their words (never "停留「待备件」")
     "progress.field.promise": ("承诺", "Our promise"),
     # --- staff write to the customer: "GD-12 回复：…" (bot/flows/reply.py)

@@ -22,11 +22,12 @@ from tests.adapters.dingtalk_driver import load as dingtalk_payload
 from tests.adapters.dingtalk_driver import robot_headers
 from tests.adapters.slack_driver import load as slack_payload
 from tests.adapters.wecom_driver import app_callback, text_message
-from tests.conftest import RunningHub, eventually
+from tests.conftest import FakeClock, RunningHub, eventually
 from tests.fakes_dingtalk import FakeDingtalk
 from tests.fakes_slack import FakeSlackApi
 from tests.fakes_telegram import FakeBotApi
 from tests.fakes_wecom import FakeWecomApi
+from tests.sla.test_chain import T0
 
 Start = Callable[..., Awaitable[RunningHub]]
 pytestmark = [
@@ -220,5 +221,52 @@ async def test_a_reply_written_in_telegram_by_the_engineer_and_refused_for_the_c
         assert [(e["actor_id"], e["via"], e["data"]["text"]) for e in replies] == [
             ("li", "message", "马上到")
         ]
+    finally:
+        await bot.stop()
+
+
+async def test_an_escalation_in_the_customer_s_group_speaks_their_words(running: Start) -> None:
+    """The chain's ``post_origin`` step: the customer's Telegram group reads which promise is
+    late, never the staff's clock lines (停留「待备件」) or button hints."""
+    bot = FakeBotApi()
+    await bot.start()
+    try:
+        clock = FakeClock(T0)
+        hub = await running(clock=clock, **test_telegram.enabled(bot))
+        await _telegram_report(hub)
+        ticket = await _one_ticket(hub)
+        li = await hub.staff_session("li")
+        for n, action in enumerate(("accept", "depart", "arrive", "diagnose", "need_parts")):
+            token = hub.hub.codec.encode(
+                ActionToken(ticket["id"], TicketAction(action), ticket["version"] + n)
+            )
+            body = {"session": li, "id": f"walk-to-parts-{n}", "token": token}
+            assert (await hub.post("/webchat/api/actions", body))[0] == 202
+
+            async def moved(n: int = n) -> bool:
+                got = await hub.api(f"/api/tickets/{ticket['id']}")
+                return bool(got["version"] == ticket["version"] + n + 1)
+
+            await eventually(moved, what=f"{action} applied")
+
+        clock.advance(hours=49)  # past the 48 h a ticket may wait for parts (and the fix)
+        await hub.hub.sla_sweep()
+        group = test_telegram.CUSTOMER_GROUP["id"]
+
+        def texts() -> list[str]:
+            return [str(c.params.get("text", "")) for c in bot.to("sendMessage", group)]
+
+        async def posted() -> str | None:
+            return next((t for t in texts() if "比预期长" in t), None)
+
+        text = await eventually(posted, what="the escalation in the customer's group")
+        assert f"【{ticket['number']}】" in text and "等待备件的时间比预期长" in text
+        assert "李工" in text  # (the @-mention still presses the engineer)
+        assert "已超过承诺的修复时间" in text and LINK.search(text)
+        for staff_words in ("停留", "「待备件」", "接单", "⏰"):
+            assert all(staff_words not in t for t in texts() if "比预期长" in t), staff_words
+        events = (await hub.api(f"/api/tickets/{ticket['id']}"))["events"]
+        steps = [e["data"].get("do") for e in events if e["kind"] == "sla_escalation"]
+        assert "post_origin" in steps
     finally:
         await bot.stop()
