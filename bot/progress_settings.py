@@ -17,7 +17,7 @@ class ProgressSettings(BaseModel):
     expire_days: int = Field(30, ge=1, le=3650)
     """A ticket's link works while it is open and this many days after it was closed or
     cancelled; after that it answers 404 like a forged one."""
-    requests_per_minute: int = Field(30, ge=1, le=10_000)
+    requests_per_minute: int = Field(60, ge=1, le=10_000)
     """Page and JSON loads per client address per minute (the route needs no sign-in);
     ``[limits] exempt`` addresses are not counted."""
     refresh_seconds: int = Field(30, ge=5, le=3600)
