@@ -353,3 +353,27 @@ async def test_the_console_reply_box_needs_a_staff_sign_in_and_writes_as_the_cha
         assert len([t for t in cfeed.texts() if "已联系厂家" in t]) == 1
     events = (await hub.api(f"/api/tickets/{number}"))["events"]
     assert [e["actor_id"] for e in events if e["kind"] == "customer_reply"] == ["li"]
+
+
+@sqlite_only
+async def test_a_refusal_tells_a_customer_the_state_in_their_words(running: Start) -> None:
+    hub = await running()
+    cust, li = await customer(hub), await staff(hub, "li")
+    async with Feed(hub, cust) as cfeed, Feed(hub, li) as lfeed:
+        await report(hub, cust, REPORT)
+        ticket = await one_ticket(hub)
+        for action in ("accept", "depart", "arrive", "diagnose", "need_parts"):
+            await act(hub, li, ticket["id"], TicketAction(action))
+        version = (await hub.api(f"/api/tickets/{ticket['id']}"))["version"]
+        early = hub.hub.codec.encode(ActionToken(ticket["id"], TicketAction.CONFIRM, version))
+        status, _ = await hub.post(
+            "/webchat/api/actions", {"session": cust, "id": "confirm-too-early", "token": early}
+        )
+        assert status == 202
+        told = await cfeed.wait_text("不能执行")
+        assert "「等待备件」" in told and "「待备件」" not in told
+        # Staff are told in theirs.
+        wrong = hub.hub.codec.encode(ActionToken(ticket["id"], TicketAction.ARRIVE, version))
+        body = {"session": li, "id": "arrive-again", "token": wrong}
+        assert (await hub.post("/webchat/api/actions", body))[0] == 202
+        assert "「待备件」" in await lfeed.wait_text("不能执行")
