@@ -2,7 +2,8 @@
 
 A customer reports on ``/chat``; 李工 accepts; the milestone in the chat carries the link; the
 customer opens it in a new tab and sees the engineer and the timeline, laid out for 375 px; when
-李工 sets off, the open page redraws itself. A screenshot is kept as a test artefact.
+李工 sets off, or writes to the customer from the console's reply box, the open page redraws
+itself. A screenshot is kept as a test artefact.
 """
 
 from __future__ import annotations
@@ -90,6 +91,26 @@ async def test_the_customer_opens_the_progress_link_on_a_phone(
             # 李工 sets off: the open page redraws itself (it asks every refresh_seconds).
             await act(hub, li, ticket["id"], TicketAction.DEPART)
             await expect(page.locator("#label")).to_have_text("工程师在路上")
+            await expect(page.locator("#timeline li.current")).to_contain_text("李工 已出发")
+
+            # 李工 writes to the customer from the console's reply box: the chat shows it as
+            # his words, and so does the page's timeline.
+            desk = await browser.new_context(viewport={"width": 1100, "height": 900})
+            console = await desk.new_page()
+            console.on("pageerror", lambda exc: errors.append(str(exc)))
+            link_in = hub.hub.access.issue_link("li", "cli")
+            await console.goto(hub.base + "/console#" + link_in.partition("#")[2])
+            await expect(console.locator("#desk")).to_be_visible()
+            await expect(console.locator("#reply-send")).to_have_text("回复客户")
+            await console.locator("#reply-ticket").fill(ticket["number"])
+            await console.locator("#reply-text").fill("十分钟后到，请先断电")
+            await console.locator("#reply-send").click()
+            await expect(console.locator("#pane-li")).to_contain_text(
+                f"已发给 {ticket['number']} 的客户"
+            )
+            await expect(chat.locator("#pane")).to_contain_text("工程师 李工：十分钟后到，请先断电")
+            reply = page.locator("#timeline li.reply")
+            await expect(reply).to_contain_text("工程师 李工：十分钟后到，请先断电")
             await expect(page.locator("#timeline li.current")).to_contain_text("李工 已出发")
 
             shot = tmp_path / "gongdan_progress_phone.png"
