@@ -138,7 +138,7 @@ class ProgressPages:
                 store = Store(await s.connection(), hub.work.ids)
                 clocks = (await store.clocks([t.id])).get(t.id, [])
         locale = lang or (reporter.locale if reporter else None) or settings.locale
-        locale = "en" if locale == "en" else "zh"
+        locale = "zh" if locale == "zh" else "en"  # (as ``say`` reads it: the messages agree)
         engineer = assignee.name if assignee is not None else None
         return _View(
             lang=locale,
