@@ -213,7 +213,7 @@ async def test_parts_waited_for_are_shown_and_the_card_never_says_an_internal_la
         for action in ("accept", "depart", "arrive", "diagnose", "need_parts"):
             await act(hub, li, ticket["id"], TicketAction(action))
         told = await cfeed.wait_text("等待备件")
-        eta = datetime(2026, 12, 8, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+        eta = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=4)
         async with hub.hub.db.begin() as s:  # (the 待备件 flow fills these: another feature)
             await s.execute(
                 update(TicketRow)
@@ -232,7 +232,8 @@ async def test_parts_waited_for_are_shown_and_the_card_never_says_an_internal_la
 
     status, page, _ = await get(hub, f"/t/{token_in(told)}")
     assert status == 200
-    assert "加热圈（HB-220） × 2" in page and "备件预计 12-08 10:00 到货" in page
+    local = eta.astimezone(hub.hub.settings.tz).strftime("%m-%d %H:%M")
+    assert "加热圈（HB-220） × 2" in page and f"备件预计 {local} 到货" in page
     assert "正在等待备件到货" in page
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -153,20 +154,20 @@ class ProgressPages:
                 for step in progress.timeline(t.created_at, trail, locale, names)
             ],
             promises=_promises(t, clocks, locale, tz, now),
-            eta=_eta(t, locale, tz),
-            parts=_parts(t.parts, locale),
+            eta=_eta(t, locale, tz, now),
+            parts=_parts(t.parts, locale) if t.state == "waiting_parts" else [],
             parts_eta=local_time(t.parts_eta, tz)[5:] if t.parts_eta else None,
             seq=t.audit_seq * 1000 + t.version,
             updated=say("progress.updated", locale, at=local_time(t.updated_at, tz), zone=tz.key),
         )
 
 
-def _local(at: datetime, tz: Any) -> str:
+def _local(at: datetime, tz: ZoneInfo) -> str:
     return local_time(at, tz)[5:]  # "12-04 10:15"
 
 
 def _promises(
-    t: Ticket, clocks: Sequence[Clock], locale: str, tz: Any, now: datetime
+    t: Ticket, clocks: Sequence[Clock], locale: str, tz: ZoneInfo, now: datetime
 ) -> list[tuple[str, str]]:
     """Each promise (respond, arrive, resolve) with its time and whether it was kept."""
     out: list[tuple[str, str]] = []
@@ -194,15 +195,16 @@ def _promises(
     return out
 
 
-def _eta(t: Ticket, locale: str, tz: Any) -> str | None:
-    """The next thing the customer can expect, and when."""
+def _eta(t: Ticket, locale: str, tz: ZoneInfo, now: datetime) -> str | None:
+    """The next thing the customer can expect, and when (a time already past is no ETA: the
+    promises say it is late)."""
     if t.state not in _OPEN:
         return None
-    if t.state == "waiting_parts" and t.parts_eta is not None:
+    if t.state == "waiting_parts" and t.parts_eta is not None and t.parts_eta > now:
         return say("progress.eta.parts", locale, at=_local(t.parts_eta, tz))
-    if t.state in _BEFORE_ARRIVAL and t.arrive_due is not None:
+    if t.state in _BEFORE_ARRIVAL and t.arrive_due is not None and t.arrive_due > now:
         return say("progress.eta.arrive", locale, at=_local(t.arrive_due, tz))
-    if t.resolve_due is not None:
+    if t.resolve_due is not None and t.resolve_due > now:
         return say("progress.eta.resolve", locale, at=_local(t.resolve_due, tz))
     return None
 
