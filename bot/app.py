@@ -14,6 +14,7 @@ from bot.errors import BadRequest, Forbidden, SignatureInvalid, TooManyRequests
 from bot.hub import Hub
 from bot.web import dashboard
 from bot.web.api import HUB, routes
+from bot.web.progress import ProgressPages
 
 __all__ = ["build_app"]
 
@@ -98,6 +99,7 @@ def build_app(settings: Settings, hub: Hub | None = None) -> web.Application:
     app.add_routes(routes())
     app.add_routes([web.get("/", _index)])
     app.add_routes(dashboard.routes())
+    app.add_routes(ProgressPages(hub).routes())  # /t/<token>: the customer's progress page
     for adapter in hub.adapters.values():
         app.add_routes(adapter.routes())
 

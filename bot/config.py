@@ -45,6 +45,7 @@ from bot.platform_settings import (
     TelegramSettings,
     WecomSettings,
 )
+from bot.progress_settings import ProgressSettings
 from bot.report_settings import ReportSettings
 from bot.shifts import parse_shift
 from bot.sla.settings import SlaSettings
@@ -484,6 +485,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
     report: ReportSettings = ReportSettings()
     csat: CsatSettings = CsatSettings()
+    progress: ProgressSettings = ProgressSettings()  # /t/<token> (bot/progress_settings.py)
     people: list[Person] = []
     teams: list[Team] = []
 

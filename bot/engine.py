@@ -291,7 +291,8 @@ class Engine:
         except FlowError as refusal:
             with tx.unit.turn():
                 turn = Turn(tx.unit, key + ":refused", person, event)
-                self._answer(turn, event, refusal_text(refusal, turn.locale))
+                customer = person.role == "customer"  # (told the state in their words)
+                self._answer(turn, event, refusal_text(refusal, turn.locale, customer=customer))
                 if isinstance(event, Action):
                     await record_refusal(turn, event, refusal)
             metrics.processed.labels("refused").inc()

@@ -32,6 +32,7 @@ from bot.inbox import Inbox, TextCap
 from bot.metrics import Metrics
 from bot.nlp.similar import SimilarCases
 from bot.outbox import OutboxSender
+from bot.progress import ProgressLinks
 from bot.sla.policy import Policies
 from bot.unit import Env, Staff
 from bot.work import Work
@@ -97,6 +98,7 @@ class Hub:
             audit_key=self.audit_key,
             sign_in=self.access.issue_link,
             similar=_similar_index(settings),
+            progress=ProgressLinks(self.secret),
         )
         self.work = Work(
             self.db, self.env, self.adapters, clock=clock, on_outbox=self._outbox_queued

@@ -4,7 +4,8 @@
 whether the action may happen — state, role, requirements — then carries out the transition
 and its declared ``effects`` on the unit's records: the new assignee, timestamps, a new version
 (older card buttons go stale), the audit row, the SLA clocks settled, every copy of the card
-redrawn, staff cards for a new assignee, and the customer's milestone message.
+redrawn, staff cards for a new assignee, and the customer's milestone message (in the
+customer's words, with the link to the ticket's progress page: ``milestone``).
 
 ``publish`` posts a new card and remembers where (so ``refresh`` can redraw it in place later).
 """
@@ -17,6 +18,7 @@ from bot import csat, flood
 from bot.cards import build
 from bot.errors import StaleTransition
 from bot.events import Address, Card, Text
+from bot.progress import milestone_key
 from bot.sla.clocks import sync
 from bot.texts import say
 from bot.tickets import (
@@ -24,7 +26,6 @@ from bot.tickets import (
     Effect,
     Role,
     TicketAction,
-    TicketState,
     Transition,
     check,
     facts_of,
@@ -33,7 +34,7 @@ from bot.tickets import (
 from bot.unit import Turn
 from storage.records import Person, Ticket
 
-__all__ = ["apply", "publish", "publish_staff_cards", "refresh"]
+__all__ = ["apply", "milestone", "progress_link", "publish", "publish_staff_cards", "refresh"]
 
 
 async def apply(
@@ -100,7 +101,7 @@ async def apply(
     if rule.assigns and ticket.assignee_id is not None:
         await publish_staff_cards(turn, ticket)
     if Effect.TELL_CUSTOMER in rule.effects:
-        await _tell_customer(turn, ticket, rule.target)
+        await _tell_customer(turn, ticket, rule)
     if Effect.CLOSE in rule.effects and action != TicketAction.MERGE:
         await csat.ask(turn, ticket)  # (a merged repeat's reporter follows the other ticket)
     elif Effect.REOPEN in rule.effects:
@@ -178,19 +179,38 @@ async def publish_staff_cards(turn: Turn, ticket: Ticket) -> None:
             )
 
 
-async def _tell_customer(turn: Turn, ticket: Ticket, state: TicketState) -> None:
+async def _tell_customer(turn: Turn, ticket: Ticket, rule: Transition) -> None:
     reporter = await turn.unit.person(ticket.reporter_id)
     locale = (reporter.locale if reporter else None) or turn.env.settings.locale
     assignee = await turn.unit.person(ticket.assignee_id)
-    text = say("milestone.prefix", locale, number=ticket.number) + say(
-        f"milestone.{state.value}", locale, name=assignee.name if assignee else ""
-    )
+    text = milestone(turn, ticket, rule, assignee, locale)
     turn.send(Address.parse(ticket.origin_chat), Text(text), ticket_id=ticket.id)
-    await _tell_followers(turn, ticket, state, assignee)
+    await _tell_followers(turn, ticket, rule, assignee)
+
+
+def milestone(
+    turn: Turn, ticket: Ticket, rule: Transition, assignee: Person | None, locale: str
+) -> str:
+    """What the customer reads after ``rule``: in their words (``bot.progress``), with the
+    link to the ticket's progress page under it (the same for every platform)."""
+    key = milestone_key(rule.action, rule.target)
+    text = say("milestone.prefix", locale, number=ticket.number) + say(
+        key, locale, name=assignee.name if assignee else ""
+    )
+    link = progress_link(turn, ticket)
+    return f"{text}\n{say('progress.link', locale, url=link)}" if link else text
+
+
+def progress_link(turn: Turn, ticket: Ticket) -> str | None:
+    """The ticket's ``/t/<token>`` link (None when the page is off or the hub has no signer)."""
+    env = turn.env
+    if env.progress is None or not env.settings.progress.enabled:
+        return None
+    return env.progress.url(env.settings.public_url, ticket.id)
 
 
 async def _tell_followers(
-    turn: Turn, ticket: Ticket, state: TicketState, assignee: Person | None
+    turn: Turn, ticket: Ticket, rule: Transition, assignee: Person | None
 ) -> None:
     """The reporters of the reports merged into this ticket (``bot/flows/repeats.py``) hear
     each milestone too, in their own chat and language (each chat once)."""
@@ -202,7 +222,5 @@ async def _tell_followers(
         told.add((reporter_id, chat))
         person = await turn.unit.person(reporter_id)
         locale = (person.locale if person else None) or turn.env.settings.locale
-        text = say("milestone.prefix", locale, number=ticket.number) + say(
-            f"milestone.{state.value}", locale, name=assignee.name if assignee else ""
-        )
+        text = milestone(turn, ticket, rule, assignee, locale)
         turn.send(Address.parse(chat), Text(text), ticket_id=ticket.id)

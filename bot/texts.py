@@ -19,7 +19,7 @@ from bot.errors import (
     TokenInvalid,
     UnknownTicket,
 )
-from bot.phrases import csat, dashboard, report
+from bot.phrases import csat, dashboard, progress, report
 from bot.tickets import action_label_of, state_label_of
 
 __all__ = ["local_time", "refusal", "say", "short_time", "span"]
@@ -455,6 +455,7 @@ TEXTS: Mapping[str, tuple[str, str]] = _merged(
     dashboard.TEXTS,
     report.TEXTS,
     csat.TEXTS,
+    progress.TEXTS,
 )
 
 
@@ -518,6 +519,13 @@ REFUSALS: Mapping[type[FlowError], tuple[str, str]] = {
     QuestionAnswered: ("这个问题已经回答过了。", "That question was answered already."),
 }
 
+
+def _state_named(state: str, locale: str, customer: bool) -> str:
+    if customer and f"progress.label.{state}" in TEXTS:
+        return say(f"progress.label.{state}", locale)
+    return state_label_of(state, locale)
+
+
 REQUIREMENTS: Mapping[str, tuple[str, str]] = {
     "evidence": (
         "标记已解决前需要证据：照片、语音诊断或文字写明原因。",
@@ -555,8 +563,9 @@ AUDIO: Mapping[str, tuple[str, str]] = {
 }
 
 
-def refusal(error: FlowError, locale: str) -> str:
-    """The reason a person sees for ``error``, in their language."""
+def refusal(error: FlowError, locale: str, *, customer: bool = False) -> str:
+    """The reason a person sees for ``error``, in their language (a customer reads the state
+    in their words: ``progress.label.*``)."""
     pick = 0 if locale == "zh" else 1
     if isinstance(error, RequirementMissing):
         return REQUIREMENTS[error.requirement][pick]
@@ -569,6 +578,6 @@ def refusal(error: FlowError, locale: str) -> str:
             state = getattr(error, "state", None)
             return wording[pick].format(
                 action=action_label_of(action, locale) if action else "",
-                state=state_label_of(state, locale) if state else "",
+                state=_state_named(state, locale, customer) if state else "",
             )
     return ("操作未执行。", "Nothing was changed.")[pick]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import progress
 from bot.adapters.codec import ActionToken, TokenCodec
 from bot.cards.asset import asset_fields
 from bot.events import Button, Card
@@ -89,8 +90,13 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
     unit, tz = turn.unit, turn.env.settings.tz
     reporter = await unit.person(ticket.reporter_id)
     assignee = await unit.person(ticket.assignee_id)
+    shown_state = (  # a customer reads where it stands in their words, never a staff label
+        progress.label(ticket.state, locale)
+        if audience == "customer"
+        else state_label(TicketState(ticket.state), locale)
+    )
     fields: list[tuple[str, str]] = [
-        (say("field.state", locale), state_label(TicketState(ticket.state), locale)),
+        (say("field.state", locale), shown_state),
         (say("field.assignee", locale), assignee.name if assignee else say("unassigned", locale)),
     ]
     optional = [
@@ -110,7 +116,11 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
         fields += routing_fields(ticket, assignee, locale)
         fields += similar_fields(turn, ticket, locale)
     fields.append((say("field.created", locale), local_time(ticket.created_at, tz)))
-    if turn.env.policies is not None:
+    if turn.env.policies is not None and audience == "customer":  # promises, not clocks
+        promised = progress.promise_summary(unit.clocks.get(ticket.id, []), turn.now, locale, tz)
+        if promised:
+            fields.append((say("progress.field.promise", locale), promised))
+    elif turn.env.policies is not None:
         deadlines = deadline_summary(unit.clocks.get(ticket.id, []), turn.now, locale, tz)
         if deadlines:
             fields.append((say("field.sla", locale), deadlines))

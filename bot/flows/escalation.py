@@ -12,7 +12,8 @@ escalation chain's steps notify the assignee, post in the origin group, post in 
 with an @-mention of the lead, notify the managers, or hand the ticket to the next candidate
 (``ASSIGN`` through the state table). Direct messages are cards with buttons (接单, 我来处理,
 转派, 延期); group posts are texts that @-mention (the buttons are on the ticket's card in that
-group).
+group). A post in the customer's own group (``post_origin``) is worded for the customer — the
+promise that is late, never a clock's staff name such as 停留「待备件」 — with the progress link.
 
 Every nag to a chat carries that chat's coalesce key: when several wait for one chat (a rate
 limit or a 429 holds them, or a sweep has several for it) the outbox folds them into digests.
@@ -26,13 +27,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot import progress
 from bot.cards.nag import nag_card
 from bot.errors import FlowError
-from bot.events import Address
+from bot.events import Address, Text
 from bot.flows import routing
+from bot.lifecycle import progress_link
 from bot.sla.clocks import Breach, Step, Warning, due_events, policy_of, project, sync
 from bot.sla.digest import Item, group_text
 from bot.sla.view import clock_line
+from bot.texts import say
 from bot.unit import Turn
 from bot.work import Work
 from storage import tickets as ticket_table
@@ -225,8 +229,12 @@ def _nags(
     policies = turn.env.policies
     assert policies is not None
     key = f"sla:{ticket.id}:{clock.kind}:{clock.state or ''}:{event}"
+    tz = turn.env.settings.tz
     for dest, direct, locale, mentions in to:
-        line = clock_line(clock, turn.now, policies, locale, turn.env.settings.tz)
+        if _customers(ticket, dest, direct):
+            line = progress.overdue_line(clock, locale, tz)
+        else:
+            line = clock_line(clock, turn.now, policies, locale, tz)
         seen = nags.get(dest.ref)
         if seen is None:
             item = Item(
@@ -244,8 +252,24 @@ def _nags(
         seen.item.mentions += [m for m in mentions if m not in seen.item.mentions]
 
 
+def _customers(ticket: Ticket, dest: Address, direct: bool) -> bool:
+    """Whether a group post lands in the customer's own chat (``post_origin``)."""
+    return not direct and dest.ref == ticket.origin_chat
+
+
 async def _send(turn: Turn, ticket: Ticket, nag: _Nag) -> None:
     dest = nag.destination
+    if _customers(ticket, dest, nag.direct):
+        # The customer's group reads it in their words, with the page to follow it on; the
+        # @-mention still presses the assignee. Never folded into a staff digest.
+        text = say("milestone.prefix", nag.locale, number=ticket.number)
+        text += "\n".join(nag.item.lines)
+        link = progress_link(turn, ticket)
+        if link:
+            text += "\n" + say("progress.link", nag.locale, url=link)
+        key = f"{nag.item.key}>{dest.ref}"[:300]
+        turn.send(dest, Text(text, mentions=tuple(nag.item.mentions)), ticket_id=ticket.id, key=key)
+        return
     extra = {"nag": {"locale": nag.locale, "direct": nag.direct, "items": [nag.item.as_json()]}}
     key = f"{nag.item.key}>{dest.ref}"[:300]
     coalesce = f"sla:{dest.ref}"

@@ -35,7 +35,7 @@ from datetime import timedelta
 from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.events import Address, Button, Card, Message, Text, Voice
-from bot.flows import csat, followups, repeats, routing, signin, snooze
+from bot.flows import csat, followups, repeats, reply, routing, signin, snooze
 from bot.nlp.classify import Reading, classify
 from bot.sla.clocks import sync
 from bot.texts import say, short_time
@@ -286,6 +286,9 @@ async def _acknowledge(turn: Turn, chat: Address, ticket: Ticket, missing: list[
     site_from = (ticket.intake or {}).get("site_from")
     if site_from:
         ack += "\n" + say("site.reused", locale, site=ticket.site)
+    link = lifecycle.progress_link(turn, ticket)  # the page to come back to, from any tab
+    if link:
+        ack += "\n" + say("progress.link", locale, url=link)
     turn.send(chat, Text(ack), ticket_id=ticket.id)
     await lifecycle.publish(turn, ticket, chat, "customer", locale)
     await lifecycle.publish_staff_cards(turn, ticket)
@@ -338,6 +341,10 @@ async def _staff_text(turn: Turn, text: str) -> None:
     command = snooze.COMMAND.match(note)
     if command:
         await snooze.command(turn, ticket, command)
+        return
+    words = reply.COMMAND.match(note)
+    if words:  # "GD-12 回复：…": to the customer
+        await reply.command(turn, ticket, words)
         return
     cause = _ROOT_CAUSE.match(note)
     if cause:

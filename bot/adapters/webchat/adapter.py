@@ -34,6 +34,7 @@ from bot.adapters.webchat.parse import (
     SessionSigner,
     parse_action,
     parse_message,
+    parse_reply,
 )
 from bot.adapters.webchat.render import render
 from bot.assets import AssetLinks
@@ -183,6 +184,7 @@ class WebchatAdapter(Adapter):
             web.post("/webchat/api/actions", self._post_action),
             web.get("/webchat/api/stream", self._stream),
             web.get("/r/{token}", self._asset_link),
+            web.post("/console/api/reply", self._console_reply),
         ]
 
     def _page(self, name: str) -> Any:
@@ -359,6 +361,16 @@ class WebchatAdapter(Adapter):
              "label": say("asset.reporting", lang, asset=shown)},
             headers=_NO_STORE,
         )  # fmt: skip
+
+    async def _console_reply(self, request: web.Request) -> web.Response:
+        """The console's reply box (staff signed in: cookie + CSRF, or bearer): the same as
+        writing "GD-12 回复：…" (``bot/flows/reply.py``), counted as a message."""
+        body = await _json_body(request)
+        session = self._session_of(await staff_of(request, self.access))
+        await self._limit(request, "message", session)
+        event = parse_reply(session, body, datetime.now(UTC))
+        (accepted,) = await self.inbox.accept([event])
+        return web.json_response({"ok": True, "duplicate": not accepted.new}, status=202)
 
     async def _post_message(self, request: web.Request) -> web.Response:
         return await self._accept(request, "message")

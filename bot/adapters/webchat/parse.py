@@ -22,7 +22,7 @@ from bot.assets import AssetLinks
 from bot.errors import BadRequest, SignatureInvalid
 from bot.events import Action, Address, Message, Sender
 
-__all__ = ["Session", "SessionSigner", "parse_action", "parse_message"]
+__all__ = ["Session", "SessionSigner", "parse_action", "parse_message", "parse_reply"]
 
 PLATFORM = "web"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -144,4 +144,28 @@ def parse_action(
         token=_field(body, "token", max_len=64),
         card_message_id=_field(body, "message", max_len=300, required=False) or None,
         note=note,
+    )
+
+
+_TICKET_NUMBER = re.compile(r"GD-\d{1,12}", re.IGNORECASE)
+#: The longest reply to a customer the console's box takes (``bot/flows/reply.py``).
+REPLY_CHARS = 1000
+
+
+def parse_reply(session: Session, body: dict[str, Any], now: datetime) -> Message:
+    """The console's reply box — ``{"id", "ticket": "GD-12", "text"}`` — as the message a
+    staff member would write for it, "GD-12 回复：…", in their own direct conversation (the
+    confirmation comes back there; ``bot/flows/reply.py`` does the rest)."""
+    cid = _client_id(body)
+    number = _field(body, "ticket", max_len=20).strip()
+    if not _TICKET_NUMBER.fullmatch(number):
+        raise BadRequest("'ticket' must be a ticket number like GD-12")
+    text = _field(body, "text", max_len=REPLY_CHARS).strip()
+    return Message(
+        event_id=f"{session.user_id}:{cid}",
+        chat=Address(PLATFORM, session.user_id),
+        sender=Sender(PLATFORM, session.user_id, session.name, session.locale),
+        chat_type="direct",
+        received_at=now,
+        text=f"{number.upper()} 回复：{text}",
     )

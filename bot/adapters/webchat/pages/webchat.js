@@ -49,6 +49,11 @@ const GD = (() => {
     const t = el("div", { class: "toast", role: "status" }, text);
     document.body.append(t); setTimeout(() => t.remove(), 6000);
   }
+  // The hub's texts as text, with their web links (a ticket's progress page) made links.
+  function linkify(text) {
+    return String(text).split(/(https?:\/\/[^\s<>"]+)/).map((part, i) => i % 2
+      ? el("a", { href: part, target: "_blank", rel: "noopener noreferrer" }, part) : part);
+  }
   // A conversation view: renders the feed; cards are replaced in place when updated.
   function view(container, session, opts) {
     const shown = new Map();
@@ -81,7 +86,7 @@ const GD = (() => {
       if (m.kind === "card") node = card(m.payload, m.conversation, m.key);
       else if (m.kind === "user") node = el("div", { class: "bubble " + (m.payload.user_id === opts.me ? "me" : "them") },
         el("span", { class: "who" }, m.payload.user_id === opts.me ? T.you : m.payload.name), m.payload.text);
-      else node = el("div", { class: "bubble hub" }, m.payload.text);
+      else node = el("div", { class: "bubble hub" }, ...linkify(m.payload.text));
       node.dataset.key = m.key;
       const old = shown.get(m.key);
       if (old && old.isConnected) old.replaceWith(node); else target.append(node);
