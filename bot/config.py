@@ -36,6 +36,7 @@ from pydantic_settings import (
 
 from bot.errors import ConfigError
 from bot.maintenance_settings import MaintenancePlan, MaintenanceSettings
+from bot.parts_settings import PartsSettings
 from bot.platform_settings import (
     DingtalkSettings,
     PlatformSettings,
@@ -478,6 +479,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     similar: SimilarSettings = SimilarSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    parts: PartsSettings = PartsSettings()
     people: list[Person] = []
     teams: list[Team] = []
 

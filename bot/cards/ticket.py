@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.adapters.codec import ActionToken, TokenCodec
 from bot.cards.asset import asset_fields
+from bot.cards.parts import customer_clocks, parts_fields
 from bot.events import Button, Card
 from bot.routing_rules import recorded_reason
 from bot.sla.view import deadline_summary
@@ -103,6 +104,7 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
     ]
     fields += [(say(k, locale), v) for k, v in optional if v]
     fields += checklist_fields(ticket, locale)  # a PM ticket's steps
+    fields += parts_fields(turn, ticket, audience, locale)  # 待备件: which parts, when
     linked, decide = repeat_parts(turn.env.codec, ticket, audience, locale)  # repeat reports
     fields += linked
     if audience != "customer":  # for staff only
@@ -111,7 +113,10 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
         fields += similar_fields(turn, ticket, locale)
     fields.append((say("field.created", locale), local_time(ticket.created_at, tz)))
     if turn.env.policies is not None:
-        deadlines = deadline_summary(unit.clocks.get(ticket.id, []), turn.now, locale, tz)
+        clocks = unit.clocks.get(ticket.id, [])
+        if audience == "customer":  # (no "停留「待备件」": the parts field says it)
+            clocks = customer_clocks(ticket, clocks)
+        deadlines = deadline_summary(clocks, turn.now, locale, tz)
         if deadlines:
             fields.append((say("field.sla", locale), deadlines))
     actions = allowed_actions(facts_of(ticket), AUDIENCE_ROLES[audience])
