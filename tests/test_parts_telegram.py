@@ -135,3 +135,52 @@ async def test_parts_and_their_eta_reach_the_stores_once_and_the_customer_in_the
     kinds = [e["kind"] for e in final["events"]]
     assert kinds.count("parts") == 1 and kinds.count("parts_eta") == 2
     assert PartsAction.ETA in {t.action for t, _ in choices.values()}
+
+
+async def test_an_overdue_wait_for_parts_is_told_in_the_customers_group_in_their_words(
+    api: FakeBotApi, running: Start
+) -> None:
+    clock = FakeClock(NOW)
+    sla = {
+        "policies": {"P0": {"respond": "1h", "arrive": "4h", "resolve": "off"}},
+        "warn_at": [],
+        "stay": {"waiting_parts": "1h"},
+        "chains": {"default": {"steps": [{"do": "post_origin"}], "repeat": 0}},
+    }
+    hub = await running(clock=clock, **enabled(api), sla=sla)
+    assert await deliver(hub, says(CUSTOMER, CUSTOMER_GROUP, REPORT)) == 200
+
+    async def assigned() -> dict[str, Any] | None:
+        tickets = (await hub.api("/api/tickets"))["tickets"]
+        return tickets[0] if tickets and tickets[0]["assignee"] else None
+
+    ticket = await eventually(assigned, what="an assigned ticket")
+    number = ticket["number"]
+    actions = (TicketAction.ACCEPT, TicketAction.DEPART, TicketAction.ARRIVE)
+    await move_to(hub, ticket["id"], *actions, TicketAction.DIAGNOSE)
+    async with hub.hub.work.unit() as tx:  # a confirmed diagnosis that names the part
+        found = await tx.unit.ticket(ticket["id"])
+        assert found is not None
+        found.diagnosis = {"parts_needed": [{"name": "风扇电机", "qty": 1}]}
+
+    async def need_parts_button() -> tuple[int, dict[str, Any], str] | None:
+        version = (await hub.api(f"/api/tickets/{ticket['id']}"))["version"]
+        for (chat, mid), message in sorted(api.messages.items()):
+            for token, data in _buttons(hub, message).values():
+                if (
+                    chat == LI_CHAT["id"]
+                    and token.action == TicketAction.NEED_PARTS
+                    and (token.version == version)
+                ):
+                    return mid, message, data
+        return None
+
+    mid, card, data = await eventually(need_parts_button, what="li's card with 待备件")
+    assert await deliver(hub, presses(LI, LI_CHAT, mid, data, card["reply_markup"])) == 200
+    await _message_with(api, LI_CHAT["id"], "备件预计何时到货")
+
+    clock.advance(hours=2)
+    await hub.hub.sla_sweep()
+    told = "备件（风扇电机 ×1）仍未到货，已超出承诺时间，我们正在催办。"
+    (nag,) = await eventually(lambda: _sent(api, CUSTOMER_GROUP["id"], told), what="the nag")
+    assert number in nag and "停留" not in nag

@@ -21,6 +21,7 @@ __all__ = [
     "choice_label",
     "choice_time",
     "customer_clocks",
+    "customer_stay_line",
     "day_end",
     "day_text",
     "parts_fields",
@@ -106,3 +107,13 @@ def customer_clocks(ticket: Ticket, clocks: Sequence[Any]) -> list[Any]:
     if ticket.state != TicketState.WAITING_PARTS.value:
         return list(clocks)
     return [c for c in clocks if c.kind != "stay"]
+
+
+def customer_stay_line(ticket: Ticket, clock: Any, locale: str) -> str | None:
+    """What an SLA escalation posted in the customer's own group says of the 待备件 stay clock,
+    in their words (never "停留「待备件」"); None for any other clock."""
+    if clock.kind != "stay" or clock.state != TicketState.WAITING_PARTS.value:
+        return None
+    if not ticket.parts:
+        return say("parts.overdue_unknown", locale)
+    return say("parts.overdue", locale, parts=parts_text(ticket.parts, locale))

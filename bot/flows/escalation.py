@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.cards.nag import nag_card
+from bot.cards.parts import customer_stay_line
 from bot.errors import FlowError
 from bot.events import Address
 from bot.flows import routing
@@ -220,6 +221,8 @@ def _nags(
     key = f"sla:{ticket.id}:{clock.kind}:{clock.state or ''}:{event}"
     for dest, direct, locale, mentions in to:
         line = clock_line(clock, turn.now, policies, locale, turn.env.settings.tz)
+        if dest.ref == ticket.origin_chat:  # the customer's group: their words, not ours
+            line = customer_stay_line(ticket, clock, locale) or line
         seen = nags.get(dest.ref)
         if seen is None:
             item = Item(

@@ -71,6 +71,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "备件已到货，工程师预计 {visit} 前为您维修。",
         "The parts have arrived; the engineer expects to repair it by {visit}.",
     ),
+    "parts.overdue": (
+        "备件（{parts}）仍未到货，已超出承诺时间，我们正在催办。",
+        "The parts ({parts}) have still not arrived, later than we promised; we are chasing them.",
+    ),
+    "parts.overdue_unknown": (
+        "仍在等待备件，已超出承诺时间，我们正在催办。",
+        "We are still waiting for parts, later than we promised; we are chasing them.",
+    ),
     # --- to the stores chat ([parts] stores_chat)
     "parts.stores_request": (
         "📦 备件申请 {number}（{priority}）{title}\n{where}\n{lines}\n申请人：{who}",
