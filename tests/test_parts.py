@@ -442,3 +442,21 @@ async def test_the_card_is_drawn_with_the_parts_for_every_audience(tmp_path: Pat
     turn = Turn(unit, "draw", LI)
     en = await build(turn, ticket, "customer", "en")
     assert field(en, "Parts") == "轴承 6205 ×2, expected 5 Dec"
+
+
+async def test_cancelling_while_waiting_withdraws_the_request_at_the_stores(
+    tmp_path: Path,
+) -> None:
+    desk = Desk(_env(tmp_path), diagnosis=DIAGNOSIS)
+    await desk.press(TicketAction.NEED_PARTS)
+    unit = await desk.press(TicketAction.CANCEL, by=ZHAO)
+    assert desk.ticket.state == "cancelled" and desk.ticket.parts_eta is None
+    assert texts(unit, "web:stores") == ["❌ GD-7 已取消，备件申请撤销：轴承 6205 ×2（赵经理）"]
+    assert [o.key for o in unit.outgoing if o.destination.ref == "web:stores"] == [
+        "parts:7:1:withdrawn"
+    ]
+    assert [a.kind for a in unit.audit] == ["transition", "parts_withdrawn"]
+    # A ticket that never waited for parts is cancelled without a word to the stores.
+    other = Desk(_env(tmp_path))
+    unit = await other.press(TicketAction.CANCEL, by=ZHAO)
+    assert texts(unit, "web:stores") == [] and [a.kind for a in unit.audit] == ["transition"]

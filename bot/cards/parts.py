@@ -47,7 +47,8 @@ def parts_fields(turn: Turn, ticket: Ticket, audience: str, locale: str) -> list
         eta = day_text(ticket.parts_eta, locale, settings, tz)
         return [(label, say("parts.field_waiting", locale, parts=parts, eta=eta))]
     out: list[tuple[str, str]] = []
-    if parts is not None and audience != "customer":
+    arrived = bool((ticket.intake or {}).get("parts_used"))
+    if parts is not None and arrived and audience != "customer":
         out.append((label, say("parts.field_arrived", locale, parts=parts)))
     visit = (ticket.intake or {}).get("parts_visit")
     if visit and ticket.state not in _SETTLED:

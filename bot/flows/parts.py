@@ -47,7 +47,7 @@ from storage.records import Person, Ticket
 __all__ = ["FOLLOWS", "after", "answer", "before", "pressed"]
 
 #: The transitions this flow completes (``bot/flows/actions.py`` calls ``before``/``after``).
-FOLLOWS = frozenset({TicketAction.NEED_PARTS, TicketAction.PARTS_ARRIVED})
+FOLLOWS = frozenset({TicketAction.NEED_PARTS, TicketAction.PARTS_ARRIVED, TicketAction.CANCEL})
 _DECIDERS = frozenset({Role.ASSIGNEE, Role.DISPATCHER, Role.MANAGER})
 _WAITING = TicketState.WAITING_PARTS.value
 _REPAIRING = TicketState.REPAIRING.value
@@ -63,12 +63,21 @@ def before(turn: Turn, ticket: Ticket, action: TicketAction) -> None:
         _new_request(turn, ticket)
     elif action == TicketAction.PARTS_ARRIVED:
         _arrival(turn, ticket)
+    elif action == TicketAction.CANCEL and ticket.state == _WAITING:
+        intake = {k: v for k, v in (ticket.intake or {}).items() if k != "parts_ask"}
+        ticket.intake = {**intake, "parts_withdrawn": bool(ticket.parts)}
+        ticket.parts_eta = None  # nothing is awaited any more
 
 
 async def after(turn: Turn, ticket: Ticket, action: TicketAction) -> None:
     """Once the transition is made: the record, the stores chat, the questions, the customer."""
     intake = ticket.intake or {}
     round_ = int(intake.get("parts_round", 1))
+    if action == TicketAction.CANCEL:
+        if intake.get("parts_withdrawn"):  # the stores were asked: the request is withdrawn
+            turn.record(ticket, "parts_withdrawn", via="button", data={"round": round_})
+            _to_stores(turn, ticket, round_, kind="withdrawn")
+        return
     if action == TicketAction.NEED_PARTS:
         if ticket.parts:
             turn.record(ticket, "parts", via="diagnosis",
@@ -88,7 +97,7 @@ async def after(turn: Turn, ticket: Ticket, action: TicketAction) -> None:
     eta = intake.get("parts_eta_was")
     turn.record(ticket, "parts_arrived", via="button",
                 data={"parts": ticket.parts or [], "eta_was": eta, "round": round_})  # fmt: skip
-    _to_stores(turn, ticket, round_, arrived=True)
+    _to_stores(turn, ticket, round_, kind="arrived")
     visit = intake.get("parts_visit")
     if visit is not None:  # ([parts] visit_default)
         turn.record(ticket, "parts_visit", via="system", data={"at": visit, "default": True})
@@ -333,8 +342,9 @@ def _take_parts(turn: Turn, ticket: Ticket, found: list[PartLine]) -> None:
 # ------------------------------------------------------------------------------ telling
 
 
-def _to_stores(turn: Turn, ticket: Ticket, round_: int, *, arrived: bool = False) -> None:
-    """The stores chat hears of a request once, and of its arrival once (outbox keys)."""
+def _to_stores(turn: Turn, ticket: Ticket, round_: int, *, kind: str = "request") -> None:
+    """The stores chat hears of a request once, and once of its arrival or withdrawal (the
+    outbox's idempotency keys)."""
     ref = turn.env.settings.parts.stores_chat
     if ref is None:
         return
@@ -343,9 +353,11 @@ def _to_stores(turn: Turn, ticket: Ticket, round_: int, *, arrived: bool = False
         return  # (a platform that is not running: like a team chat there, not posted)
     locale = turn.env.settings.locale
     who = turn.person.name if turn.person is not None else ""
-    if arrived:
-        text = say("parts.stores_arrived", locale, number=ticket.number,
-                   parts=parts_text(ticket.parts, locale), who=who)  # fmt: skip
+    parts = parts_text(ticket.parts, locale)
+    if kind == "arrived":
+        text = say("parts.stores_arrived", locale, number=ticket.number, parts=parts, who=who)
+    elif kind == "withdrawn":
+        text = say("parts.stores_withdrawn", locale, number=ticket.number, parts=parts, who=who)
     else:
         none = say("parts.none", locale)
         lines = "\n".join(say("parts.stores_line", locale, name=p["name"], qty=p["qty"])
@@ -354,7 +366,6 @@ def _to_stores(turn: Turn, ticket: Ticket, round_: int, *, arrived: bool = False
                          device=ticket.device_code or none)  # fmt: skip
         text = say("parts.stores_request", locale, number=ticket.number, priority=ticket.priority,
                    title=ticket.title, where=where_text, lines=lines, who=who)  # fmt: skip
-    kind = "arrived" if arrived else "request"
     turn.send(where, Text(text), ticket_id=ticket.id, key=f"parts:{ticket.id}:{round_}:{kind}")
 
 

@@ -90,6 +90,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "✅ {number} 备件已到，申请已完成：{parts}（{who} 确认）",
         "✅ {number}: parts arrived, request fulfilled: {parts} (confirmed by {who})",
     ),
+    "parts.stores_withdrawn": (
+        "❌ {number} 已取消，备件申请撤销：{parts}（{who}）",
+        "❌ {number} was cancelled; parts request withdrawn: {parts} ({who})",
+    ),
     "parts.none": ("—", "—"),
     # --- on the ticket's card
     "field.parts": ("备件", "Parts"),
