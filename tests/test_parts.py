@@ -309,6 +309,8 @@ async def test_the_stores_chat_hears_of_a_request_once_whatever_is_pressed_again
         await desk.press(TicketAction.NEED_PARTS)
     today, week = choices["今天"], choices["1周内"]
     await desk.press(PartsAction.ETA, version=today.version, arg=today.arg)
+    with pytest.raises(QuestionAnswered):  # the same answer twice: the customer hears it once
+        await desk.press(PartsAction.ETA, version=today.version, arg=today.arg)
     unit = await desk.press(PartsAction.ETA, version=week.version, arg=week.arg)  # changed
     assert texts(unit, "web:c-1") == ["【GD-7】正在等待备件：轴承 6205 ×2，预计 12月9日 到货。"]
     sent = [o for o in desk.everything() if o.destination.ref == "web:stores"]

@@ -29,7 +29,6 @@ Every step is on the ticket's audit trail: ``parts``, ``parts_eta``, ``parts_arr
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,7 +37,7 @@ from bot.adapters.codec import ActionToken
 from bot.cards.parts import choice_label, choice_time, day_end, day_text, parts_text
 from bot.errors import NotAllowed, QuestionAnswered
 from bot.events import Address, Button, Card, Text
-from bot.nlp.parts import PartLine, read_date, read_parts, split_answer
+from bot.nlp.parts import MAX_QTY, PartLine, read_date, read_parts, split_answer
 from bot.texts import say
 from bot.tickets import PartsAction, Role, TicketAction, TicketState, roles_of
 from bot.unit import Turn
@@ -51,7 +50,6 @@ FOLLOWS = frozenset({TicketAction.NEED_PARTS, TicketAction.PARTS_ARRIVED, Ticket
 _DECIDERS = frozenset({Role.ASSIGNEE, Role.DISPATCHER, Role.MANAGER})
 _WAITING = TicketState.WAITING_PARTS.value
 _REPAIRING = TicketState.REPAIRING.value
-_TICKET_REF = re.compile(r"\bGD-(\d+)\b", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------ the press
@@ -84,13 +82,13 @@ async def after(turn: Turn, ticket: Ticket, action: TicketAction) -> None:
                         data={"parts": ticket.parts, "round": round_})  # fmt: skip
             _to_stores(turn, ticket, round_)
             where = _question_chat(turn)
-            text = say("parts.from_diagnosis", _loc(turn), number=ticket.number,
-                       parts=parts_text(ticket.parts, _loc(turn)))  # fmt: skip
+            text = say("parts.from_diagnosis", turn.locale, number=ticket.number,
+                       parts=parts_text(ticket.parts, turn.locale))  # fmt: skip
             turn.send(where, Text(text), ticket_id=ticket.id)
             _ask_eta(turn, ticket, round_, where)
         else:
             turn.record(ticket, "parts_asked", via="button", data={"round": round_})
-            text = say("parts.ask", _loc(turn), number=ticket.number)
+            text = say("parts.ask", turn.locale, number=ticket.number)
             turn.send(_question_chat(turn), Text(text), ticket_id=ticket.id)
         return
     # PARTS_ARRIVED
@@ -151,14 +149,11 @@ def _diagnosis_parts(ticket: Ticket) -> list[dict[str, Any]]:
     found = (ticket.diagnosis or {}).get("parts_needed") or []
     out = []
     for p in found:
-        name, qty = str(p.get("name") or "").strip(), p.get("qty") or 1
+        name, qty = str(p.get("name") or "").strip(), p.get("qty")
         if name:
-            out.append({"name": name[:60], "qty": int(qty) if int(qty) > 0 else 1})
+            count = qty if isinstance(qty, int) and 0 < qty <= MAX_QTY else 1
+            out.append({"name": name[:60], "qty": count})
     return out
-
-
-def _loc(turn: Turn) -> str:
-    return turn.locale
 
 
 def _question_chat(turn: Turn) -> Address:
@@ -176,7 +171,7 @@ def _question_chat(turn: Turn) -> Address:
 
 
 def _ask_eta(turn: Turn, ticket: Ticket, round_: int, where: Address) -> None:
-    settings, locale, codec = turn.env.settings.parts, _loc(turn), turn.env.codec
+    settings, locale, codec = turn.env.settings.parts, turn.locale, turn.env.codec
     labels = [choice_label(c, locale) for c in settings.eta_choices]
     labels.append(say("parts.unknown", locale))
     buttons = tuple(
@@ -195,7 +190,7 @@ def _ask_eta(turn: Turn, ticket: Ticket, round_: int, where: Address) -> None:
 
 
 def _ask_visit(turn: Turn, ticket: Ticket, round_: int, where: Address) -> None:
-    settings, locale, codec = turn.env.settings.parts, _loc(turn), turn.env.codec
+    settings, locale, codec = turn.env.settings.parts, turn.locale, turn.env.codec
     buttons = tuple(
         Button(label=choice_label(c, locale),
                token=codec.encode(ActionToken(ticket.id, PartsAction.VISIT, round_, i)),
@@ -225,6 +220,8 @@ async def pressed(turn: Turn, ticket: Ticket, token: ActionToken) -> None:
             raise QuestionAnswered()
         choice = settings.eta_choices[token.arg] if token.arg < len(settings.eta_choices) else None
         at = choice_time(choice, turn.now, settings, turn.env.settings.tz) if choice else None
+        if "parts_ask" not in intake and at == ticket.parts_eta:
+            raise QuestionAnswered()  # the same answer again: the customer was told already
         await _set_eta(turn, ticket, at, via="button", said=choice or "unknown")
         return
     # PartsAction.VISIT
