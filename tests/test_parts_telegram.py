@@ -136,6 +136,32 @@ async def test_parts_and_their_eta_reach_the_stores_once_and_the_customer_in_the
     assert kinds.count("parts") == 1 and kinds.count("parts_eta") == 2
     assert PartsAction.ETA in {t.action for t, _ in choices.values()}
 
+    # The parts arrive: the stores hear the request is fulfilled, li is asked when he repairs,
+    # and the customer is told when to expect him.
+    async def arrived_button() -> tuple[int, dict[str, Any], str] | None:
+        version = (await hub.api(f"/api/tickets/{ticket['id']}"))["version"]
+        for (chat, mid), message in sorted(api.messages.items()):
+            for token, data in _buttons(hub, message).values():
+                if (
+                    chat == LI_CHAT["id"]
+                    and token.action == TicketAction.PARTS_ARRIVED
+                    and (token.version == version)
+                ):
+                    return mid, message, data
+        return None
+
+    mid, card, data = await eventually(arrived_button, what="li's card with 备件已到")
+    assert await deliver(hub, presses(LI, LI_CHAT, mid, data, card["reply_markup"])) == 200
+    vid, visit = await _message_with(api, LI_CHAT["id"], "预计何时上门维修")
+    today = _buttons(hub, visit)["今天"][1]
+    assert await deliver(hub, presses(LI, LI_CHAT, vid, today, visit["reply_markup"])) == 200
+    told = f"【{number}】备件已到货，工程师预计 12月2日 前为您维修。"
+    await eventually(lambda: _sent(api, CUSTOMER_GROUP["id"], told), what="the repair time")
+    (done,) = await eventually(lambda: _sent(api, STORES, "申请已完成"), what="stores told")
+    assert done == f"✅ {number} 备件已到，申请已完成：轴承 6205 ×2、密封圈 ×2（李工 确认）"
+    final = await hub.api(f"/api/tickets/{ticket['id']}")
+    assert (final["state"], final["parts_eta"]) == ("repairing", None)
+
 
 async def test_an_overdue_wait_for_parts_is_told_in_the_customers_group_in_their_words(
     api: FakeBotApi, running: Start
