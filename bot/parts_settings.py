@@ -32,9 +32,10 @@ class PartsSettings(BaseModel):
     """The stores' (备件库) chat, ``platform:chat_id`` (e.g. ``wecom-robot:<key>``,
     ``slack:C0STORES``, ``web:stores``): it gets each parts request once, and word when the
     parts arrived. None: nobody is told."""
-    eta_choices: list[str] = Field(["today", "tomorrow", "3d", "1w"], min_length=1, max_length=6)
+    eta_choices: list[str] = Field(["today", "tomorrow", "3d", "1w"], min_length=1, max_length=5)
     """The buttons the engineer answers "when will the parts arrive?" with (今天 · 明天 ·
-    3天内 · 1周内); a typed day works too (12月8日, 12-08, 周五)."""
+    3天内 · 1周内, then 待定: six buttons at most, as WeCom and DingTalk cards carry); a typed
+    day works too (12月8日, 12-08, 周五)."""
     visit_choices: list[str] = Field(["4h", "today", "tomorrow"], min_length=1, max_length=6)
     """The buttons for "when will you be back to repair?" once the parts are in."""
     visit_default: str | None = None
