@@ -32,6 +32,13 @@ _UNITS = (
     r"|pcs|pc|sets?|units?)"
 )
 _SEPARATORS = re.compile(r"[、，,;；\n]+|\s*(?:和|跟|以及|还有|及)\s*|\s+(?:and|&|\+)\s+", re.I)
+# Parts written one after another without a separator ("轴承 ×2 密封圈 ×3", "轴承 两个 密封圈
+# 三个"): a count, after a name, followed by a space ends a part.
+_RUN_ON = re.compile(
+    rf"((?:(?:[×*✕✖]|(?<=\s)[xX])\s*{_NUM}\s*{_UNITS}?|(?<=\S)\s*{_NUM}\s*{_UNITS}))\s+"
+    r"(?=\S)(?!(?:and|&|\+|和|跟|以及|还有|及)(?:\s|$))",
+    re.I,
+)
 _LEAD = re.compile(
     r"^(?:我们|还)?(?:需要|要|需|换|更换|准备|订|订购|采购|申请|备件|配件|parts?|need|needs|"
     r"replace|order)\s*[:：]?\s*",
@@ -46,7 +53,7 @@ _NAME_TIMES_QTY = re.compile(
 _NAME_QTY_UNIT = re.compile(rf"^(?P<name>.+?)\s*(?P<qty>{_NUM})\s*{_UNITS}$", re.I)
 _QTY_UNIT_NAME = re.compile(rf"^(?P<qty>{_NUM})\s*{_UNITS}\s*(?P<name>.+)$", re.I)
 _QTY_NAME_EN = re.compile(r"^(?P<qty>\d{1,4})\s+(?P<name>[A-Za-z].*)$")
-_QTY_TIMES_NAME = re.compile(r"^(?P<qty>\d{1,4})\s*[×xX*]\s+(?P<name>.+)$")
+_QTY_TIMES_NAME = re.compile(r"^(?P<qty>\d{1,4})\s*(?:[×*]\s*|[xX]\s+)(?P<name>.+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,9 @@ def _clean(name: str) -> str:
 
 
 def _one(segment: str) -> PartLine | None:
-    text = _LEAD.sub("", segment.strip(" 　。.!！")).strip()
+    text, before = segment.strip(" 　。.!！"), ""
+    while text != before:  # 还需要换…: every leading verb goes
+        before, text = text, _LEAD.sub("", text).strip()
     if not text:
         return None
     for pattern in (_NAME_TIMES_QTY, _NAME_QTY_UNIT, _QTY_UNIT_NAME, _QTY_TIMES_NAME, _QTY_NAME_EN):
@@ -88,7 +97,7 @@ def split_answer(text: str) -> tuple[list[str], list[str]]:
     carry both: "轴承 6205 ×2，明天到")."""
     parts: list[str] = []
     days: list[str] = []
-    for segment in _SEPARATORS.split(text):
+    for segment in _SEPARATORS.split(_RUN_ON.sub(r"\1、", text)):
         segment = segment.strip()
         if not segment:
             continue
