@@ -29,6 +29,7 @@ Every step is on the ticket's audit trail: ``parts``, ``parts_eta``, ``parts_arr
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +48,7 @@ __all__ = ["FOLLOWS", "after", "answer", "before", "pressed"]
 
 #: The transitions this flow completes (``bot/flows/actions.py`` calls ``before``/``after``).
 FOLLOWS = frozenset({TicketAction.NEED_PARTS, TicketAction.PARTS_ARRIVED, TicketAction.CANCEL})
+log = logging.getLogger(__name__)
 _DECIDERS = frozenset({Role.ASSIGNEE, Role.DISPATCHER, Role.MANAGER})
 _WAITING = TicketState.WAITING_PARTS.value
 _REPAIRING = TicketState.REPAIRING.value
@@ -346,8 +348,9 @@ def _to_stores(turn: Turn, ticket: Ticket, round_: int, *, kind: str = "request"
     if ref is None:
         return
     where = Address.parse(ref)
-    if where.platform not in turn.env.platforms:
-        return  # (a platform that is not running: like a team chat there, not posted)
+    if where.platform not in turn.env.platforms:  # like a team chat there: not posted
+        log.warning("[parts] stores_chat %s: %s is not running; not told", ref, where.platform)
+        return
     locale = turn.env.settings.locale
     who = turn.person.name if turn.person is not None else ""
     parts = parts_text(ticket.parts, locale)
