@@ -8,14 +8,14 @@ see what was fetched ("（已到货）") and the customer sees when the repair i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from bot.parts_settings import CHOICE, PartsSettings
 from bot.texts import say
 from bot.tickets import TicketState
 from bot.unit import Turn
-from storage.records import Ticket
+from storage.records import Clock, Ticket
 
 __all__ = [
     "choice_label",
@@ -65,7 +65,7 @@ def parts_text(parts: Sequence[dict[str, Any]] | None, locale: str) -> str:
     return say("parts.sep", locale).join(lines)
 
 
-def day_text(at: datetime, locale: str, settings: PartsSettings, tz: Any) -> str:
+def day_text(at: datetime, locale: str, settings: PartsSettings, tz: tzinfo) -> str:
     """ "12月8日" for a day-only time (the configured end of day), else "12月8日 15:00"."""
     local = at.astimezone(tz)
     values = {"month": local.month, "day": local.day, "mon": _MONTHS_EN[local.month - 1]}
@@ -84,12 +84,12 @@ def choice_label(choice: str, locale: str) -> str:
     return say(f"parts.choice.{m['unit']}", locale, n=m["n"])
 
 
-def day_end(day: date, settings: PartsSettings, tz: Any, now: datetime) -> datetime:
+def day_end(day: date, settings: PartsSettings, tz: tzinfo, now: datetime) -> datetime:
     at = datetime.combine(day, time(settings.day_ends), tzinfo=tz).astimezone(UTC)
     return max(at, now)
 
 
-def choice_time(choice: str, now: datetime, settings: PartsSettings, tz: Any) -> datetime:
+def choice_time(choice: str, now: datetime, settings: PartsSettings, tz: tzinfo) -> datetime:
     """When a choice means: a span from now (4h), or the end of a day (today, tomorrow, 3d)."""
     today = now.astimezone(tz).date()
     m = CHOICE.match(choice)
@@ -102,7 +102,7 @@ def choice_time(choice: str, now: datetime, settings: PartsSettings, tz: Any) ->
     return day_end(today + timedelta(days=n * (7 if m["unit"] == "w" else 1)), settings, tz, now)
 
 
-def customer_clocks(ticket: Ticket, clocks: Sequence[Any]) -> list[Any]:
+def customer_clocks(ticket: Ticket, clocks: Sequence[Clock]) -> list[Clock]:
     """The clocks a customer's card shows: while waiting for parts, not the internal stay
     clock ("停留「待备件」") — the parts and their ETA say it in the customer's words."""
     if ticket.state != TicketState.WAITING_PARTS.value:
@@ -110,7 +110,7 @@ def customer_clocks(ticket: Ticket, clocks: Sequence[Any]) -> list[Any]:
     return [c for c in clocks if c.kind != "stay"]
 
 
-def customer_stay_line(ticket: Ticket, clock: Any, locale: str) -> str | None:
+def customer_stay_line(ticket: Ticket, clock: Clock, locale: str) -> str | None:
     """What an SLA escalation posted in the customer's own group says of the 待备件 stay clock,
     in their words (never "停留「待备件」"); None for any other clock."""
     if clock.kind != "stay" or clock.state != TicketState.WAITING_PARTS.value:
