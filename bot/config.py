@@ -38,6 +38,7 @@ from bot.csat_settings import CsatSettings
 from bot.dashboard_settings import DashboardSettings
 from bot.errors import ConfigError
 from bot.maintenance_settings import MaintenancePlan, MaintenanceSettings
+from bot.parts_settings import PartsSettings
 from bot.platform_settings import (
     DingtalkSettings,
     PlatformSettings,
@@ -486,6 +487,7 @@ class Settings(BaseSettings):
     report: ReportSettings = ReportSettings()
     csat: CsatSettings = CsatSettings()
     progress: ProgressSettings = ProgressSettings()  # /t/<token> (bot/progress_settings.py)
+    parts: PartsSettings = PartsSettings()
     people: list[Person] = []
     teams: list[Team] = []
 

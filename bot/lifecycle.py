@@ -12,6 +12,7 @@ customer's words, with the link to the ticket's progress page: ``milestone``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot import csat, flood
@@ -34,7 +35,15 @@ from bot.tickets import (
 from bot.unit import Turn
 from storage.records import Person, Ticket
 
-__all__ = ["apply", "milestone", "progress_link", "publish", "publish_staff_cards", "refresh"]
+__all__ = [
+    "apply",
+    "milestone",
+    "progress_link",
+    "publish",
+    "publish_staff_cards",
+    "refresh",
+    "tell_reporters",
+]
 
 
 async def apply(
@@ -223,4 +232,24 @@ async def _tell_followers(
         person = await turn.unit.person(reporter_id)
         locale = (person.locale if person else None) or turn.env.settings.locale
         text = milestone(turn, ticket, rule, assignee, locale)
+        turn.send(Address.parse(chat), Text(text), ticket_id=ticket.id)
+
+
+async def tell_reporters(turn: Turn, ticket: Ticket, text_of: Callable[[str], str]) -> None:
+    """Tell the reporter, and the reporters of reports merged into the ticket, something about
+    it that is no state's plain milestone (``text_of(locale)``: the words after the number),
+    each in their own chat and language, each chat once."""
+    told: set[tuple[int, str]] = set()
+    chats = [(ticket.reporter_id, ticket.origin_chat)]
+    chats += [(f["reporter"], f["chat"]) for f in (ticket.intake or {}).get("followers") or []]
+    for reporter_id, chat in chats:
+        if (reporter_id, chat) in told:
+            continue
+        told.add((reporter_id, chat))
+        person = await turn.unit.person(reporter_id)
+        locale = (person.locale if person else None) or turn.env.settings.locale
+        text = say("milestone.prefix", locale, number=ticket.number) + text_of(locale)
+        link = progress_link(turn, ticket)
+        if link:
+            text = f"{text}\n{say('progress.link', locale, url=link)}"
         turn.send(Address.parse(chat), Text(text), ticket_id=ticket.id)

@@ -19,7 +19,7 @@ from bot.errors import (
     TokenInvalid,
     UnknownTicket,
 )
-from bot.phrases import csat, dashboard, progress, report
+from bot.phrases import csat, dashboard, parts, progress, report
 from bot.tickets import action_label_of, state_label_of
 
 __all__ = ["local_time", "refusal", "say", "short_time", "span"]
@@ -456,6 +456,7 @@ TEXTS: Mapping[str, tuple[str, str]] = _merged(
     report.TEXTS,
     csat.TEXTS,
     progress.TEXTS,
+    parts.TEXTS,
 )
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "Effect",
     "IntakeAction",
     "NoteAction",
+    "PartsAction",
     "Press",
     "Priority",
     "Requirement",
@@ -147,13 +148,21 @@ class CsatAction(StrEnum):
     RATE = "rate"  # arg: the stars, 1..5
 
 
+class PartsAction(StrEnum):
+    """Buttons of 待备件's questions (bot/flows/parts.py): they settle when, not the state. The
+    token's version field carries the parts request's round, its arg the choice."""
+
+    ETA = "parts_eta"  # when the parts arrive (arg: index in [parts] eta_choices, or "unknown")
+    VISIT = "parts_visit"  # when the engineer repairs, once they are in ([parts] visit_choices)
+
+
 #: The impacts a reporter can choose, in button order (the arg of an IMPACT token).
 IMPACTS = ("stopped", "partial", "none", "safety")
 #: The impact is asked until someone is on site (then the engineer sees for themselves).
 IMPACT_STATES = frozenset({"new", "assigned", "accepted", "en_route"})
 
 #: Every kind of button press.
-Press = TicketAction | NoteAction | SlaAction | IntakeAction | CsatAction
+Press = TicketAction | NoteAction | SlaAction | IntakeAction | CsatAction | PartsAction
 
 
 class Role(StrEnum):
@@ -286,7 +295,8 @@ TRANSITIONS: Mapping[TicketAction, Transition] = dict(
         _t(A.DEPART, {S.ACCEPTED}, S.EN_ROUTE, _WORK, effects=_TELL, style=ButtonStyle.PRIMARY),
         _t(A.ARRIVE, {S.EN_ROUTE}, S.ON_SITE, _WORK, effects=_TELL, style=ButtonStyle.PRIMARY),
         _t(A.DIAGNOSE, {S.ON_SITE}, S.DIAGNOSING, _WORK, style=ButtonStyle.PRIMARY),
-        _t(A.NEED_PARTS, {S.DIAGNOSING, S.REPAIRING}, S.WAITING_PARTS, _WORK, effects=_TELL),
+        # The customer hears of it from bot/flows/parts.py, once the parts and ETA are known.
+        _t(A.NEED_PARTS, {S.DIAGNOSING, S.REPAIRING}, S.WAITING_PARTS, _WORK),
         _t(
             A.PARTS_ARRIVED,
             {S.WAITING_PARTS},
@@ -552,6 +562,8 @@ ACTION_LABELS: Mapping[Press, tuple[str, str]] = {
     IntakeAction.SAME_FAULT: ("合并", "Merge"),
     IntakeAction.NOT_SAME: ("不是同一问题", "Not the same"),
     CsatAction.RATE: ("评价", "Rate"),
+    PartsAction.ETA: ("备件到货时间", "Parts ETA"),
+    PartsAction.VISIT: ("维修时间", "Repair visit"),
 }
 
 CLOCK_LABELS: Mapping[ClockKind, tuple[str, str]] = {

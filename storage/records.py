@@ -64,6 +64,8 @@ class Ticket:
     intake: dict[str, Any] | None = None  # replace, never mutate: writes compare snapshots
     asset_id: int | None = None  # the registered asset the report is about (bot/assets.py)
     merged_into: int | None = None  # the ticket this one was merged into
+    parts: list[dict[str, Any]] | None = None  # 待备件: [{name, qty}] (replace, never mutate)
+    parts_eta: datetime | None = None  # when they are expected (None once they arrived)
     respond_due: datetime | None = None
     arrive_due: datetime | None = None
     resolve_due: datetime | None = None

@@ -171,13 +171,18 @@ async def test_a_voice_note_becomes_a_confirmed_diagnosis_and_moves_the_ticket(
     final = await eventually(waiting_parts, what="the ticket to wait for parts")
     assert final["diagnosis"]["parts_needed"] == [{"name": "风扇电机", "qty": 1}]
     assert final["diagnosis"]["transcript"] == NOTE
-    kinds = [(e["kind"], e["via"], e["to"]) for e in final["events"]][-3:]
+    kinds = [(e["kind"], e["via"], e["to"]) for e in final["events"]][-4:]
     assert kinds == [
         ("diagnosis", "voice", None),
         ("transition", "voice", "diagnosing"),
         ("transition", "button", "waiting_parts"),
+        ("parts", "diagnosis", None),  # the parts come from the diagnosis: none asked
     ]
-    await sent_to(api, CUSTOMER_GROUP["id"], "等待备件")  # the customer's milestone
+    eta = await sent_to(api, LI_CHAT["id"], "备件预计何时到货")  # the customer hears once known
+    tomorrow = next(b for row in eta["reply_markup"]["inline_keyboard"] for b in row
+                    if b["text"] == "明天")  # fmt: skip
+    await deliver(hub, presses(LI, LI_CHAT, 2, tomorrow["callback_data"], eta["reply_markup"]))
+    await sent_to(api, CUSTOMER_GROUP["id"], "正在等待备件：风扇电机 ×1，预计")
 
     again = presses(LI, LI_CHAT, 1, choices[NoteAction.CONFIRM_DIAGNOSIS], None)
     await deliver(hub, again)

@@ -21,7 +21,15 @@ import hmac
 from dataclasses import dataclass
 
 from bot.errors import TokenInvalid
-from bot.tickets import CsatAction, IntakeAction, NoteAction, Press, SlaAction, TicketAction
+from bot.tickets import (
+    CsatAction,
+    IntakeAction,
+    NoteAction,
+    PartsAction,
+    Press,
+    SlaAction,
+    TicketAction,
+)
 
 __all__ = ["ActionToken", "TokenCodec"]
 
@@ -59,6 +67,8 @@ _CODES: dict[Press, int] = {
     IntakeAction.SAME_FAULT: 68,
     IntakeAction.NOT_SAME: 69,
     CsatAction.RATE: 80,
+    PartsAction.ETA: 104,
+    PartsAction.VISIT: 105,
 }
 _ACTIONS = {code: action for action, code in _CODES.items()}
 

@@ -7,6 +7,7 @@ from typing import Any
 from bot import progress
 from bot.adapters.codec import ActionToken, TokenCodec
 from bot.cards.asset import asset_fields
+from bot.cards.parts import parts_fields
 from bot.events import Button, Card
 from bot.routing_rules import recorded_reason
 from bot.sla.view import deadline_summary
@@ -109,6 +110,7 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
     ]
     fields += [(say(k, locale), v) for k, v in optional if v]
     fields += checklist_fields(ticket, locale)  # a PM ticket's steps
+    fields += parts_fields(turn, ticket, audience, locale)  # 待备件: which parts, when
     linked, decide = repeat_parts(turn.env.codec, ticket, audience, locale)  # repeat reports
     fields += linked
     if audience != "customer":  # for staff only

@@ -10,12 +10,13 @@ from __future__ import annotations
 from bot import lifecycle
 from bot.errors import FlowError, StaleTransition, TokenInvalid, UnknownTicket
 from bot.events import Action
-from bot.flows import csat, questions, routing, snooze, voice
+from bot.flows import csat, parts, questions, routing, snooze, voice
 from bot.texts import say
 from bot.tickets import (
     CsatAction,
     IntakeAction,
     NoteAction,
+    PartsAction,
     SlaAction,
     TicketAction,
     action_label,
@@ -44,6 +45,9 @@ async def handle_action(turn: Turn, event: Action) -> None:
     if isinstance(token.action, SlaAction):
         await snooze.pressed(turn, ticket, token.version, token.arg, event.note)
         return
+    if isinstance(token.action, PartsAction):  # 待备件's ETA / visit-time questions
+        await parts.pressed(turn, ticket, token)
+        return
     if token.version != ticket.version:
         raise StaleTransition()
     target = token.arg if token.action == TicketAction.ASSIGN else None
@@ -52,10 +56,14 @@ async def handle_action(turn: Turn, event: Action) -> None:
         await voice.confirm_note(turn, ticket, token.arg, turn.person)
     why = await routing.chosen(turn, ticket, target) if target is not None else None
     assignee_before = ticket.assignee_id
+    if token.action in parts.FOLLOWS:
+        parts.before(turn, ticket, token.action)  # the parts, set before the cards are drawn
     await lifecycle.apply(
         turn, ticket, token.action, turn.person, via="button", note=event.note, target=target,
         routing=why,
     )  # fmt: skip
+    if token.action in parts.FOLLOWS:
+        await parts.after(turn, ticket, token.action)  # stores chat, questions, the customer
     if token.action == TicketAction.REASSIGN and turn.person.role in ("dispatcher", "manager"):
         before = {assignee_before} if assignee_before is not None else set()
         await routing.offer(turn, ticket, exclude=before)

@@ -29,6 +29,7 @@ from typing import Any
 
 from bot import progress
 from bot.cards.nag import nag_card
+from bot.cards.parts import customer_stay_line
 from bot.errors import FlowError
 from bot.events import Address, Text
 from bot.flows import routing
@@ -231,8 +232,10 @@ def _nags(
     key = f"sla:{ticket.id}:{clock.kind}:{clock.state or ''}:{event}"
     tz = turn.env.settings.tz
     for dest, direct, locale, mentions in to:
-        if _customers(ticket, dest, direct):
-            line = progress.overdue_line(clock, locale, tz)
+        if _customers(ticket, dest, direct):  # the customer's group: their words, not ours
+            line = customer_stay_line(ticket, clock, locale) or progress.overdue_line(
+                clock, locale, tz
+            )
         else:
             line = clock_line(clock, turn.now, policies, locale, tz)
         seen = nags.get(dest.ref)

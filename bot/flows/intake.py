@@ -35,7 +35,7 @@ from datetime import timedelta
 from bot import lifecycle
 from bot.adapters.codec import ActionToken
 from bot.events import Address, Button, Card, Message, Text, Voice
-from bot.flows import csat, followups, repeats, reply, routing, signin, snooze
+from bot.flows import csat, followups, parts, repeats, reply, routing, signin, snooze
 from bot.nlp.classify import Reading, classify
 from bot.sla.clocks import sync
 from bot.texts import say, short_time
@@ -331,6 +331,8 @@ async def _staff_text(turn: Turn, text: str) -> None:
     locale = turn.locale
     m = _TICKET_REF.search(text)
     ticket = await turn.unit.ticket_by_number(f"GD-{m.group(1)}") if m else None
+    if ticket is None and await parts.answer(turn, None, text):  # 需要哪些备件？/ when?
+        return
     if ticket is None:
         mine = await turn.unit.open_tickets(_OPEN, assignee_id=turn.person.id, limit=10)
         numbers = ", ".join(t.number or "" for t in mine)
@@ -354,6 +356,8 @@ async def _staff_text(turn: Turn, text: str) -> None:
         turn.record(ticket, "evidence", via="message", data={"root_cause": root_cause})
         await lifecycle.refresh(turn, ticket)
         turn.reply(Text(say("staff.evidence", locale, number=ticket.number)))
+        return
+    if await parts.answer(turn, ticket, note):  # "GD-12 轴承 ×2" to its parts question
         return
     turn.record(ticket, "comment", via="message", data={"text": note})
     turn.reply(Text(say("staff.noted", locale, number=ticket.number)))

@@ -80,6 +80,8 @@ async def _ticket_json(hub: Hub, s: Any, t: Ticket, *, events: bool) -> dict[str
         },
         "diagnosis": t.diagnosis,
         "root_cause": t.root_cause,
+        "parts": t.parts,  # 待备件: [{name, qty}] (kept once they arrived)
+        "parts_eta": t.parts_eta.isoformat() if t.parts_eta else None,
         "version": t.version,
         "intake": t.intake,
     }

@@ -1,0 +1,69 @@
+"""待备件 on the built-in web chat: the engineer works from the console (press, type, tap), the
+customer's page hears the parts and their ETA in their words and its card shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from tests.conftest import FakeClock, Feed, RunningHub, button, eventually
+from tests.test_webchat_flow import (
+    _state_is,
+    cfeed_conv,
+    cid,
+    current_card,
+    customer,
+    one_ticket,
+    press,
+    report,
+    staff,
+)
+
+Start = Callable[..., Awaitable[RunningHub]]
+NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Shanghai
+
+
+async def test_the_console_answers_which_parts_and_when_and_the_customer_reads_it(
+    running: Start,
+) -> None:
+    hub = await running(clock=FakeClock(NOW), parts={"stores_chat": "web:stores"})
+    cust, li = await customer(hub), await staff(hub, "li")
+    async with Feed(hub, cust) as cfeed, Feed(hub, li) as lfeed:
+        await report(hub, cust, "3号注塑机停机了，报警E102，在二车间")
+        await cfeed.wait_text("GD-")
+        ticket = await one_ticket(hub)
+        steps = [("accept", "accepted"), ("depart", "en_route"), ("arrive", "on_site"),
+                 ("diagnose", "diagnosing"), ("need_parts", "waiting_parts")]  # fmt: skip
+        for action, state in steps:
+            card = await current_card(hub, lfeed, "li", ticket["id"])
+            await press(hub, li, button(card, action), "li")
+            await eventually(lambda s=state: _state_is(hub, ticket["id"], s), what=state)
+        await lfeed.wait_text("需要哪些备件？")
+        status, _ = await hub.post(
+            "/webchat/api/messages",
+            {
+                "session": li,
+                "id": cid(),
+                "text": "轴承 6205 ×2 和 三套密封圈",
+                "conversation": "li",
+            },
+        )
+        assert status == 202
+        question = await lfeed.wait_card("li", lambda p: "备件预计何时到货" in p["title"])
+        labels = {b["label"]: b["token"] for b in question["payload"]["buttons"]}
+        await press(hub, li, labels["3天内"], "li")
+        told = await cfeed.wait_text("正在等待备件")
+        assert (
+            told
+            == f"【{ticket['number']}】正在等待备件：轴承 6205 ×2、密封圈 ×3，预计 12月5日 到货。"
+        )
+        ccard = await current_card(hub, cfeed, cfeed_conv(cfeed), ticket["id"])
+        fields = dict(ccard["payload"]["fields"])
+        assert fields["备件"] == "轴承 6205 ×2、密封圈 ×3，预计 12月5日 到货"
+        assert not any("停留" in str(v) for v in fields.values())
+        assert "停留" not in " ".join(cfeed.texts())
+
+    final = await hub.api(f"/api/tickets/{ticket['id']}")
+    assert final["parts"] == [{"name": "轴承 6205", "qty": 2}, {"name": "密封圈", "qty": 3}]
+    kinds = [e["kind"] for e in final["events"]][-3:]
+    assert kinds == ["parts_asked", "parts", "parts_eta"]
