@@ -12,6 +12,7 @@ from bot.adapters.body import JSON_DEPTH
 from bot.config import Settings
 from bot.errors import BadRequest, Forbidden, SignatureInvalid, TooManyRequests
 from bot.hub import Hub
+from bot.web import closure
 from bot.web.api import HUB, routes
 
 __all__ = ["build_app"]
@@ -95,6 +96,7 @@ def build_app(settings: Settings, hub: Hub | None = None) -> web.Application:
     app[HUB] = hub
     app[JSON_DEPTH] = settings.limits.json_depth
     app.add_routes(routes())
+    app.add_routes(closure.routes())  # evidence photos, service report
     app.add_routes([web.get("/", _index)])
     for adapter in hub.adapters.values():
         app.add_routes(adapter.routes())

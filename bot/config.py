@@ -34,6 +34,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.closure_settings import ClosureSettings
 from bot.errors import ConfigError
 from bot.maintenance_settings import MaintenancePlan, MaintenanceSettings
 from bot.platform_settings import (
@@ -478,6 +479,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     similar: SimilarSettings = SimilarSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    closure: ClosureSettings = ClosureSettings()
     people: list[Person] = []
     teams: list[Team] = []
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import flood
+from bot import closure, flood
 from bot.cards import build
 from bot.errors import StaleTransition
 from bot.events import Address, Card, Text
@@ -27,7 +27,6 @@ from bot.tickets import (
     TicketState,
     Transition,
     check,
-    facts_of,
     roles_of,
 )
 from bot.unit import Turn
@@ -60,7 +59,8 @@ async def apply(
     roles = roles_of(actor, ticket)
     if note and Effect.NOTE_IS_ROOT_CAUSE in TRANSITIONS[action].effects and Role.ASSIGNEE in roles:
         ticket.root_cause = note  # a written root cause typed with the press is evidence
-    rule = check(action, facts_of(ticket), roles, target_given=target is not None)
+    facts = closure.facts(turn.env.settings.closure, ticket)  # checklist, root cause
+    rule = check(action, facts, roles, target_given=target is not None)
     unit, now = turn.unit, turn.now
     before, assignee_before = ticket.state, ticket.assignee_id
     if Effect.ASSIGN_PRESSER in rule.effects and actor is not None:

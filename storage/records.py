@@ -64,6 +64,9 @@ class Ticket:
     intake: dict[str, Any] | None = None  # replace, never mutate: writes compare snapshots
     asset_id: int | None = None  # the registered asset the report is about (bot/assets.py)
     merged_into: int | None = None  # the ticket this one was merged into
+    checklist: list[dict[str, Any]] | None = None  # closure items ticked (replace, never mutate)
+    photos: int = 0  # evidence photos (ticket_evidence)
+    close_notice_at: datetime | None = None  # the customer was told it would close by itself
     respond_due: datetime | None = None
     arrive_due: datetime | None = None
     resolve_due: datetime | None = None

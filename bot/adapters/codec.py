@@ -21,7 +21,7 @@ import hmac
 from dataclasses import dataclass
 
 from bot.errors import TokenInvalid
-from bot.tickets import IntakeAction, NoteAction, Press, SlaAction, TicketAction
+from bot.tickets import ClosureAction, IntakeAction, NoteAction, Press, SlaAction, TicketAction
 
 __all__ = ["ActionToken", "TokenCodec"]
 
@@ -58,6 +58,7 @@ _CODES: dict[Press, int] = {
     IntakeAction.PRIORITY: 67,
     IntakeAction.SAME_FAULT: 68,
     IntakeAction.NOT_SAME: 69,
+    ClosureAction.TICK: 96,
 }
 _ACTIONS = {code: action for action, code in _CODES.items()}
 

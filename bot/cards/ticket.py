@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.adapters.codec import ActionToken, TokenCodec
 from bot.cards.asset import asset_fields
+from bot.cards.closure import closure_parts
 from bot.events import Button, Card
 from bot.routing_rules import recorded_reason
 from bot.sla.view import deadline_summary
@@ -105,6 +106,8 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
     fields += checklist_fields(ticket, locale)  # a PM ticket's steps
     linked, decide = repeat_parts(turn.env.codec, ticket, audience, locale)  # repeat reports
     fields += linked
+    proof, ticks = closure_parts(turn, ticket, audience, locale)  # checklist, photos
+    fields += proof
     if audience != "customer":  # for staff only
         fields += await asset_fields(turn, ticket, locale)  # model, site, warranty, history
         fields += routing_fields(ticket, assignee, locale)
@@ -117,7 +120,7 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
     actions = allowed_actions(facts_of(ticket), AUDIENCE_ROLES[audience])
     buttons = [action_button(turn.env.codec, ticket, a, locale) for a in actions]
     buttons += _intake_buttons(turn.env.codec, ticket, audience, locale)
-    buttons = decide + buttons
+    buttons = decide + buttons + ticks
     text = ticket.description if ticket.description != ticket.title else ""
     if audience == "customer" and any(b.action == IntakeAction.IMPACT for b in buttons):
         text = (text + "\n\n" if text else "") + say("ask.impact", locale)

@@ -10,9 +10,16 @@ from __future__ import annotations
 from bot import lifecycle
 from bot.errors import FlowError, StaleTransition, TokenInvalid, UnknownTicket
 from bot.events import Action
-from bot.flows import questions, routing, snooze, voice
+from bot.flows import closure, questions, routing, snooze, voice
 from bot.texts import say
-from bot.tickets import IntakeAction, NoteAction, SlaAction, TicketAction, action_label
+from bot.tickets import (
+    ClosureAction,
+    IntakeAction,
+    NoteAction,
+    SlaAction,
+    TicketAction,
+    action_label,
+)
 from bot.unit import Turn
 
 __all__ = ["handle_action", "record_refusal"]
@@ -33,6 +40,9 @@ async def handle_action(turn: Turn, event: Action) -> None:
         return
     if isinstance(token.action, SlaAction):
         await snooze.pressed(turn, ticket, token.version, token.arg, event.note)
+        return
+    if isinstance(token.action, ClosureAction):
+        await closure.tick(turn, ticket, token.arg, token.version)
         return
     if token.version != ticket.version:
         raise StaleTransition()

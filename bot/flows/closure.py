@@ -1,0 +1,98 @@
+"""Closure that proves the work: checklist ticks, evidence photos, the notice before auto-close.
+
+- A tick (``ClosureAction.TICK`` on a staff card) marks one item of the category's checklist
+  done — by the assignee or a manager, while the ticket is being worked on — and goes on the
+  audit trail; 已解决 is refused while an item is open (``Requirement.CHECKLIST``).
+- A photo (uploaded on the console, or sent in chat by staff) is evidence: the ticket counts
+  it, the audit trail names its hash, and the caller stores the picture
+  (``storage.evidence``) in the same transaction.
+- Before a resolved ticket closes by itself the customer is told when, once per resolution
+  (``bot/flows/housekeeping.py`` asks for it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot import closure, lifecycle
+from bot.errors import InvalidTransition, NotAllowed, StaleTransition
+from bot.events import Address, Text
+from bot.texts import local_time, say
+from bot.tickets import ClosureAction, Role, TicketState, roles_of
+from bot.unit import Turn
+from storage.records import Ticket
+
+__all__ = ["PHOTO_ROLES", "add_photo", "tell_before_close", "tick"]
+
+_TICK_ROLES = frozenset({Role.ASSIGNEE, Role.MANAGER})
+#: Who may add a photo to a ticket.
+PHOTO_ROLES = frozenset({Role.ASSIGNEE, Role.MANAGER, Role.DISPATCHER})
+_SETTLED = frozenset({TicketState.CLOSED.value, TicketState.CANCELLED.value})
+
+
+async def tick(turn: Turn, ticket: Ticket, index: int | None, version: int) -> None:
+    """A press of ✓ on a checklist item (``index`` in the category's list)."""
+    person = turn.person
+    assert person is not None
+    action = ClosureAction.TICK.value
+    if TicketState(ticket.state) not in closure.TICK_STATES:
+        raise InvalidTransition(action=action, state=ticket.state)
+    if not roles_of(person, ticket) & _TICK_ROLES:
+        raise NotAllowed(action=action, state=ticket.state)
+    items = closure.checklist_of(turn.env.settings.closure, ticket)
+    if version != ticket.version or index is None or not 0 <= index < len(items):
+        raise StaleTransition()  # (a checklist changed in the settings since: the same)
+    item = items[index]
+    if item in closure.ticked(ticket):
+        turn.notify_presser(say("closure.tick.already", turn.locale, item=item))
+        return
+    turn.unit.touch(ticket.id)
+    entry = {"item": item, "by": person.name, "at": turn.now.isoformat()}
+    ticket.checklist = [*(ticket.checklist or []), entry]  # replaced, never mutated
+    ticket.updated_at = turn.now
+    turn.record(ticket, "checklist", via="button", data={"item": item})
+    await lifecycle.refresh(turn, ticket)
+    turn.notify_presser(say("closure.ticked", turn.locale, item=item, number=ticket.number))
+
+
+async def add_photo(turn: Turn, ticket: Ticket, photo: closure.Photo, *, via: str) -> int:
+    """Count ``photo`` as evidence on ``ticket`` (the caller stores the picture in the same
+    transaction); return how many photos the ticket has now. Refusals: a ``FlowError``."""
+    person = turn.person
+    assert person is not None
+    if ticket.state in _SETTLED:
+        raise InvalidTransition(action="evidence", state=ticket.state)
+    if not roles_of(person, ticket) & PHOTO_ROLES:
+        raise NotAllowed(action="evidence", state=ticket.state)
+    turn.unit.touch(ticket.id)
+    ticket.photos += 1
+    ticket.updated_at = turn.now if ticket.state != TicketState.RESOLVED else ticket.updated_at
+    data = {
+        "kind": "photo",
+        "media_type": photo.media_type,
+        "size": photo.size,
+        "sha256": photo.sha256,
+    }
+    turn.record(ticket, "evidence", via=via, data=data)
+    await lifecycle.refresh(turn, ticket)
+    return ticket.photos
+
+
+async def tell_before_close(turn: Turn, ticket: Ticket, close_at: datetime) -> None:
+    """The customer hears that the resolved ticket closes by itself at ``close_at`` (and how to
+    say it is not fixed); the ticket remembers it was told, for this resolution."""
+    reporter = await turn.unit.person(ticket.reporter_id)
+    locale = (reporter.locale if reporter else None) or turn.env.settings.locale
+    at = local_time(close_at, turn.env.settings.tz)
+    text = say("milestone.prefix", locale, number=ticket.number) + say(
+        "closure.notice", locale, at=at
+    )
+    turn.unit.touch(ticket.id)
+    ticket.close_notice_at = turn.now
+    turn.record(ticket, "close_notice", via="system", data={"close_at": close_at.isoformat()})
+    turn.send(
+        Address.parse(ticket.origin_chat),
+        Text(text),
+        ticket_id=ticket.id,
+        key=f"close-notice:{ticket.id}:{ticket.audit_seq}",
+    )
