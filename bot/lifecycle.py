@@ -100,7 +100,9 @@ async def apply(
     if rule.assigns and ticket.assignee_id is not None:
         await publish_staff_cards(turn, ticket)
     if Effect.TELL_CUSTOMER in rule.effects:
-        await _tell_customer(turn, ticket, rule.target)
+        # (closed by the hub: the customer is not thanked for a confirmation they never gave)
+        said = "closure.auto_closed" if action == TicketAction.AUTO_CLOSE else None
+        await _tell_customer(turn, ticket, rule.target, said)
     return rule
 
 
@@ -174,20 +176,21 @@ async def publish_staff_cards(turn: Turn, ticket: Ticket) -> None:
             )
 
 
-async def _tell_customer(turn: Turn, ticket: Ticket, state: TicketState) -> None:
+async def _tell_customer(
+    turn: Turn, ticket: Ticket, state: TicketState, said: str | None = None
+) -> None:
     reporter = await turn.unit.person(ticket.reporter_id)
     locale = (reporter.locale if reporter else None) or turn.env.settings.locale
     assignee = await turn.unit.person(ticket.assignee_id)
+    said = said or f"milestone.{state.value}"
     text = say("milestone.prefix", locale, number=ticket.number) + say(
-        f"milestone.{state.value}", locale, name=assignee.name if assignee else ""
+        said, locale, name=assignee.name if assignee else ""
     )
     turn.send(Address.parse(ticket.origin_chat), Text(text), ticket_id=ticket.id)
-    await _tell_followers(turn, ticket, state, assignee)
+    await _tell_followers(turn, ticket, said, assignee)
 
 
-async def _tell_followers(
-    turn: Turn, ticket: Ticket, state: TicketState, assignee: Person | None
-) -> None:
+async def _tell_followers(turn: Turn, ticket: Ticket, said: str, assignee: Person | None) -> None:
     """The reporters of the reports merged into this ticket (``bot/flows/repeats.py``) hear
     each milestone too, in their own chat and language (each chat once)."""
     told = {(ticket.reporter_id, ticket.origin_chat)}
@@ -199,6 +202,6 @@ async def _tell_followers(
         person = await turn.unit.person(reporter_id)
         locale = (person.locale if person else None) or turn.env.settings.locale
         text = say("milestone.prefix", locale, number=ticket.number) + say(
-            f"milestone.{state.value}", locale, name=assignee.name if assignee else ""
+            said, locale, name=assignee.name if assignee else ""
         )
         turn.send(Address.parse(chat), Text(text), ticket_id=ticket.id)

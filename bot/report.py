@@ -131,6 +131,10 @@ def _what(e: TicketEvent, locale: str) -> str:
             return e.kind
 
 
+def _who(e: TicketEvent, locale: str) -> str:
+    return say("report.system", locale) if e.actor_id is None and e.actor == "system" else e.actor
+
+
 def _parts(ticket: Ticket) -> list[str]:
     rows = ticket.parts or (ticket.diagnosis or {}).get("parts_needed") or []
     return [f"{p.get('name', '')} × {p.get('qty', 1)}" for p in rows if isinstance(p, dict)]
@@ -174,7 +178,7 @@ def report_html(
         row("report.closed", local_time(ticket.closed_at, tz) if ticket.closed_at else None),
     ]
     timeline = "".join(
-        f"<tr><td>{_e(local_time(e.at, tz))}</td><td>{_e(e.actor)}</td>"
+        f"<tr><td>{_e(local_time(e.at, tz))}</td><td>{_e(_who(e, locale))}</td>"
         f"<td>{_e(_what(e, locale))}</td></tr>"
         for e in events
         if e.kind in _SHOWN
@@ -220,7 +224,7 @@ def report_html(
 <h2>{_e(say("report.evidence", locale))}</h2>
 <div class="photos">{images or _e(none)}</div>
 <h2>{_e(say("report.audit", locale))}</h2>
-<p>{_e(head)}: <span class="mono">{_e(ticket.audit_hash)}</span><br>{verdict}</p>
+<p>{_e(head)}:<br><span class="mono">{_e(ticket.audit_hash)}</span><br>{verdict}</p>
 <p class="muted">{_e(say("report.generated", locale, at=local_time(now, tz)))}</p>
 </body></html>"""
 

@@ -85,6 +85,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "report.description": ("故障描述", "Fault"),
     "report.timeline": ("处理过程", "Timeline"),
     "report.when": ("时间", "When"),
+    "report.system": ("系统", "system"),
     "report.who": ("人员", "Who"),
     "report.what": ("事项", "What"),
     "report.diagnosis": ("诊断", "Diagnosis"),
