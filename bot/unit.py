@@ -35,6 +35,7 @@ from bot.sla.policy import Policies
 from bot.tickets import OPEN_STATES
 from storage.assets import TicketBrief
 from storage.audit import chain_hash
+from storage.evidence import NewPhoto
 from storage.records import AuditEntry, CardRef, Clock, Person, Ticket, VoiceNote, snapshot
 
 __all__ = ["Customers", "Env", "Outgoing", "Reads", "Staff", "Turn", "Unit"]
@@ -94,6 +95,8 @@ class Reads(Protocol):
     ) -> list[Ticket]: ...
 
     async def new_id(self, table: str) -> int: ...
+
+    async def photo_hashes(self, ticket_id: int) -> frozenset[str]: ...
 
 
 class Customers:
@@ -207,6 +210,7 @@ class Unit:
         self.audit: list[AuditEntry] = []
         self.outgoing: list[Outgoing] = []
         self.chats: list[tuple[str, str, str]] = []
+        self.photos: list[NewPhoto] = []  # evidence photos to store (bot/flows/closure.py)
         self._loads: dict[int, int] | None = None
         self._identities: dict[int, list[str]] = {}
         self._history: dict[int, list[TicketBrief]] = {}  # asset id → its newest tickets
@@ -414,6 +418,14 @@ class Unit:
         if clock.id is not None:
             self.deleted_clocks.append(clock.id)
 
+    async def photo_hashes(self, ticket_id: int) -> frozenset[str]:
+        """The photos on the ticket, by SHA-256: stored ones and this unit's new ones."""
+        stored = await self.reads.photo_hashes(ticket_id)
+        return stored | {p.sha256 for p in self.photos if p.ticket_id == ticket_id}
+
+    def keep_photo(self, photo: NewPhoto) -> None:
+        self.photos.append(photo)
+
     def seen_chat(self, address: Address, kind: str) -> None:
         self.chats.append((address.platform, address.chat_id, kind))
 
@@ -471,6 +483,7 @@ class Unit:
                 "audit": len(self.audit),
                 "outgoing": len(self.outgoing),
                 "chats": len(self.chats),
+                "photos": len(self.photos),
             },
             loads=dict(self._loads) if self._loads is not None else None,
         )

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.adapters.base import Adapter, Capability
 from bot.events import outbound_to_json
 from bot.unit import Env, Unit
+from storage import evidence
 from storage.db import Database
 from storage.models import utcnow
 from storage.records import FeedEntry, OutboxEntry
@@ -111,6 +112,7 @@ class Work:
                 await hook(tx.store.conn)
             changes, local = self.changes(tx)
             await tx.store.write(changes)
+            await evidence.insert(tx.store.conn, tx.unit.photos)  # (after their tickets)
         except Exception:
             self.ids.forget()  # rows may have come from elsewhere: count ids afresh
             raise

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import TABLES
 
-__all__ = ["EvidenceRow", "has", "insert", "listing", "photo", "photos"]
+__all__ = ["EvidenceRow", "NewPhoto", "hashes", "insert", "listing", "photo", "photos"]
 
 V = TABLES["ticket_evidence"]
 
@@ -31,36 +31,45 @@ class EvidenceRow:
     created_at: datetime
 
 
-async def has(conn: AsyncConnection, ticket_id: int, sha256: str) -> bool:
-    """Whether this very picture is on the ticket already."""
-    stmt = select(V.c.id).where(V.c.ticket_id == ticket_id, V.c.sha256 == sha256)
-    return (await conn.execute(stmt)).first() is not None
+@dataclass(frozen=True, slots=True)
+class NewPhoto:
+    """A photo a unit of work decided to keep (written with the unit: ``bot.work``)."""
+
+    ticket_id: int
+    data: bytes
+    media_type: str
+    sha256: str
+    person_id: int | None
+    via: str
+    created_at: datetime
 
 
-async def insert(
-    conn: AsyncConnection,
-    *,
-    ticket_id: int,
-    data: bytes,
-    media_type: str,
-    sha256: str,
-    person_id: int | None,
-    via: str,
-    at: datetime,
-) -> None:
+async def insert(conn: AsyncConnection, photos: Sequence[NewPhoto]) -> None:
+    if not photos:
+        return
     await conn.execute(
-        V.insert().values(
-            ticket_id=ticket_id,
-            kind="photo",
-            media_type=media_type,
-            size=len(data),
-            sha256=sha256,
-            data=data,
-            person_id=person_id,
-            via=via,
-            created_at=at,
-        )
+        V.insert(),
+        [
+            {
+                "ticket_id": p.ticket_id,
+                "kind": "photo",
+                "media_type": p.media_type,
+                "size": len(p.data),
+                "sha256": p.sha256,
+                "data": p.data,
+                "person_id": p.person_id,
+                "via": p.via,
+                "created_at": p.created_at,
+            }
+            for p in photos
+        ],
     )
+
+
+async def hashes(conn: AsyncConnection, ticket_id: int) -> frozenset[str]:
+    """The SHA-256 of every photo on the ticket (the same picture is kept once)."""
+    rows = await conn.execute(select(V.c.sha256).where(V.c.ticket_id == ticket_id))
+    return frozenset(r[0] for r in rows)
 
 
 async def listing(conn: AsyncConnection, ticket_id: int) -> list[EvidenceRow]:

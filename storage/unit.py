@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
 from storage import assets as assets_table
+from storage import evidence
 from storage import feed as feed_table
 from storage import outbox as outbox_table
 from storage.assets import TicketBrief
@@ -422,6 +423,9 @@ class Store:
         )
         params = {"by": asset_id if asset_id is not None else site, "since": since, "limit": limit}
         return [Ticket(**r._mapping) for r in await self.conn.execute(stmt, params)]
+
+    async def photo_hashes(self, ticket_id: int) -> frozenset[str]:
+        return await evidence.hashes(self.conn, ticket_id)
 
     async def new_id(self, table: str) -> int:
         """A fresh primary key for ``table`` (people, tickets, card_refs, voice_notes), known

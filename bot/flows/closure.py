@@ -20,6 +20,7 @@ from bot.events import Address, Text
 from bot.texts import local_time, say
 from bot.tickets import ClosureAction, Role, TicketState, roles_of
 from bot.unit import Turn
+from storage.evidence import NewPhoto
 from storage.records import Ticket
 
 __all__ = ["PHOTO_ROLES", "add_photo", "tell_before_close", "tick"]
@@ -55,18 +56,26 @@ async def tick(turn: Turn, ticket: Ticket, index: int | None, version: int) -> N
     turn.notify_presser(say("closure.ticked", turn.locale, item=item, number=ticket.number))
 
 
-async def add_photo(turn: Turn, ticket: Ticket, photo: closure.Photo, *, via: str) -> int:
-    """Count ``photo`` as evidence on ``ticket`` (the caller stores the picture in the same
-    transaction); return how many photos the ticket has now. Refusals: a ``FlowError``."""
+async def add_photo(
+    turn: Turn, ticket: Ticket, photo: closure.Photo, *, via: str
+) -> tuple[str, int]:
+    """Keep ``photo`` as evidence on ``ticket`` (stored with the unit's write); return
+    ("saved" | "duplicate" | "full", how many photos the ticket has). Refusals (not the
+    assignee, a dispatcher or a manager; a closed ticket): a ``FlowError``."""
     person = turn.person
     assert person is not None
     if ticket.state in _SETTLED:
         raise InvalidTransition(action="evidence", state=ticket.state)
     if not roles_of(person, ticket) & PHOTO_ROLES:
         raise NotAllowed(action="evidence", state=ticket.state)
+    if photo.sha256 in await turn.unit.photo_hashes(ticket.id):
+        return "duplicate", ticket.photos  # (a retried upload, the same picture sent twice)
+    if ticket.photos >= turn.env.settings.closure.photos_per_ticket:
+        return "full", ticket.photos
     turn.unit.touch(ticket.id)
     ticket.photos += 1
-    ticket.updated_at = turn.now if ticket.state != TicketState.RESOLVED else ticket.updated_at
+    if ticket.state != TicketState.RESOLVED:  # (a late photo does not delay auto-close)
+        ticket.updated_at = turn.now
     data = {
         "kind": "photo",
         "media_type": photo.media_type,
@@ -74,8 +83,19 @@ async def add_photo(turn: Turn, ticket: Ticket, photo: closure.Photo, *, via: st
         "sha256": photo.sha256,
     }
     turn.record(ticket, "evidence", via=via, data=data)
+    turn.unit.keep_photo(
+        NewPhoto(
+            ticket_id=ticket.id,
+            data=photo.data,
+            media_type=photo.media_type,
+            sha256=photo.sha256,
+            person_id=person.id,
+            via=via,
+            created_at=turn.now,
+        )
+    )
     await lifecycle.refresh(turn, ticket)
-    return ticket.photos
+    return "saved", ticket.photos
 
 
 async def tell_before_close(turn: Turn, ticket: Ticket, close_at: datetime) -> None:

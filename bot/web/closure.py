@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from aiohttp import web
 
@@ -88,42 +87,27 @@ async def upload_evidence(request: web.Request) -> web.Response:
     async with hub.work.unit() as tx:
         ticket = await _ticket(tx.unit, ref)
         number = ticket.number
-        if await evidence.has(tx.store.conn, ticket.id, photo.sha256):
-            tx.idle = True  # the same picture again (a retried upload): nothing changes
-            text = say("closure.photo.duplicate", locale, number=number)
-            return web.json_response(
-                {"number": number, "photos": ticket.photos, "duplicate": True, "message": text}
-            )
-        if ticket.photos >= settings.photos_per_ticket:
-            limit = settings.photos_per_ticket
-            raise web.HTTPConflict(
-                reason=say("closure.photo.too_many", locale, number=number, limit=limit)
-            )
         try:
             with tx.unit.turn():
                 turn = Turn(tx.unit, f"evidence:{ticket.id}:{photo.sha256[:24]}", person=person)
-                count = await flow.add_photo(turn, ticket, photo, via="console")
+                outcome, count = await flow.add_photo(turn, ticket, photo, via="console")
         except NotAllowed:
             raise Forbidden(say("closure.photo.not_yours", locale, number=number)) from None
         except InvalidTransition:
             raise web.HTTPConflict(
                 reason=say("closure.photo.closed", locale, number=number)
             ) from None
-        ticket_id, at = ticket.id, tx.unit.now
-
-        async def store(conn: Any) -> None:
-            await evidence.insert(
-                conn,
-                ticket_id=ticket_id,
-                data=photo.data,
-                media_type=photo.media_type,
-                sha256=photo.sha256,
-                person_id=person.id,
-                via="console",
-                at=at,
+        if outcome == "full":
+            limit = settings.photos_per_ticket
+            raise web.HTTPConflict(
+                reason=say("closure.photo.too_many", locale, number=number, limit=limit)
             )
-
-        tx.before_write.append(store)
+        tx.idle = outcome == "duplicate"  # the same picture again: nothing changes
+    if outcome == "duplicate":
+        text = say("closure.photo.duplicate", locale, number=number)
+        return web.json_response(
+            {"number": number, "photos": count, "duplicate": True, "message": text}
+        )
     text = say("closure.photo.saved", locale, number=number, count=count)
     return web.json_response(
         {"number": number, "photos": count, "duplicate": False, "message": text}, status=201
