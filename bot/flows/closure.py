@@ -12,23 +12,36 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot import closure, lifecycle
 from bot.errors import InvalidTransition, NotAllowed, StaleTransition
-from bot.events import Address, Text
+from bot.events import Address, Image, Text
 from bot.texts import local_time, say
 from bot.tickets import ClosureAction, Role, TicketState, roles_of
 from bot.unit import Turn
 from storage.evidence import NewPhoto
 from storage.records import Ticket
 
-__all__ = ["PHOTO_ROLES", "add_photo", "tell_before_close", "tick"]
+__all__ = ["PHOTO_ROLES", "Seen", "add_photo", "handle_image", "tell_before_close", "tick"]
 
 _TICK_ROLES = frozenset({Role.ASSIGNEE, Role.MANAGER})
 #: Who may add a photo to a ticket.
 PHOTO_ROLES = frozenset({Role.ASSIGNEE, Role.MANAGER, Role.DISPATCHER})
 _SETTLED = frozenset({TicketState.CLOSED.value, TicketState.CANCELLED.value})
+_NUMBER = re.compile(r"GD-?(\d{1,12})", re.IGNORECASE)
+_WORKED_ON = [s.value for s in closure.TICK_STATES | {TicketState.RESOLVED}]
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What the engine made of a picture sent in chat before the flow runs (``bot.sight``):
+    the photo, or why there is none ("too_large", "not_image", "unavailable")."""
+
+    photo: closure.Photo | None = None
+    problem: str | None = None
 
 
 async def tick(turn: Turn, ticket: Ticket, index: int | None, version: int) -> None:
@@ -96,6 +109,46 @@ async def add_photo(
     )
     await lifecycle.refresh(turn, ticket)
     return "saved", ticket.photos
+
+
+async def handle_image(turn: Turn, event: Image, seen: Seen) -> None:
+    """A picture sent in chat. From staff it is evidence on the ticket its caption names
+    ("GD-12"), else on their one ticket being worked on; customers' pictures are not evidence
+    (they are left as they always were)."""
+    person = turn.person
+    assert person is not None
+    if person.role == "customer":
+        return
+    locale = turn.locale
+    if seen.photo is None:
+        limit = f"{turn.env.settings.closure.photo_max_mb:g}"
+        turn.reply(Text(say(f"closure.photo.{seen.problem or 'unavailable'}", locale, limit=limit)))
+        return
+    named = _NUMBER.search(event.caption)
+    if named:
+        ticket = await turn.unit.ticket_by_number(f"GD-{int(named.group(1))}")
+        mine = [ticket] if ticket is not None else []
+    else:
+        mine = await turn.unit.open_tickets(_WORKED_ON, assignee_id=person.id, limit=5)
+    if len(mine) != 1:
+        numbers = "、".join(t.number or "" for t in mine)
+        key = "closure.photo.which" if mine else "closure.photo.no_ticket"
+        turn.reply(Text(say(key, locale, numbers=numbers)))
+        return
+    ticket = mine[0]
+    number = ticket.number
+    try:
+        outcome, count = await add_photo(turn, ticket, seen.photo, via=event.platform)
+    except NotAllowed:
+        turn.reply(Text(say("closure.photo.not_yours", locale, number=number)))
+        return
+    except InvalidTransition:
+        turn.reply(Text(say("closure.photo.closed", locale, number=number)))
+        return
+    most = turn.env.settings.closure.photos_per_ticket
+    said = {"saved": "closure.photo.saved", "duplicate": "closure.photo.duplicate"}
+    key = said.get(outcome, "closure.photo.too_many")
+    turn.reply(Text(say(key, locale, number=number, count=count, limit=most)))
 
 
 async def tell_before_close(turn: Turn, ticket: Ticket, close_at: datetime) -> None:

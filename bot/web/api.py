@@ -80,6 +80,8 @@ async def _ticket_json(hub: Hub, s: Any, t: Ticket, *, events: bool) -> dict[str
         },
         "diagnosis": t.diagnosis,
         "root_cause": t.root_cause,
+        "checklist": t.checklist,  # the closure items ticked ({item, by, at})
+        "photos": t.photos,  # evidence photos (/console/api/tickets/{number}/evidence)
         "version": t.version,
         "intake": t.intake,
     }

@@ -1,0 +1,105 @@
+"""Evidence photos sent in chat on Telegram: 李工 sends a photo in his direct chat with the bot;
+it is downloaded from the (fake) Bot API, checked and kept on his ticket."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tests.adapters.test_telegram import (
+    CUSTOMER,
+    CUSTOMER_GROUP,
+    LI,
+    LI_CHAT,
+    REPORT,
+    deliver,
+    enabled,
+    one_ticket,
+    says,
+)
+from tests.conftest import RunningHub, bearer, eventually
+from tests.fakes_telegram import FakeBotApi
+from tests.test_closure import _png
+
+Start = Callable[..., Awaitable[RunningHub]]
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+_ids = itertools.count(990000001)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    fake = FakeBotApi()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def sends_photo(file_id: str, caption: str = "", *, as_file: str | None = None) -> dict[str, Any]:
+    update_id = next(_ids)
+    message: dict[str, Any] = {
+        "message_id": update_id % 100000,
+        "from": LI,
+        "chat": LI_CHAT,
+        "date": int(time.time()),
+    }
+    if as_file is not None:  # an image sent as a file (a document), its type as claimed
+        message["document"] = {"file_id": file_id, "file_unique_id": "d", "mime_type": as_file}
+    else:  # Telegram's sizes of one photo, smallest first
+        message["photo"] = [
+            {"file_id": "thumb", "file_unique_id": "t", "width": 90, "height": 67},
+            {"file_id": file_id, "file_unique_id": "p", "width": 800, "height": 600},
+        ]
+    if caption:
+        message["caption"] = caption
+    return {"update_id": update_id, "message": message}
+
+
+async def _said_to_li(api: FakeBotApi, needle: str) -> str:
+    async def found() -> str | None:
+        return next((c.params["text"] for c in api.to("sendMessage", 42)
+                     if needle in c.params["text"]), None)  # fmt: skip
+
+    return str(await eventually(found, what=f"a message to 李工 with {needle!r}"))
+
+
+async def test_a_photo_sent_in_chat_is_kept_as_evidence(api: FakeBotApi, running: Start) -> None:
+    hub = await running(**enabled(api), closure={"photo_max_mb": 0.01})
+    assert await deliver(hub, says(CUSTOMER, CUSTOMER_GROUP, REPORT)) == 200
+    ticket = await one_ticket(hub)
+    assert ticket["assignee"]["id"] == "li"
+    photo = _png()
+    api.add_file("big-photo", photo)
+    api.add_file("fake-image", b"GIF89a" + bytes(64))
+    api.add_file("huge", b"\xff\xd8\xff" + bytes(20_000))
+
+    assert await deliver(hub, sends_photo("fake-image", as_file="image/png")) == 200
+    await _said_to_li(api, "只接受 JPEG、PNG 或 WebP")
+    assert await deliver(hub, sends_photo("huge")) == 200
+    await _said_to_li(api, "照片太大")
+    assert (await hub.api(f"/api/tickets/{ticket['id']}"))["photos"] == 0
+
+    assert await deliver(hub, sends_photo("big-photo", caption=ticket["number"])) == 200
+    saved = await _said_to_li(api, "已保存为")
+    assert ticket["number"] in saved and "共 1 张" in saved
+    downloaded = {c.params.get("file_id") for c in api.to("getFile")}
+    assert "big-photo" in downloaded and "thumb" not in downloaded  # the largest size only
+    final = await hub.api(f"/api/tickets/{ticket['id']}")
+    assert final["photos"] == 1
+    (event,) = [e for e in final["events"] if e["kind"] == "evidence"]
+    assert (event["actor"], event["via"], event["data"]["size"]) == ("李工", "telegram", len(photo))
+
+    li = await hub.staff_session("li")
+    async with hub.http.get(
+        f"{hub.base}/console/api/tickets/{ticket['number']}/evidence", headers=bearer(li)
+    ) as r:
+        (kept,) = (await r.json())["photos"]
+    async with hub.http.get(hub.base + kept["url"], headers=bearer(li)) as r:
+        assert await r.read() == photo
+
+    assert await deliver(hub, sends_photo("big-photo")) == 200  # the same picture again
+    await _said_to_li(api, "这张照片已在")
+    assert (await hub.api(f"/api/tickets/{ticket['id']}"))["photos"] == 1
