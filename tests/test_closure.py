@@ -205,6 +205,34 @@ async def test_evidence_upload_limits_and_success(running: Start) -> None:
     assert event["actor"] == "李工" and event["data"]["media_type"] == "image/png"
 
 
+async def test_a_photo_from_the_chat_box_goes_to_the_ticket_in_hand(running: Start) -> None:
+    hub = await running()
+    li, wang = await staff(hub, "li"), await staff(hub, "wang")
+    url = f"{hub.base}/console/api/evidence"
+
+    async def send(session: str, data: bytes, query: str = "") -> tuple[int, Any]:
+        async with hub.http.post(url + query, data=data, headers=bearer(session)) as r:
+            return r.status, await r.json()
+
+    status, body = await send(li, PNG)  # nothing in hand yet
+    assert status == 409 and "没有进行中的工单" in body["error"]
+    first, second = await customer(hub), await customer(hub, "王五")
+    async with Feed(hub, first) as f1, Feed(hub, second) as f2:
+        await report(hub, first, "3号注塑机停机了，报警E102，在二车间")
+        await f1.wait_text("GD-")
+        status, body = await send(li, PNG)
+        assert (status, body["number"], body["photos"]) == (201, "GD-1", 1)
+        await report(hub, second, "5号注塑机漏油，在一车间")
+        await f2.wait_text("GD-")
+    status, body = await send(li, JPEG)  # two in hand: which?
+    assert status == 409 and "GD-1" in body["error"] and "GD-2" in body["error"]
+    status, body = await send(li, JPEG, "?ticket=GD-2")
+    assert (status, body["number"]) == (201, "GD-2")
+    assert (await send(wang, JPEG))[0] == 409  # (wang has none)
+    assert (await send(li, JPEG, "?ticket=GD-2&x=1"))[0] == 400
+    assert (await send(li, JPEG, "?ticket=nope"))[0] == 400
+
+
 async def _get_json(hub: RunningHub, session: str, path: str) -> Any:
     async with hub.http.get(hub.base + path, headers=bearer(session)) as r:
         assert r.status == 200, await r.text()

@@ -29,6 +29,8 @@ async def test_engineer_uploads_a_photo_on_the_card(running: Start, tmp_path: Pa
     await report(hub, await customer(hub), "3号注塑机停机了，报警E102，在二车间")
     photo = tmp_path / "fan.png"
     photo.write_bytes(_png())
+    second = tmp_path / "panel.png"
+    second.write_bytes(_png(10, 4))
     not_a_photo = tmp_path / "notes.png"  # a name that lies: the bytes decide
     not_a_photo.write_bytes(b"GIF89a" + bytes(64))
 
@@ -56,6 +58,10 @@ async def test_engineer_uploads_a_photo_on_the_card(running: Start, tmp_path: Pa
             field = "xpath=.//dt[normalize-space()='现场照片']/following-sibling::dd[1]"
             photos = card.locator(field)
             await expect(photos).to_have_text("1 张")
+
+            # From the chat box: for his one ticket in hand.
+            await page.locator("#photo").set_input_files(str(second))
+            await expect(photos).to_have_text("2 张")
 
             href = await card.get_by_role("link", name="服务报告").get_attribute("href")
             assert href is not None

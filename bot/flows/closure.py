@@ -25,7 +25,15 @@ from bot.unit import Turn
 from storage.evidence import NewPhoto
 from storage.records import Ticket
 
-__all__ = ["PHOTO_ROLES", "Seen", "add_photo", "handle_image", "tell_before_close", "tick"]
+__all__ = [
+    "PHOTO_ROLES",
+    "Seen",
+    "add_photo",
+    "handle_image",
+    "photo_target",
+    "tell_before_close",
+    "tick",
+]
 
 _TICK_ROLES = frozenset({Role.ASSIGNEE, Role.MANAGER})
 #: Who may add a photo to a ticket.
@@ -111,6 +119,17 @@ async def add_photo(
     return "saved", ticket.photos
 
 
+async def photo_target(turn: Turn, caption: str) -> list[Ticket]:
+    """The ticket a photo is for: the one ``caption`` names ("GD-12"), else the sender's
+    tickets being worked on (one: that one; several: the sender must say which)."""
+    assert turn.person is not None
+    named = _NUMBER.search(caption)
+    if named:
+        ticket = await turn.unit.ticket_by_number(f"GD-{int(named.group(1))}")
+        return [ticket] if ticket is not None else []
+    return await turn.unit.open_tickets(_WORKED_ON, assignee_id=turn.person.id, limit=5)
+
+
 async def handle_image(turn: Turn, event: Image, seen: Seen) -> None:
     """A picture sent in chat. From staff it is evidence on the ticket its caption names
     ("GD-12"), else on their one ticket being worked on; customers' pictures are not evidence
@@ -124,12 +143,7 @@ async def handle_image(turn: Turn, event: Image, seen: Seen) -> None:
         limit = f"{turn.env.settings.closure.photo_max_mb:g}"
         turn.reply(Text(say(f"closure.photo.{seen.problem or 'unavailable'}", locale, limit=limit)))
         return
-    named = _NUMBER.search(event.caption)
-    if named:
-        ticket = await turn.unit.ticket_by_number(f"GD-{int(named.group(1))}")
-        mine = [ticket] if ticket is not None else []
-    else:
-        mine = await turn.unit.open_tickets(_WORKED_ON, assignee_id=person.id, limit=5)
+    mine = await photo_target(turn, event.caption)
     if len(mine) != 1:
         numbers = "、".join(t.number or "" for t in mine)
         key = "closure.photo.which" if mine else "closure.photo.no_ticket"

@@ -6,6 +6,9 @@
   ``duplicate`` when the same picture is on the ticket already; 413 too large, 415 not an
   image, 403 not the assignee (or a dispatcher or manager), 409 closed or full — nothing is
   stored on any refusal.
+- ``POST /console/api/evidence[?ticket=GD-12]``: the same from the console's chat box: for the
+  ticket named, else for the sender's one ticket being worked on (409 naming them when there
+  are several, or none).
 - ``GET /console/api/tickets/{ref}/evidence``: the ticket's photos (facts, no bytes);
   ``…/evidence/{id}``: one photo.
 - ``GET /console/api/tickets/{ref}/report.pdf``: the printable service report
@@ -78,18 +81,40 @@ async def _ticket(unit: Unit, ref: int | str) -> Ticket:
 
 
 async def upload_evidence(request: web.Request) -> web.Response:
-    hub, person, locale = await _staff(request)
-    ref = ticket_ref(request.match_info["ref"])
+    """A photo for the ticket the path names."""
     if request.query:
         raise BadRequest(f"unknown query parameter {next(iter(request.query))[:40]!r}")
+    return await _upload(request, request.match_info["ref"])
+
+
+async def upload_evidence_in_chat(request: web.Request) -> web.Response:
+    """A photo sent from the console's chat box: for the ticket ``?ticket=GD-12`` names, else
+    for the sender's one ticket being worked on (409 naming them when there are several)."""
+    unknown = set(request.query) - {"ticket"}
+    if unknown or len(request.query.getall("ticket", [])) > 1:
+        raise BadRequest("only 'ticket' (GD-<n>), once, may be given")
+    return await _upload(request, request.query.get("ticket"))
+
+
+async def _upload(request: web.Request, ref_text: str | None) -> web.Response:
+    hub, person, locale = await _staff(request)
+    ref = ticket_ref(ref_text) if ref_text is not None else None
     settings = hub.settings.closure
     photo = await read_photo(request, settings.photo_max_bytes, locale)
     async with hub.work.unit() as tx:
-        ticket = await _ticket(tx.unit, ref)
+        turn = Turn(tx.unit, f"evidence:{person.id}:{photo.sha256[:24]}", person=person)
+        if ref is not None:
+            ticket = await _ticket(tx.unit, ref)
+        else:
+            mine = await flow.photo_target(turn, "")
+            if len(mine) != 1:
+                numbers = "、".join(t.number or "" for t in mine)
+                key = "closure.photo.which" if mine else "closure.photo.no_ticket"
+                raise web.HTTPConflict(reason=say(key, locale, numbers=numbers))
+            ticket = mine[0]
         number = ticket.number
         try:
             with tx.unit.turn():
-                turn = Turn(tx.unit, f"evidence:{ticket.id}:{photo.sha256[:24]}", person=person)
                 outcome, count = await flow.add_photo(turn, ticket, photo, via="console")
         except NotAllowed:
             raise Forbidden(say("closure.photo.not_yours", locale, number=number)) from None
@@ -175,6 +200,7 @@ async def report_pdf(request: web.Request) -> web.Response:
 
 def routes() -> list[web.RouteDef]:
     return [
+        web.post("/console/api/evidence", upload_evidence_in_chat),
         web.post("/console/api/tickets/{ref}/evidence", upload_evidence),
         web.get("/console/api/tickets/{ref}/evidence", list_evidence),
         web.get("/console/api/tickets/{ref}/evidence/{id}", get_evidence),
