@@ -1,5 +1,6 @@
-"""Evidence photos sent in chat on Telegram: 李工 sends a photo in his direct chat with the bot;
-it is downloaded from the (fake) Bot API, checked and kept on his ticket."""
+"""Evidence photos sent in chat: 李工 sends a photo in his direct chat with the bot on Telegram,
+or with the WeCom app; it is downloaded from the (fake) platform API, checked and kept on his
+ticket."""
 
 from __future__ import annotations
 
@@ -103,3 +104,40 @@ async def test_a_photo_sent_in_chat_is_kept_as_evidence(api: FakeBotApi, running
     assert await deliver(hub, sends_photo("big-photo")) == 200  # the same picture again
     await _said_to_li(api, "这张照片已在")
     assert (await hub.api(f"/api/tickets/{ticket['id']}"))["photos"] == 1
+
+
+async def test_a_wecom_picture_is_kept_as_evidence(running: Start) -> None:
+    from tests.adapters.test_wecom import enabled as wecom_enabled
+    from tests.adapters.test_wecom import post, text_message
+    from tests.adapters.wecom_driver import app_callback
+    from tests.fakes_wecom import AGENT_ID, CORP_ID, FakeWecomApi
+
+    api = FakeWecomApi()
+    await api.start()
+    try:
+        hub = await running(**wecom_enabled(api))
+        report = app_callback(text_message("ZhangSan", REPORT, 7100000001))
+        assert (await post(hub, report))[0] == 200
+        ticket = await one_ticket(hub)
+        assert ticket["assignee"]["id"] == "li"
+        photo = _png()
+        api.media["PIC_li_1"] = photo
+        picture = (
+            f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+            "<FromUserName><![CDATA[LiGong]]></FromUserName><CreateTime>1717230000</CreateTime>"
+            "<MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[http://example.invalid/p]]>"
+            "</PicUrl><MediaId><![CDATA[PIC_li_1]]></MediaId><MsgId>7100000002</MsgId>"
+            f"<AgentID>{AGENT_ID}</AgentID></xml>"
+        )
+        assert (await post(hub, app_callback(picture)))[0] == 200
+
+        async def saved() -> bool:
+            return any("已保存为" in t for t in api.sent_texts("LiGong"))
+
+        await eventually(saved, what="李工 told the photo was kept")
+        final = await hub.api(f"/api/tickets/{ticket['id']}")
+        assert final["photos"] == 1
+        (event,) = [e for e in final["events"] if e["kind"] == "evidence"]
+        assert (event["via"], event["data"]["size"]) == ("wecom", len(photo))
+    finally:
+        await api.stop()
