@@ -119,8 +119,9 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
             fields.append((say("field.sla", locale), deadlines))
     actions = allowed_actions(facts_of(ticket), AUDIENCE_ROLES[audience])
     buttons = [action_button(turn.env.codec, ticket, a, locale) for a in actions]
+    buttons += ticks  # (before the priorities: platforms that cap buttons keep them)
     buttons += _intake_buttons(turn.env.codec, ticket, audience, locale)
-    buttons = decide + buttons + ticks
+    buttons = decide + buttons
     text = ticket.description if ticket.description != ticket.title else ""
     if audience == "customer" and any(b.action == IntakeAction.IMPACT for b in buttons):
         text = (text + "\n\n" if text else "") + say("ask.impact", locale)
