@@ -141,3 +141,25 @@ async def test_a_wecom_picture_is_kept_as_evidence(running: Start) -> None:
         assert (event["via"], event["data"]["size"]) == ("wecom", len(photo))
     finally:
         await api.stop()
+
+
+def test_a_dingtalk_picture_is_an_image_event_fetched_by_its_download_code() -> None:
+    from datetime import UTC, datetime
+
+    from bot.adapters.dingtalk.parse import parse_robot_message
+    from bot.events import Image
+    from tests.adapters.dingtalk_driver import load
+
+    # The shape of DingTalk's picture callback (content.downloadCode, pictureDownloadCode).
+    body = {
+        **load("text_group.json"),
+        "msgId": "msgPic01",
+        "msgtype": "picture",
+        "content": {"downloadCode": "pic-dc-01", "pictureDownloadCode": "pic-dc-02"},
+    }
+    del body["text"]
+    event = parse_robot_message(body, datetime(2026, 12, 1, tzinfo=UTC)).event
+    assert isinstance(event, Image)
+    assert (event.event_id, event.media_ref, event.caption) == ("msgPic01", "pic-dc-01", "")
+    no_code = {**body, "content": {}}
+    assert parse_robot_message(no_code, datetime(2026, 12, 1, tzinfo=UTC)).event is None
