@@ -59,7 +59,8 @@ h1 { font-size: 16pt; margin: 0 0 4mm; } h2 { font-size: 11.5pt; margin: 6mm 0 2
 table { border-collapse: collapse; width: 100%; } td, th { border: 1px solid #bbb;
   padding: 1.2mm 2mm; vertical-align: top; text-align: left; }
 th { background: #f0f0f0; width: 26mm; font-weight: normal; }
-.timeline th { width: auto; } .timeline td:first-child { white-space: nowrap; } .mono { font-family: "DejaVu Sans Mono", monospace;
+.timeline th { width: auto; } .timeline td:first-child { white-space: nowrap; }
+.mono { font-family: "DejaVu Sans Mono", monospace;
   font-size: 8pt; word-break: break-all; }
 .photos img { width: 52mm; height: 39mm; object-fit: cover; margin: 0 2mm 2mm 0;
   border: 1px solid #bbb; }
