@@ -377,3 +377,49 @@ def test_photos_are_known_by_their_magic_bytes(data: bytes, kind: str | None) ->
     from bot.closure import image_type
 
     assert image_type(data) == kind
+
+
+def test_the_state_table_names_what_resolve_still_needs() -> None:
+    from bot.closure import facts
+    from bot.closure_settings import ClosureSettings
+    from bot.errors import RequirementMissing
+    from bot.texts import refusal
+    from bot.tickets import Role, TicketAction, check
+    from storage.records import Ticket
+
+    settings = ClosureSettings(checklists={"safety": ["现场已清理", "防护已恢复"]})
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    ticket = Ticket(
+        id=1, number="GD-1", title="漏电", description="漏电", priority="P0",
+        category="safety", state="repairing", reporter_id=9, origin_chat="web:c",
+        created_at=now, updated_at=now, assignee_id=2, root_cause="接线松动",
+    )  # fmt: skip
+    assignee = frozenset({Role.ASSIGNEE})
+    with pytest.raises(RequirementMissing) as refused:
+        check(TicketAction.RESOLVE, facts(settings, ticket), assignee)
+    assert refused.value.items == ("现场已清理", "防护已恢复")
+    assert refusal(refused.value, "en") == (
+        "The checklist still has open items: 现场已清理, 防护已恢复. Tick them on the card, "
+        "then resolve."
+    )
+    ticket.checklist = [{"item": "现场已清理", "by": "李工", "at": now.isoformat()}]
+    with pytest.raises(RequirementMissing) as refused:
+        check(TicketAction.RESOLVE, facts(settings, ticket), assignee)
+    assert refused.value.items == ("防护已恢复",)
+    ticket.checklist = [*ticket.checklist, {"item": "防护已恢复", "by": "李工", "at": "x"}]
+    check(TicketAction.RESOLVE, facts(settings, ticket), assignee)  # allowed now
+
+    ticket.root_cause = None  # a photo is evidence, but no cause
+    ticket.photos = 1
+    with pytest.raises(RequirementMissing) as refused:
+        check(TicketAction.RESOLVE, facts(settings, ticket), assignee)
+    assert refused.value.requirement == "root_cause"
+    ticket.diagnosis = {"suspected_cause": "接线端子氧化"}  # a confirmed diagnosis's cause
+    check(TicketAction.RESOLVE, facts(settings, ticket), assignee)
+    lenient = ClosureSettings(require_root_cause=False)
+    ticket.diagnosis = None
+    check(TicketAction.RESOLVE, facts(lenient, ticket), assignee)  # the photo is enough
+    ticket.photos = 0
+    with pytest.raises(RequirementMissing) as refused:
+        check(TicketAction.RESOLVE, facts(lenient, ticket), assignee)
+    assert refused.value.requirement == "evidence"
