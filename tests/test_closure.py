@@ -423,3 +423,21 @@ def test_the_state_table_names_what_resolve_still_needs() -> None:
     with pytest.raises(RequirementMissing) as refused:
         check(TicketAction.RESOLVE, facts(lenient, ticket), assignee)
     assert refused.value.requirement == "evidence"
+
+
+def test_checklists_name_known_categories_and_short_items(tmp_path: Path) -> None:
+    from bot.config import load_settings
+    from bot.errors import ConfigError
+
+    ok = load_settings(None, closure={"checklists": {"safety": [" 现场已清理 "]}})
+    assert ok.closure.checklists == {"safety": ["现场已清理"]}
+    for bad in (
+        {"checklists": {"plumbing": ["x"]}},  # no such category
+        {"checklists": {"safety": [""]}},
+        {"checklists": {"safety": ["x"] * 9}},
+        {"checklists": {"safety": ["同一项", "同一项"]}},
+        {"photo_max_mb": 0},
+        {"unknown": 1},
+    ):
+        with pytest.raises(ConfigError):
+            load_settings(None, closure=bad)
