@@ -12,7 +12,7 @@ from bot.adapters.body import JSON_DEPTH
 from bot.config import Settings
 from bot.errors import BadRequest, Forbidden, SignatureInvalid, TooManyRequests
 from bot.hub import Hub
-from bot.web import dashboard
+from bot.web import closure, dashboard
 from bot.web.api import HUB, routes
 from bot.web.progress import ProgressPages
 
@@ -97,6 +97,7 @@ def build_app(settings: Settings, hub: Hub | None = None) -> web.Application:
     app[HUB] = hub
     app[JSON_DEPTH] = settings.limits.json_depth
     app.add_routes(routes())
+    app.add_routes(closure.routes())  # evidence photos, service report
     app.add_routes([web.get("/", _index)])
     app.add_routes(dashboard.routes())
     app.add_routes(ProgressPages(hub).routes())  # /t/<token>: the customer's progress page

@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the local day")
     rep.add_argument("--lang", choices=["zh", "en"], help="default: the configured locale")
     rep.add_argument("--team", help="only this team's tickets (a team id)")
+    rep = sub.add_parser("service-report", help="write a ticket's service report as a PDF")
+    rep.add_argument("ticket", help="the ticket's number (GD-12) or id")
+    rep.add_argument("-o", "--output", type=Path, required=True, help="the PDF file to write")
+    rep.add_argument("--locale", choices=("zh", "en"), help="language (default: [locale])")
     cls = sub.add_parser("classify", help="print the intake's reading of messages as JSON lines")
     cls.add_argument(
         "file", nargs="?", help="plain lines or JSONL with id and text (default: stdin)"
@@ -378,6 +382,32 @@ async def _report(settings: Settings, day: str, lang: str | None, team: str | No
     return 0
 
 
+async def _service_report(settings: Settings, ref: str, output: Path, locale: str | None) -> int:
+    """``service-report``: the ticket's printable report (bot/service_report.py) to a file."""
+    from bot.errors import BadRequest
+    from bot.service_report import UnknownReportTicket, service_report
+    from bot.web.api import ticket_ref
+    from storage.db import Database
+
+    try:
+        which = ticket_ref(ref)
+    except BadRequest as exc:
+        print(f"gongdan service-report: {exc}", file=sys.stderr)
+        return 2
+    key = _audit_key(settings)  # (None: the report says the chain could not be checked)
+    db = Database(settings.database.url)
+    try:
+        pdf = await service_report(db, settings, key, which, locale or settings.locale)
+    except UnknownReportTicket:
+        print(f"gongdan service-report: no ticket {ref!r}", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
+    await asyncio.to_thread(output.write_bytes, pdf)
+    print(f"{output} ({len(pdf) // 1024} KB)")
+    return 0
+
+
 def _serve(settings: Settings) -> int:
     from aiohttp import web
 
@@ -450,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_rules(settings, args.ticket, args.locale))
         if args.command == "report":
             return asyncio.run(_report(settings, args.date, args.lang, args.team))
+        if args.command == "service-report":
+            return asyncio.run(_service_report(settings, args.ticket, args.output, args.locale))
         if args.command == "transcribe":
             return asyncio.run(_transcribe(settings, args.files, args.json, args.language))
     except ConfigError as exc:

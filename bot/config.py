@@ -34,6 +34,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.closure_settings import ClosureSettings
 from bot.csat_settings import CsatSettings
 from bot.dashboard_settings import DashboardSettings
 from bot.errors import ConfigError
@@ -488,6 +489,7 @@ class Settings(BaseSettings):
     csat: CsatSettings = CsatSettings()
     progress: ProgressSettings = ProgressSettings()  # /t/<token> (bot/progress_settings.py)
     parts: PartsSettings = PartsSettings()
+    closure: ClosureSettings = ClosureSettings()
     people: list[Person] = []
     teams: list[Team] = []
 

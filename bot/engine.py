@@ -16,7 +16,8 @@ said no); anything else is logged with its traceback, retried a few times, then 
 apology and left as ``failed`` for an operator.
 
 Voice notes take seconds of transcription outside any transaction: they are claimed with a
-lease, acknowledged ("transcribing…"), heard, and then handled in a unit of their own.
+lease, acknowledged ("transcribing…"), heard, and then handled in a unit of their own. Pictures
+(evidence photos) are claimed the same way, downloaded, then handled in a unit of their own.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.adapters.base import Adapter
 from bot.errors import FlowError, TokenInvalid
-from bot.events import Action, Inbound, Message, Text, Voice, inbound_from_json
+from bot.events import Action, Image, Inbound, Message, Text, Voice, inbound_from_json
 from bot.flows.actions import handle_action, record_refusal
+from bot.flows.closure import Seen, handle_image
 from bot.flows.intake import handle_message
 from bot.flows.voice import Heard, acknowledge, handle_voice
 from bot.hearing import Ears
+from bot.sight import look
 from bot.texts import refusal as refusal_text
 from bot.texts import say
 from bot.unit import Env, Turn
@@ -178,7 +181,7 @@ class Engine:
                     tx.store.conn, limit=size, max_attempts=self.max_attempts
                 )
                 now = utcnow()
-                taken = [r for r in rows if r.kind == "voice"]  # heard on the side
+                taken = [r for r in rows if r.kind in inbound.LEASED]  # done on the side
 
                 async def take(conn: AsyncConnection) -> None:
                     await inbound.take(conn, taken, now=now, lease_until=now + self.lease)
@@ -187,7 +190,7 @@ class Engine:
                     tx.before_write.append(take)
                 else:
                     tx.idle = True
-                rest = [r for r in rows if r.kind != "voice"]
+                rest = [r for r in rows if r.kind not in inbound.LEASED]
                 if rest:
                     taken += await self._handle(tx, rest)
             if rows and self.db.is_sqlite:
@@ -208,8 +211,9 @@ class Engine:
                 await self._unit_failed(rows[0], exc)
             return len(rows)
         for row in rows:
-            if row.kind == "voice":  # seconds of transcription must not hold up the others
-                task = asyncio.create_task(self._voice_note(row), name=f"voice-{row.id}")
+            if row.kind in inbound.LEASED:  # a download, a transcription: not holding others
+                side = self._voice_note(row) if row.kind == "voice" else self._picture(row)
+                task = asyncio.create_task(side, name=f"{row.kind}-{row.id}")
                 self._voice.add(task)
                 task.add_done_callback(self._voice.discard)
         return len(rows)
@@ -278,14 +282,21 @@ class Engine:
         return handled
 
     async def _run(
-        self, tx: Tx, row: Claimed, event: Inbound, person: Person, heard: Heard | None = None
+        self,
+        tx: Tx,
+        row: Claimed,
+        event: Inbound,
+        person: Person,
+        heard: Heard | None = None,
+        seen: Seen | None = None,
     ) -> tuple[int, str, str | None] | None:
         """Decide one event; return its outcome when it is not a plain success."""
         key = f"{row.platform}:{row.event_id}"
         metrics = self.env.metrics
         try:
             with tx.unit.turn():
-                await self._dispatch(Turn(tx.unit, key, person, event, row.id), event, heard)
+                turn = Turn(tx.unit, key, person, event, row.id)
+                await self._dispatch(turn, event, heard, seen)
             metrics.processed.labels("done").inc()
             return None
         except FlowError as refusal:
@@ -314,7 +325,9 @@ class Engine:
             metrics.processed.labels("failed").inc()
             return row.id, "failed", repr(exc)
 
-    async def _dispatch(self, turn: Turn, event: Inbound, heard: Heard | None) -> None:
+    async def _dispatch(
+        self, turn: Turn, event: Inbound, heard: Heard | None, seen: Seen | None = None
+    ) -> None:
         match event:
             case Message():
                 await handle_message(turn, event)
@@ -322,6 +335,8 @@ class Engine:
                 await handle_action(turn, event)
             case Voice():
                 await handle_voice(turn, event, heard or Heard())
+            case Image():
+                await handle_image(turn, event, seen or Seen(problem="unavailable"))
 
     def _answer(self, turn: Turn, event: Inbound, text: str) -> None:
         if isinstance(event, Action):
@@ -398,6 +413,32 @@ class Engine:
             log.warning("voice note %s was taken over by another worker; left to it", key)
         except Exception:
             log.exception("voice note %s failed; it will be claimed again", key)
+
+    async def _picture(self, row: Claimed) -> None:
+        """A picture sent in chat: downloaded outside any transaction (the claim's lease kept
+        as for a voice note), then handled in a unit of its own."""
+        event = inbound_from_json(row.payload)
+        assert isinstance(event, Image)
+        key = f"{row.platform}:{row.event_id}"
+        try:
+            limit = self.env.settings.closure.photo_max_bytes
+            seen = await look(self.adapters, event, limit, within=0.8 * self.lease.total_seconds())
+            async with self.work.unit() as tx:
+                (person,) = await self._identify(tx, [row], [event])
+                outcome = await self._run(tx, row, event, person, seen=seen)
+                status, error = ("done", None) if outcome is None else outcome[1:]
+
+                async def finish(conn: AsyncConnection) -> None:
+                    if not await inbound.finish(
+                        conn, row.id, row.attempts, status, now=utcnow(), error=error
+                    ):
+                        raise _LeaseLost()
+
+                tx.before_write.append(finish)
+        except _LeaseLost:
+            log.warning("picture %s was taken over by another worker; left to it", key)
+        except Exception:
+            log.exception("picture %s failed; it will be claimed again", key)
 
     async def _hear(self, row: Claimed, event: Voice) -> Heard:
         hearing = asyncio.create_task(self.ears.hear(event))

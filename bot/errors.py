@@ -139,9 +139,14 @@ class NotAllowed(_TicketRuleError):
 
 
 class RequirementMissing(_TicketRuleError):
-    def __init__(self, *, action: str, state: str, requirement: str) -> None:
+    """``items``: what is still open, where the requirement has parts (a checklist)."""
+
+    def __init__(
+        self, *, action: str, state: str, requirement: str, items: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(action=action, state=state)
         self.requirement = requirement
+        self.items = items
 
 
 class NoteAlreadyDecided(FlowError):

@@ -17,6 +17,7 @@ __all__ = [
     "Address",
     "Button",
     "Card",
+    "Image",
     "Inbound",
     "Message",
     "Notice",
@@ -95,6 +96,15 @@ class Voice(_InboundBase):
 
 
 @dataclass(frozen=True, slots=True)
+class Image(_InboundBase):
+    """A picture sent in chat (from staff: evidence of the work, ``bot/flows/closure.py``)."""
+
+    media_ref: str  # what the adapter's ``download`` needs (file id, media id, URL…)
+    mime_hint: str = ""
+    caption: str = ""  # text sent with it (e.g. "GD-12": the ticket it is about)
+
+
+@dataclass(frozen=True, slots=True)
 class Action(_InboundBase):
     token: str  # the signed button token, as the platform returned it
     card_message_id: str | None = None  # the platform message whose button was pressed
@@ -102,16 +112,16 @@ class Action(_InboundBase):
     reply_ctx: dict[str, Any] = field(default_factory=dict)  # e.g. callback_query id
 
 
-Inbound = Message | Voice | Action
-_INBOUND = {"message": Message, "voice": Voice, "action": Action}
+Inbound = Message | Voice | Action | Image
+_INBOUND = {"message": Message, "voice": Voice, "action": Action, "image": Image}
 _INBOUND_FIELDS = {
     cls: tuple(f.name for f in fields(cls) if f.name not in ("chat", "sender", "received_at"))
-    for cls in (Message, Voice, Action)
+    for cls in (Message, Voice, Action, Image)
 }
 
 
 def inbound_kind(event: Inbound) -> str:
-    return {Message: "message", Voice: "voice", Action: "action"}[type(event)]
+    return {Message: "message", Voice: "voice", Action: "action", Image: "image"}[type(event)]
 
 
 def inbound_to_json(event: Inbound) -> dict[str, Any]:

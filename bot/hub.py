@@ -183,7 +183,10 @@ class Hub:
 
     async def _auto_close(self) -> None:
         after = timedelta(hours=self.settings.tickets.auto_close_hours)
-        await self._job("auto-close job", lambda: auto_close(self.work, after))
+        notice = timedelta(
+            hours=min(self.settings.closure.notice_hours, after.total_seconds() / 3600)
+        )
+        await self._job("auto-close job", lambda: auto_close(self.work, after, notice=notice))
 
     async def reoffer(self) -> int:
         """Unassigned tickets routed again now that someone who can take them is on duty

@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.errors import BadRequest
 from bot.events import (
     Action,
+    Image,
     Inbound,
     Message,
     Sender,
@@ -102,6 +103,8 @@ class TextCap:
                 changes["full_text"] = _cut(event.text, self.attachment_chars, mark)
         elif isinstance(event, Action) and event.note is not None and len(event.note) > limit:
             changes["note"] = _cut(event.note, limit, self.mark(sender))
+        elif isinstance(event, Image) and len(event.caption) > limit:
+            changes["caption"] = _cut(event.caption, limit, self.mark(sender))
         elif isinstance(event, Voice) and len(event.platform_transcript or "") > limit:
             changes["platform_transcript"] = _cut(
                 event.platform_transcript or "", limit, self.mark(sender)
@@ -166,8 +169,9 @@ class _Pending:
 
 
 def lane_of(event: Inbound) -> str | None:
-    """The order an event keeps: its chat's (voice notes, heard on the side, keep none)."""
-    return None if isinstance(event, Voice) else event.chat.ref
+    """The order an event keeps: its chat's (voice notes and pictures, fetched on the side,
+    keep none)."""
+    return None if isinstance(event, Voice | Image) else event.chat.ref
 
 
 class Inbox:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot import csat, flood
+from bot import closure, csat, flood
 from bot.cards import build
 from bot.errors import StaleTransition
 from bot.events import Address, Card, Text
@@ -29,7 +29,6 @@ from bot.tickets import (
     TicketAction,
     Transition,
     check,
-    facts_of,
     roles_of,
 )
 from bot.unit import Turn
@@ -37,7 +36,6 @@ from storage.records import Person, Ticket
 
 __all__ = [
     "apply",
-    "milestone",
     "progress_link",
     "publish",
     "publish_staff_cards",
@@ -70,7 +68,8 @@ async def apply(
     roles = roles_of(actor, ticket)
     if note and Effect.NOTE_IS_ROOT_CAUSE in TRANSITIONS[action].effects and Role.ASSIGNEE in roles:
         ticket.root_cause = note  # a written root cause typed with the press is evidence
-    rule = check(action, facts_of(ticket), roles, target_given=target is not None)
+    facts = closure.facts(turn.env.settings.closure, ticket)  # checklist, root cause
+    rule = check(action, facts, roles, target_given=target is not None)
     unit, now = turn.unit, turn.now
     before, assignee_before = ticket.state, ticket.assignee_id
     if Effect.ASSIGN_PRESSER in rule.effects and actor is not None:
@@ -110,7 +109,9 @@ async def apply(
     if rule.assigns and ticket.assignee_id is not None:
         await publish_staff_cards(turn, ticket)
     if Effect.TELL_CUSTOMER in rule.effects:
-        await _tell_customer(turn, ticket, rule)
+        # (closed by the hub: the customer is not thanked for a confirmation they never gave)
+        said = "closure.auto_closed" if action == TicketAction.AUTO_CLOSE else None
+        await _tell_customer(turn, ticket, rule, said)
     if Effect.CLOSE in rule.effects and action != TicketAction.MERGE:
         await csat.ask(turn, ticket)  # (a merged repeat's reporter follows the other ticket)
     elif Effect.REOPEN in rule.effects:
@@ -188,26 +189,15 @@ async def publish_staff_cards(turn: Turn, ticket: Ticket) -> None:
             )
 
 
-async def _tell_customer(turn: Turn, ticket: Ticket, rule: Transition) -> None:
-    reporter = await turn.unit.person(ticket.reporter_id)
-    locale = (reporter.locale if reporter else None) or turn.env.settings.locale
+async def _tell_customer(
+    turn: Turn, ticket: Ticket, rule: Transition, said: str | None = None
+) -> None:
+    """The milestone of ``rule`` in the customer's words (``bot.progress``; ``said``: other
+    words for it), to the reporter and the reporters of reports merged into the ticket."""
     assignee = await turn.unit.person(ticket.assignee_id)
-    text = milestone(turn, ticket, rule, assignee, locale)
-    turn.send(Address.parse(ticket.origin_chat), Text(text), ticket_id=ticket.id)
-    await _tell_followers(turn, ticket, rule, assignee)
-
-
-def milestone(
-    turn: Turn, ticket: Ticket, rule: Transition, assignee: Person | None, locale: str
-) -> str:
-    """What the customer reads after ``rule``: in their words (``bot.progress``), with the
-    link to the ticket's progress page under it (the same for every platform)."""
-    key = milestone_key(rule.action, rule.target)
-    text = say("milestone.prefix", locale, number=ticket.number) + say(
-        key, locale, name=assignee.name if assignee else ""
-    )
-    link = progress_link(turn, ticket)
-    return f"{text}\n{say('progress.link', locale, url=link)}" if link else text
+    name = assignee.name if assignee else ""
+    key = said or milestone_key(rule.action, rule.target)
+    await tell_reporters(turn, ticket, lambda locale: say(key, locale, name=name))
 
 
 def progress_link(turn: Turn, ticket: Ticket) -> str | None:
@@ -218,30 +208,15 @@ def progress_link(turn: Turn, ticket: Ticket) -> str | None:
     return env.progress.url(env.settings.public_url, ticket.id)
 
 
-async def _tell_followers(
-    turn: Turn, ticket: Ticket, rule: Transition, assignee: Person | None
-) -> None:
-    """The reporters of the reports merged into this ticket (``bot/flows/repeats.py``) hear
-    each milestone too, in their own chat and language (each chat once)."""
-    told = {(ticket.reporter_id, ticket.origin_chat)}
-    for follower in (ticket.intake or {}).get("followers") or []:
-        reporter_id, chat = follower["reporter"], follower["chat"]
-        if (reporter_id, chat) in told:
-            continue
-        told.add((reporter_id, chat))
-        person = await turn.unit.person(reporter_id)
-        locale = (person.locale if person else None) or turn.env.settings.locale
-        text = milestone(turn, ticket, rule, assignee, locale)
-        turn.send(Address.parse(chat), Text(text), ticket_id=ticket.id)
-
-
 async def tell_reporters(turn: Turn, ticket: Ticket, text_of: Callable[[str], str]) -> None:
-    """Tell the reporter, and the reporters of reports merged into the ticket, something about
-    it that is no state's plain milestone (``text_of(locale)``: the words after the number),
-    each in their own chat and language, each chat once."""
+    """Tell the reporter, and the reporters of reports merged into the ticket
+    (``bot/flows/repeats.py``), something about it (``text_of(locale)``: the words after the
+    number), each in their own chat and language, each chat once, with the link to the
+    ticket's progress page under it (the same on every platform)."""
     told: set[tuple[int, str]] = set()
     chats = [(ticket.reporter_id, ticket.origin_chat)]
     chats += [(f["reporter"], f["chat"]) for f in (ticket.intake or {}).get("followers") or []]
+    link = progress_link(turn, ticket)
     for reporter_id, chat in chats:
         if (reporter_id, chat) in told:
             continue
@@ -249,7 +224,6 @@ async def tell_reporters(turn: Turn, ticket: Ticket, text_of: Callable[[str], st
         person = await turn.unit.person(reporter_id)
         locale = (person.locale if person else None) or turn.env.settings.locale
         text = say("milestone.prefix", locale, number=ticket.number) + text_of(locale)
-        link = progress_link(turn, ticket)
         if link:
             text = f"{text}\n{say('progress.link', locale, url=link)}"
         turn.send(Address.parse(chat), Text(text), ticket_id=ticket.id)

@@ -19,7 +19,7 @@ from bot.errors import (
     TokenInvalid,
     UnknownTicket,
 )
-from bot.phrases import csat, dashboard, parts, progress, report
+from bot.phrases import closure, csat, dashboard, parts, progress, report
 from bot.tickets import action_label_of, state_label_of
 
 __all__ = ["local_time", "refusal", "say", "short_time", "span"]
@@ -457,6 +457,7 @@ TEXTS: Mapping[str, tuple[str, str]] = _merged(
     csat.TEXTS,
     progress.TEXTS,
     parts.TEXTS,
+    closure.TEXTS,
 )
 
 
@@ -538,6 +539,14 @@ REQUIREMENTS: Mapping[str, tuple[str, str]] = {
         "On-site tickets are diagnosed after arriving.",
     ),
     "has_assignee": ("工单没有负责人。", "The ticket has no assignee."),
+    "checklist": (
+        "检查清单还有未完成项：{items}。请在卡片上逐项确认后再标记已解决。",
+        "The checklist still has open items: {items}. Tick them on the card, then resolve.",
+    ),
+    "root_cause": (
+        "标记已解决前请写明原因（按「已解决」时填写，或发送“GD-12 原因：…”）。",
+        "Resolving needs the root cause: type it with the press, or send “GD-12 cause: …”.",
+    ),
 }
 
 AUDIO: Mapping[str, tuple[str, str]] = {
@@ -569,7 +578,8 @@ def refusal(error: FlowError, locale: str, *, customer: bool = False) -> str:
     in their words: ``progress.label.*``)."""
     pick = 0 if locale == "zh" else 1
     if isinstance(error, RequirementMissing):
-        return REQUIREMENTS[error.requirement][pick]
+        items = ("、" if locale == "zh" else ", ").join(error.items)
+        return REQUIREMENTS[error.requirement][pick].format(items=items)
     if isinstance(error, AudioRejected):
         return AUDIO[error.kind][pick].format(limit=error.limit)
     for kind in type(error).__mro__:

@@ -25,6 +25,7 @@ __all__ = [
     "Category",
     "ClockKind",
     "ClockRule",
+    "ClosureAction",
     "CsatAction",
     "Effect",
     "IntakeAction",
@@ -45,6 +46,7 @@ __all__ = [
     "check",
     "facts_of",
     "roles_of",
+    "root_cause_of",
     "state_label",
     "state_label_of",
 ]
@@ -156,13 +158,21 @@ class PartsAction(StrEnum):
     VISIT = "parts_visit"  # when the engineer repairs, once they are in ([parts] visit_choices)
 
 
+class ClosureAction(StrEnum):
+    """Buttons on a staff card that prove the work before 已解决 (``bot/flows/closure.py``)."""
+
+    TICK = "tick"  # a checklist item done (arg: its index in the category's checklist)
+
+
 #: The impacts a reporter can choose, in button order (the arg of an IMPACT token).
 IMPACTS = ("stopped", "partial", "none", "safety")
 #: The impact is asked until someone is on site (then the engineer sees for themselves).
 IMPACT_STATES = frozenset({"new", "assigned", "accepted", "en_route"})
 
 #: Every kind of button press.
-Press = TicketAction | NoteAction | SlaAction | IntakeAction | CsatAction | PartsAction
+Press = (
+    TicketAction | NoteAction | SlaAction | IntakeAction | CsatAction | PartsAction | ClosureAction
+)
 
 
 class Role(StrEnum):
@@ -181,6 +191,8 @@ class Requirement(StrEnum):
     EVIDENCE = "evidence"  # a photo, a voice diagnosis or a written root cause
     REMOTE_TICKET = "remote_ticket"  # may skip travelling only for remote categories
     HAS_ASSIGNEE = "has_assignee"
+    CHECKLIST = "checklist"  # every item of the category's checklist ticked ([closure])
+    ROOT_CAUSE = "root_cause"  # written, or a confirmed diagnosis's suspected cause ([closure])
 
 
 class Effect(StrEnum):
@@ -319,7 +331,7 @@ TRANSITIONS: Mapping[TicketAction, Transition] = dict(
             {S.DIAGNOSING, S.REPAIRING},
             S.RESOLVED,
             _WORK,
-            {Requirement.EVIDENCE},
+            {Requirement.EVIDENCE, Requirement.CHECKLIST, Requirement.ROOT_CAUSE},
             {E.NOTE_IS_ROOT_CAUSE, E.TELL_CUSTOMER},
             style=ButtonStyle.PRIMARY,
         ),
@@ -389,6 +401,8 @@ class TicketFacts:
     category: Category = Category.OTHER
     has_assignee: bool = False
     has_evidence: bool = False
+    has_root_cause: bool = True  # (``[closure] require_root_cause = false``: always)
+    open_items: tuple[str, ...] = ()  # checklist items not ticked yet
 
 
 def _sources(action: TicketAction, facts: TicketFacts) -> frozenset[TicketState]:
@@ -409,6 +423,10 @@ def _holds(req: Requirement, facts: TicketFacts, *, target_given: bool) -> bool:
             return facts.category in REMOTE_CATEGORIES
         case Requirement.HAS_ASSIGNEE:
             return facts.has_assignee
+        case Requirement.CHECKLIST:
+            return not facts.open_items
+        case Requirement.ROOT_CAUSE:
+            return facts.has_root_cause
 
 
 def check(
@@ -426,7 +444,8 @@ def check(
         raise NotAllowed(action=action, state=facts.state)
     for req in sorted(rule.requires):
         if not _holds(req, facts, target_given=target_given):
-            raise RequirementMissing(action=action, state=facts.state, requirement=req)
+            items = facts.open_items if req == Requirement.CHECKLIST else ()
+            raise RequirementMissing(action=action, state=facts.state, requirement=req, items=items)
     return rule
 
 
@@ -435,16 +454,34 @@ def applies(action: TicketAction, facts: TicketFacts) -> bool:
     return facts.state in _sources(action, facts)
 
 
-def facts_of(ticket: Ticket, *, has_evidence: bool | None = None) -> TicketFacts:
-    """What the rules need to know about ``ticket``."""
+def facts_of(
+    ticket: Ticket,
+    *,
+    has_evidence: bool | None = None,
+    open_items: tuple[str, ...] = (),
+    need_root_cause: bool = False,
+) -> TicketFacts:
+    """What the rules need to know about ``ticket``. ``open_items`` and ``need_root_cause``
+    come from the settings (``bot.closure.facts``): without them a ticket has no checklist
+    and needs no root cause."""
     return TicketFacts(
         state=TicketState(ticket.state),
         category=Category(ticket.category),
         has_assignee=ticket.assignee_id is not None,
-        has_evidence=bool(ticket.root_cause or ticket.diagnosis)
+        has_evidence=bool(ticket.root_cause or ticket.diagnosis or ticket.photos)
         if has_evidence is None
         else has_evidence,
+        has_root_cause=not need_root_cause or root_cause_of(ticket) is not None,
+        open_items=open_items,
     )
+
+
+def root_cause_of(ticket: Ticket) -> str | None:
+    """The written root cause, else a confirmed voice diagnosis's suspected cause."""
+    if ticket.root_cause and ticket.root_cause.strip():
+        return ticket.root_cause.strip()
+    cause = (ticket.diagnosis or {}).get("suspected_cause")
+    return str(cause).strip() or None if cause else None
 
 
 def roles_of(person: Person | None, ticket: Ticket) -> frozenset[Role]:
@@ -555,6 +592,7 @@ ACTION_LABELS: Mapping[Press, tuple[str, str]] = {
     NoteAction.CONFIRM_DIAGNOSIS: ("确认", "Confirm"),
     NoteAction.DISCARD_DIAGNOSIS: ("重录", "Record again"),
     SlaAction.SNOOZE: ("延期", "Snooze"),
+    ClosureAction.TICK: ("完成", "Done"),
     IntakeAction.REPORT: ("报修", "Report it"),
     IntakeAction.DISMISS: ("不用", "No need"),
     IntakeAction.IMPACT: ("影响", "Impact"),

@@ -39,6 +39,7 @@ from bot.tickets import OPEN_STATES
 from storage.assets import TicketBrief
 from storage.audit import chain_hash
 from storage.csat import CsatRow
+from storage.evidence import NewPhoto
 from storage.records import AuditEntry, CardRef, Clock, Person, Ticket, VoiceNote, snapshot
 
 __all__ = ["Customers", "Env", "Outgoing", "Reads", "Staff", "Turn", "Unit"]
@@ -111,6 +112,7 @@ class Reads(Protocol):
     async def csat_awaiting_comment(
         self, rater_id: int, chat: str, since: datetime
     ) -> CsatRow | None: ...
+    async def photo_hashes(self, ticket_id: int) -> frozenset[str]: ...
 
 
 class Customers:
@@ -228,6 +230,7 @@ class Unit:
         # Statements of a feature's own table (``storage.csat``), run after the unit's rows are
         # written, in its transaction; one that finds its row changed raises ``Conflict``.
         self.statements: list[Callable[[AsyncConnection], Awaitable[None]]] = []
+        self.photos: list[NewPhoto] = []  # evidence photos to store (bot/flows/closure.py)
         self._loads: dict[int, int] | None = None
         self._identities: dict[int, list[str]] = {}
         self._history: dict[int, list[TicketBrief]] = {}  # asset id → its newest tickets
@@ -448,6 +451,14 @@ class Unit:
         if clock.id is not None:
             self.deleted_clocks.append(clock.id)
 
+    async def photo_hashes(self, ticket_id: int) -> frozenset[str]:
+        """The photos on the ticket, by SHA-256: stored ones and this unit's new ones."""
+        stored = await self.reads.photo_hashes(ticket_id)
+        return stored | {p.sha256 for p in self.photos if p.ticket_id == ticket_id}
+
+    def keep_photo(self, photo: NewPhoto) -> None:
+        self.photos.append(photo)
+
     def seen_chat(self, address: Address, kind: str) -> None:
         self.chats.append((address.platform, address.chat_id, kind))
 
@@ -506,6 +517,7 @@ class Unit:
                 "outgoing": len(self.outgoing),
                 "chats": len(self.chats),
                 "statements": len(self.statements),
+                "photos": len(self.photos),
             },
             loads=dict(self._loads) if self._loads is not None else None,
         )

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.adapters.base import Adapter, Capability
 from bot.events import outbound_to_json
 from bot.unit import Env, Unit
+from storage import evidence
 from storage.db import Database
 from storage.models import utcnow
 from storage.records import FeedEntry, OutboxEntry
@@ -113,6 +114,7 @@ class Work:
             await tx.store.write(changes)
             for statement in tx.unit.statements:
                 await statement(tx.store.conn)
+            await evidence.insert(tx.store.conn, tx.unit.photos)  # (after their tickets)
         except Exception:
             self.ids.forget()  # rows may have come from elsewhere: count ids afresh
             raise

@@ -25,6 +25,7 @@ from storage.models import TABLES, UTCDateTime
 from storage.records import Person, columns
 
 __all__ = [
+    "LEASED",
     "Claimed",
     "InboundRow",
     "attempted",
@@ -43,6 +44,9 @@ ID = TABLES["identities"]
 P = TABLES["people"]
 Executor = AsyncConnection | AsyncSession
 _STATEMENTS: dict[tuple[str, ...], Any] = {}
+#: Kinds of events whose slow part (a download, a transcription) runs outside any transaction:
+#: claimed with a lease, done in a unit of their own.
+LEASED = ("voice", "image")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +193,7 @@ async def take(
         return
     stmt = _STATEMENTS.get(("take",))
     if stmt is None:
-        voice = I.c.kind == "voice"
+        voice = I.c.kind.in_(LEASED)
         stmt = _STATEMENTS[("take",)] = (
             update(I)
             .where(I.c.id.in_(bindparam("ids", expanding=True)), I.c.status == "pending")

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -46,6 +47,7 @@ __all__ = [
     "StaffSession",
     "Ticket",
     "TicketEvent",
+    "TicketEvidence",
     "VoiceNote",
     "WebchatFeed",
 ]
@@ -161,6 +163,11 @@ class Ticket(Base):
     # 待备件: the parts waited for ([{name, qty, code?}]) and when they are expected.
     parts: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
     parts_eta: Mapped[datetime | None] = mapped_column()
+    # Closure (bot/closure.py): the checklist items ticked ([{item, by, at}]), how many evidence
+    # photos the ticket has (ticket_evidence), and when the customer was told it would close.
+    checklist: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
+    photos: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    close_notice_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     respond_due: Mapped[datetime | None] = mapped_column(index=True)
@@ -503,6 +510,26 @@ class DailyReport(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     day: Mapped[date] = mapped_column(Date)  # the local day it reports on
     chat: Mapped[str] = mapped_column(String(330))  # platform:chat_id
+
+
+class TicketEvidence(Base):
+    """A photo proving the work on a ticket (uploaded on the console or sent in chat). Kept in
+    the database, not a files directory: every node behind a load balancer sees it, and a
+    backup of the database is a backup of the evidence. Limits: ``[closure] photo_max_mb``,
+    ``photos_per_ticket``; JPEG, PNG or WebP by their magic bytes. The same picture twice on a
+    ticket is one row (``sha256``)."""
+
+    __tablename__ = "ticket_evidence"
+    __table_args__ = (UniqueConstraint("ticket_id", "sha256"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # photo
+    media_type: Mapped[str] = mapped_column(String(30))  # image/jpeg | image/png | image/webp
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    via: Mapped[str] = mapped_column(String(20))  # console | chat platform
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

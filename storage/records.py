@@ -66,6 +66,9 @@ class Ticket:
     merged_into: int | None = None  # the ticket this one was merged into
     parts: list[dict[str, Any]] | None = None  # 待备件: [{name, qty}] (replace, never mutate)
     parts_eta: datetime | None = None  # when they are expected (None once they arrived)
+    checklist: list[dict[str, Any]] | None = None  # closure items ticked (replace, never mutate)
+    photos: int = 0  # evidence photos (ticket_evidence)
+    close_notice_at: datetime | None = None  # the customer was told it would close by itself
     respond_due: datetime | None = None
     arrive_due: datetime | None = None
     resolve_due: datetime | None = None

@@ -9,12 +9,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import TABLES, UTCDateTime
 
-__all__ = ["any_due", "claim_due", "open_after", "resolved_before", "single_node"]
+__all__ = [
+    "any_due",
+    "claim_due",
+    "open_after",
+    "resolved_before",
+    "single_node",
+    "unnoticed_resolved_before",
+]
 
 T = TABLES["tickets"]
 C = TABLES["sla_clocks"]
@@ -83,6 +90,22 @@ async def resolved_before(conn: Executor, cutoff: datetime, limit: int) -> list[
     rows = await conn.execute(
         select(T.c.id)
         .where(T.c.state == "resolved", T.c.updated_at < cutoff)
+        .order_by(T.c.updated_at)
+        .limit(limit)
+    )
+    return [i for (i,) in rows]
+
+
+async def unnoticed_resolved_before(conn: Executor, cutoff: datetime, limit: int) -> list[int]:
+    """Resolved before ``cutoff``, and the customer not yet told (for this resolution) that
+    the ticket will close by itself."""
+    rows = await conn.execute(
+        select(T.c.id)
+        .where(
+            T.c.state == "resolved",
+            T.c.updated_at < cutoff,
+            or_(T.c.close_notice_at.is_(None), T.c.close_notice_at < T.c.updated_at),
+        )
         .order_by(T.c.updated_at)
         .limit(limit)
     )

@@ -42,6 +42,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from storage import assets as assets_table
 from storage import csat as csat_table
+from storage import evidence
 from storage import feed as feed_table
 from storage import outbox as outbox_table
 from storage.assets import TicketBrief
@@ -467,6 +468,9 @@ class Store:
                 )
             )
         return out
+
+    async def photo_hashes(self, ticket_id: int) -> frozenset[str]:
+        return await evidence.hashes(self.conn, ticket_id)
 
     async def new_id(self, table: str) -> int:
         """A fresh primary key for ``table`` (people, tickets, card_refs, voice_notes), known

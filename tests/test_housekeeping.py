@@ -46,7 +46,7 @@ async def test_unanswered_resolved_tickets_close_once(running: Start) -> None:
         assert closed == 1
         assert await auto_close(hub.hub.work, timedelta(hours=72)) == 0
         hub.hub.sender.wake.set()
-        await feed.wait_text("工单已关闭")
+        await feed.wait_text("工单已自动关闭")
 
     old_json = await hub.api(f"/api/tickets/{old}")
     assert old_json["state"] == "closed" and old_json["closed_at"] is not None
@@ -58,4 +58,4 @@ async def test_unanswered_resolved_tickets_close_once(running: Start) -> None:
         "closed",
     )
     assert (await hub.api(f"/api/tickets/{recent}"))["state"] == "resolved"
-    assert len([t for t in feed.texts() if "工单已关闭" in t]) == 1
+    assert len([t for t in feed.texts() if "工单已自动关闭" in t]) == 1

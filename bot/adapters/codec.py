@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from bot.errors import TokenInvalid
 from bot.tickets import (
+    ClosureAction,
     CsatAction,
     IntakeAction,
     NoteAction,
@@ -69,6 +70,7 @@ _CODES: dict[Press, int] = {
     CsatAction.RATE: 80,
     PartsAction.ETA: 104,
     PartsAction.VISIT: 105,
+    ClosureAction.TICK: 96,
 }
 _ACTIONS = {code: action for action, code in _CODES.items()}
 

@@ -7,6 +7,7 @@ from typing import Any
 from bot import progress
 from bot.adapters.codec import ActionToken, TokenCodec
 from bot.cards.asset import asset_fields
+from bot.cards.closure import closure_parts
 from bot.cards.parts import parts_fields
 from bot.events import Button, Card
 from bot.routing_rules import recorded_reason
@@ -113,6 +114,8 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
     fields += parts_fields(turn, ticket, audience, locale)  # 待备件: which parts, when
     linked, decide = repeat_parts(turn.env.codec, ticket, audience, locale)  # repeat reports
     fields += linked
+    proof, ticks = closure_parts(turn, ticket, audience, locale)  # checklist, photos
+    fields += proof
     if audience != "customer":  # for staff only
         fields += await asset_fields(turn, ticket, locale)  # model, site, warranty, history
         fields += routing_fields(ticket, assignee, locale)
@@ -128,6 +131,7 @@ async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) ->
             fields.append((say("field.sla", locale), deadlines))
     actions = allowed_actions(facts_of(ticket), AUDIENCE_ROLES[audience])
     buttons = [action_button(turn.env.codec, ticket, a, locale) for a in actions]
+    buttons += ticks  # (before the priorities: platforms that cap buttons keep them)
     buttons += _intake_buttons(turn.env.codec, ticket, audience, locale)
     buttons = decide + buttons
     text = ticket.description if ticket.description != ticket.title else ""

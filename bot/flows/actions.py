@@ -10,9 +10,10 @@ from __future__ import annotations
 from bot import lifecycle
 from bot.errors import FlowError, StaleTransition, TokenInvalid, UnknownTicket
 from bot.events import Action
-from bot.flows import csat, parts, questions, routing, snooze, voice
+from bot.flows import closure, csat, parts, questions, routing, snooze, voice
 from bot.texts import say
 from bot.tickets import (
+    ClosureAction,
     CsatAction,
     IntakeAction,
     NoteAction,
@@ -47,6 +48,9 @@ async def handle_action(turn: Turn, event: Action) -> None:
         return
     if isinstance(token.action, PartsAction):  # 待备件's ETA / visit-time questions
         await parts.pressed(turn, ticket, token)
+        return
+    if isinstance(token.action, ClosureAction):
+        await closure.tick(turn, ticket, token.arg, token.version)
         return
     if token.version != ticket.version:
         raise StaleTransition()

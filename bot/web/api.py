@@ -82,6 +82,8 @@ async def _ticket_json(hub: Hub, s: Any, t: Ticket, *, events: bool) -> dict[str
         "root_cause": t.root_cause,
         "parts": t.parts,  # 待备件: [{name, qty}] (kept once they arrived)
         "parts_eta": t.parts_eta.isoformat() if t.parts_eta else None,
+        "checklist": t.checklist,  # the closure items ticked ({item, by, at})
+        "photos": t.photos,  # evidence photos (/console/api/tickets/{number}/evidence)
         "version": t.version,
         "intake": t.intake,
     }

@@ -139,14 +139,14 @@ class DingtalkDriver:
         ]
 
     def unknown(self) -> Request:
-        picture = {
+        video = {  # (pictures are events since closure evidence: a video is not)
             **load("text_group.json"),
-            "msgId": "msgGDpicture01",
-            "msgtype": "picture",
-            "content": {"downloadCode": "pic-dc-01", "pictureDownloadCode": "pic-dc-01"},
+            "msgId": "msgGDvideo01",
+            "msgtype": "video",
+            "content": {"downloadCode": "vid-dc-01", "videoType": "mp4", "duration": "3"},
         }
-        del picture["text"]
-        return robot_request(picture)
+        del video["text"]
+        return robot_request(video)
 
     def render(self, card: Card) -> dict[str, str]:
         return render_card(card)

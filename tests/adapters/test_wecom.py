@@ -538,7 +538,7 @@ def test_app_callbacks_parse_with_the_builder_table_and_ignore_the_rest() -> Non
     assert (
         parse_app(
             read_xml(
-                "<xml><MsgType>image</MsgType><FromUserName>u</FromUserName><MsgId>1</MsgId></xml>"
+                "<xml><MsgType>location</MsgType><FromUserName>u</FromUserName><MsgId>1</MsgId></xml>"
             ),
             now,
         )

@@ -3,8 +3,8 @@
 Two kinds of callback reach us, over HTTP or as Stream frames with the same JSON inside:
 
 - **robot messages** (topic ``/v1.0/im/bot/messages/get``, ``POST /webhooks/dingtalk``): one
-  builder per ``msgtype`` in ``_BUILDERS`` (text, richText, audio); any other type (picture,
-  file, video…) is no event and a debug line. The event id is ``msgId``, so a redelivery is a
+  builder per ``msgtype`` in ``_BUILDERS`` (text, richText, audio, picture); any other type
+  (file, video…) is no event and a debug line. The event id is ``msgId``, so a redelivery is a
   duplicate the inbox drops.
 - **card clicks** (topic ``/v1.0/card/instances/callback``, ``POST /webhooks/dingtalk/card``):
   ``{type: actionCallback, outTrackId, userId, content: "{cardPrivateData: {actionIds,
@@ -37,7 +37,7 @@ from typing import Any
 from bot.adapters.body import DEFAULT_JSON_DEPTH, get, loads_object
 from bot.adapters.dingtalk.render import CONFIRM, DISARM
 from bot.errors import BadRequest, SignatureInvalid
-from bot.events import Action, Address, ChatType, Inbound, Message, Sender, Voice
+from bot.events import Action, Address, ChatType, Image, Inbound, Message, Sender, Voice
 
 __all__ = [
     "PLATFORM",
@@ -258,7 +258,21 @@ def _audio(body: dict[str, Any], common: dict[str, Any]) -> Inbound | None:
     )
 
 
-_BUILDERS: dict[str, _Builder] = {"text": _text, "richText": _rich_text, "audio": _audio}
+def _picture(body: dict[str, Any], common: dict[str, Any]) -> Inbound | None:
+    """A picture (staff: evidence), fetched by its ``downloadCode`` like a voice note."""
+    code = get(_content(body), "downloadCode", str, "$.content")
+    if not code:
+        log.debug("dingtalk: picture %s without a downloadCode; ignored", common["event_id"])
+        return None
+    return Image(**common, media_ref=code, mime_hint="")  # (the bytes say what it is)
+
+
+_BUILDERS: dict[str, _Builder] = {
+    "text": _text,
+    "richText": _rich_text,
+    "audio": _audio,
+    "picture": _picture,
+}
 
 
 # ------------------------------------------------------------------------------- card clicks

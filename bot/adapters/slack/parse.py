@@ -10,7 +10,8 @@ Dedupe keys (the inbox stores each ``(platform, event_id)`` once):
   Slack's ``event_id``. A retry carries the same post, and so does the ``app_mention`` Slack
   sends *in addition to* the ``message`` event when the bot is mentioned in a channel it reads:
   both land on the same key, so one post makes one ticket whichever arrives first;
-- a voice clip in a post is ``<channel>:<ts>:<file id>``;
+- a voice clip or a picture in a post is ``<channel>:<ts>:<file id>`` (a picture keeps the
+  post's text as its caption: it may name the ticket it is evidence for);
 - a button press is ``act:<trigger_id>`` (block_actions carry no ``event_id``; ``trigger_id`` is
   unique per interaction), falling back to ``act:<message_ts>:<action_ts>:<user>``.
 
@@ -45,7 +46,7 @@ from bot.adapters.body import (
     text_of,
 )
 from bot.errors import BadRequest, SignatureInvalid
-from bot.events import Action, Address, ChatType, Inbound, Message, Sender, Voice
+from bot.events import Action, Address, ChatType, Image, Inbound, Message, Sender, Voice
 
 __all__ = [
     "PLATFORM",
@@ -228,7 +229,8 @@ def parse_event_callback(body: Mapping[str, Any], bot: BotIdentity, now: datetim
 
 
 def _post(event: dict[str, Any], bot: BotIdentity, now: datetime) -> list[Inbound]:
-    """``message`` and ``app_mention``: one post becomes a Message and/or Voice events."""
+    """``message`` and ``app_mention``: one post becomes a Message and/or Voice and Image
+    events."""
     at = "$.event"
     kind, subtype = event["type"], get(event, "subtype", str, at)
     if subtype not in _POST_SUBTYPES or get(event, "hidden", bool, at):
@@ -250,14 +252,18 @@ def _post(event: dict[str, Any], bot: BotIdentity, now: datetime) -> list[Inboun
         "received_at": now,
     }
     out: list[Inbound] = []
+    text, mentioned = _strip_bot_mention(get(event, "text", str, at) or "", bot.user_id)
     for i, file in enumerate(get(event, "files", list, at) or ()):
         if not isinstance(file, dict):
             raise BadRequest(f"{at}.files[{i}] must be an object")
-        if _is_audio(file, f"{at}.files[{i}]"):
-            voice = _voice(file, f"{channel}:{ts}", common, f"{at}.files[{i}]")
-            if voice is not None:
-                out.append(voice)
-    text, mentioned = _strip_bot_mention(get(event, "text", str, at) or "", bot.user_id)
+        where = f"{at}.files[{i}]"
+        found: Inbound | None = None
+        if _is_audio(file, where):
+            found = _voice(file, f"{channel}:{ts}", common, where)
+        elif (get(file, "mimetype", str, where) or "").startswith("image/"):
+            found = _image(file, f"{channel}:{ts}", common, where, text)
+        if found is not None:
+            out.append(found)
     if text:
         out.insert(
             0,
@@ -269,7 +275,7 @@ def _post(event: dict[str, Any], bot: BotIdentity, now: datetime) -> list[Inboun
             ),
         )
     if not out:
-        log.debug("slack: ignored a %s with no text and no audio", kind)
+        log.debug("slack: ignored a %s with no text, audio or picture", kind)
     return out
 
 
@@ -297,6 +303,23 @@ def _voice(file: Mapping[str, Any], post_id: str, common: dict[str, Any], at: st
         mime_hint=get(file, "mimetype", str, at) or "",
         duration_s=duration_ms / 1000 if duration_ms is not None else None,
         platform_transcript=content if content and content.strip() else None,
+        **common,
+    )
+
+
+def _image(
+    file: Mapping[str, Any], post_id: str, common: dict[str, Any], at: str, caption: str
+) -> Image | None:
+    """A picture (staff: evidence), downloaded with the bot's token like an audio clip."""
+    ref = get(file, "url_private_download", str, at) or get(file, "url_private", str, at)
+    if not ref:
+        log.debug("slack: ignored an image file without a download URL")
+        return None
+    return Image(
+        event_id=f"{post_id}:{get(file, 'id', str, at) or ''}"[:_MAX_ID],
+        media_ref=ref,
+        mime_hint=get(file, "mimetype", str, at) or "",
+        caption=caption,
         **common,
     )
 

@@ -2,8 +2,9 @@
 
 One builder per update type in ``_BUILDERS``; every other type (edited messages, channel posts,
 polls, member changes…) is no event and a debug line. Within a message: text (commands
-included) becomes a ``Message``, a voice note, an audio file or an audio document a ``Voice``;
-messages from bots and service messages (joins, pins, photos without text…) are nothing.
+included) becomes a ``Message``, a voice note, an audio file or an audio document a ``Voice``,
+a photo or an image file an ``Image`` (its caption kept); messages from bots and service
+messages (joins, pins…) are nothing.
 
 The event id is the ``update_id``: Telegram resends an update it could not deliver with the same
 id, so a retry is a duplicate the inbox drops.
@@ -37,7 +38,7 @@ from telegram.constants import MessageEntityType
 from bot.adapters.body import Shape, check_shape, get
 from bot.adapters.telegram.render import CONFIRM, DISARM
 from bot.errors import BadRequest
-from bot.events import Action, Address, ChatType, Inbound, Message, Sender, Voice
+from bot.events import Action, Address, ChatType, Image, Inbound, Message, Sender, Voice
 
 __all__ = [
     "PLATFORM",
@@ -108,6 +109,13 @@ _FILE: Shape = {
     "file_name": (_S, None),
     "file_size": (_I, None),
 }
+_PHOTO: Shape = {
+    "file_id": (_S, None),
+    "file_unique_id": (_S, None),
+    "width": (_I, None),
+    "height": (_I, None),
+    "file_size": (_I, None),
+}
 _ENTITY: Shape = {
     "type": (_S, None),
     "offset": (_I, None),
@@ -128,6 +136,7 @@ _MESSAGE: dict[str, tuple[tuple[type, ...], Shape | None]] = {
     "voice": (_O, _FILE),
     "audio": (_O, _FILE),
     "document": (_O, _FILE),
+    "photo": (_L, _PHOTO),
     "reply_markup": (_O, {"inline_keyboard": (_L, None)}),
 }
 _MESSAGE["reply_to_message"] = (_O, _MESSAGE)
@@ -232,7 +241,26 @@ def _from_message(update: Update, me: BotIdentity, now: datetime) -> Parsed:
             mime_hint=mime,
             duration_s=duration,
         )
-    log.debug("telegram update %s: a message with no text or audio; ignored", update.update_id)
+    picture = _picture(msg)
+    if picture is not None:
+        file_id, mime = picture
+        caption = msg.caption or ""
+        return Image(
+            event_id, chat, sender, chat_type, now, media_ref=file_id, mime_hint=mime,
+            caption=caption,
+        )  # fmt: skip
+    log.debug("telegram update %s: no text, audio or picture; ignored", update.update_id)
+    return None
+
+
+def _picture(msg: TgMessage) -> tuple[str, str] | None:
+    """(file id, mime type) of a photo (its largest size) or an image sent as a file."""
+    if msg.photo:
+        largest = max(msg.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
+        return largest.file_id, "image/jpeg"  # (Telegram re-encodes photos as JPEG)
+    doc = msg.document
+    if doc is not None and (doc.mime_type or "").startswith("image/"):
+        return doc.file_id, doc.mime_type or ""
     return None
 
 

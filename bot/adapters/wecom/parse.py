@@ -32,7 +32,7 @@ from defusedxml import DefusedXmlException
 
 from bot.adapters.body import get, need
 from bot.errors import BadRequest
-from bot.events import Action, Address, ChatType, Inbound, Message, Sender, Voice
+from bot.events import Action, Address, ChatType, Image, Inbound, Message, Sender, Voice
 
 __all__ = [
     "AIBOT",
@@ -122,6 +122,12 @@ def _app_voice(fields: Mapping[str, str], common: dict[str, Any]) -> Inbound | N
     return Voice(event_id=msg_id[:_MAX_ID], media_ref=media, mime_hint=f"audio/{fmt}", **common)
 
 
+def _app_image(fields: Mapping[str, str], common: dict[str, Any]) -> Inbound | None:
+    """A picture (staff: evidence); downloaded by its ``MediaId`` like a voice note."""
+    media, msg_id = _required(fields, "MediaId"), _required(fields, "MsgId")
+    return Image(event_id=msg_id[:_MAX_ID], media_ref=media, mime_hint="image/jpeg", **common)
+
+
 def _app_event(fields: Mapping[str, str], common: dict[str, Any]) -> Inbound | None:
     event = fields.get("Event", "")
     if event != "template_card_event":
@@ -146,6 +152,7 @@ _AppBuilder = Callable[[Mapping[str, str], dict[str, Any]], Inbound | None]
 _APP_BUILDERS: dict[str, _AppBuilder] = {
     "text": _app_text,
     "voice": _app_voice,
+    "image": _app_image,
     "event": _app_event,
 }
 
