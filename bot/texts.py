@@ -19,6 +19,7 @@ from bot.errors import (
     TokenInvalid,
     UnknownTicket,
 )
+from bot.phrases import console
 from bot.tickets import action_label_of, state_label_of
 
 __all__ = ["local_time", "refusal", "say", "short_time", "span"]
@@ -451,6 +452,7 @@ def _merged(*tables: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]
 # Each feature's texts live in bot/phrases/<feature>.py; list the module's TEXTS here.
 TEXTS: Mapping[str, tuple[str, str]] = _merged(
     _CORE,
+    console.TEXTS,
 )
 
 
