@@ -18,13 +18,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.access import Access
 from bot.cards import build
 from bot.events import Card
+from bot.texts import say
 from bot.tickets import Role, roles_of
 from bot.unit import Turn
 from bot.work import Work
+from storage import access as access_rows
 
-__all__ = ["CardView", "ConsoleCards"]
+__all__ = ["LOOPBACK", "CardView", "ConsoleCards", "first_run_links"]
+
+#: Hosts a hub serves only its own machine on (where printing sign-in links is safe enough).
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 #: Card audiences that show the ticket itself (a nag or a voice note's card is another card).
 _TICKET_CARDS = ("staff", "customer")
@@ -84,3 +90,27 @@ class ConsoleCards:
                     ticket_card=mine is not None and mine.audience == "staff",
                 )
         return out
+
+
+async def first_run_links(access: Access) -> list[str]:
+    """What ``gongdan serve`` prints when it starts on a fresh database (nobody has signed in
+    or set a password yet) listening on loopback only: a one-time sign-in link per person, so
+    that a first ``make run`` has someone to sign in as; or, with no staff configured, how to
+    add them. Nothing otherwise (a link is a credential: it is never written to the log)."""
+    settings = access.settings
+    if settings.server.host not in LOOPBACK:
+        return []
+    async with access.db.reads() as conn:
+        if await access_rows.anyone_signed_in(conn):
+            return []
+    locale = settings.locale
+    if not settings.people:
+        return [say("console.first_run.nobody", locale)]
+    minutes = f"{settings.security.login_link_minutes:g}"
+    lines = [say("console.first_run", locale, minutes=minutes)]
+    for p in settings.people:
+        role = say(f"console.role.{p.role}", locale)
+        link = access.issue_link(p.id, "cli")
+        lines.append("  " + say("console.first_run.person", locale, name=p.name, role=role,
+                                person=p.id, link=link))  # fmt: skip
+    return lines
