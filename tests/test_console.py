@@ -265,14 +265,17 @@ async def test_a_fresh_hub_prints_a_sign_in_link_per_person(tmp_path: Path, db_u
         assert "一次性登录链接" in lines[0]
         assert len(lines) == 1 + len(settings.people)
         assert "李工（工程师，li）：http://127.0.0.1:8080/console#login=" in lines[1]
+        # Not on a hub other machines reach, nor one without the console.
+        public = make_settings(tmp_path, db_url, server={"host": "0.0.0.0"})
+        assert await first_run_links(Access(db, public, b"k" * 32)) == []
+        no_console = make_settings(tmp_path, db_url, webchat={"enabled": False})
+        assert await first_run_links(Access(db, no_console, b"k" * 32)) == []
         # The printed link signs 李工 in; from then on nothing is printed.
         token = lines[1].partition("#login=")[2]
         signed = await access.sign_in_link(token, "127.0.0.1")
         assert signed.user.person.id == "li"
         assert await first_run_links(access) == []
-        # Not on a hub other machines reach, and without staff it says how to add them.
-        public = make_settings(tmp_path, db_url, server={"host": "0.0.0.0"})
-        assert await first_run_links(Access(db, public, b"k" * 32)) == []
+        # Without staff, it says how to add them.
         nobody = make_settings(tmp_path, db_url, people=[], teams=[])
         fresh = tmp_path / "fresh.db"
         fresh_url = f"sqlite+aiosqlite:///{fresh}"
