@@ -94,9 +94,10 @@ class ConsoleCards:
 
 async def first_run_links(access: Access) -> list[str]:
     """What ``gongdan serve`` prints when it starts on a fresh database (nobody has signed in
-    or set a password yet) listening on loopback only, with the console on: a one-time sign-in link per person, so
-    that a first ``make run`` has someone to sign in as; or, with no staff configured, how to
-    add them. Nothing otherwise (a link is a credential: it is never written to the log)."""
+    or set a password yet), listening on loopback only, with the console on: a one-time
+    sign-in link per person, so that a first ``make run`` has someone to sign in as; or, with
+    no staff configured, how to add them. Nothing otherwise (a link is a credential: it is
+    never written to the log)."""
     settings = access.settings
     if settings.server.host not in LOOPBACK or not settings.webchat.enabled:
         return []
