@@ -97,7 +97,6 @@ async def until_state(hub: RunningHub, ticket_id: int, state: str) -> int:
     return int(await eventually(moved, what=state))
 
 
-@sqlite
 async def test_each_viewer_sees_one_card_with_the_buttons_their_role_may_press(
     running: Start,
 ) -> None:
@@ -166,7 +165,6 @@ async def test_each_viewer_sees_one_card_with_the_buttons_their_role_may_press(
             assert len([c for c in desk.cards(tid).values() if c.get("ticket_card")]) == 1
 
 
-@sqlite
 async def test_a_desk_in_english_gets_english_cards_and_role(running: Start) -> None:
     hub = await running()
     cust, zhao = await customer(hub), await staff(hub, "zhao")
@@ -188,7 +186,6 @@ async def test_a_desk_in_english_gets_english_cards_and_role(running: Start) -> 
         assert (await r.json())["role_label"] == "经理"
 
 
-@sqlite
 async def test_answers_name_their_press_and_earlier_notices_are_history(running: Start) -> None:
     hub = await running()
     cust, li = await customer(hub), await staff(hub, "li")
