@@ -17,7 +17,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# A first run gets the example configuration (three example staff and a team), so that the
+# console has someone to sign in as; `gongdan serve` prints their one-time sign-in links.
 run: $(VENV)/.installed
+	@test -n "$$GONGDAN_CONFIG" -o -f gongdan.toml || { cp gongdan.example.toml gongdan.toml && \
+	  echo "gongdan.toml created from gongdan.example.toml (example staff: li, wang, zhao); edit it for your own"; }
 	$(BIN)/gongdan db upgrade
 	$(BIN)/gongdan serve
 

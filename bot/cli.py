@@ -416,6 +416,15 @@ def _serve(settings: Settings) -> int:
 
     migrate(settings.database.url)
     app = build_app(settings)
+
+    async def welcome(app: web.Application) -> None:  # (after the hub has started)
+        from bot.console import first_run_links
+        from bot.web.api import HUB
+
+        for line in await first_run_links(app[HUB].access):
+            print(line, flush=True)
+
+    app.on_startup.append(welcome)
     log.info("Gongdan serving on http://%s:%d", settings.server.host, settings.server.port)
     web.run_app(
         app, host=settings.server.host, port=settings.server.port, print=None, access_log=None

@@ -18,10 +18,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.access import Access
 from bot.adapters.base import Adapter, AdapterDeps, AdapterFactory, RateLimit
 from bot.adapters.codec import TokenCodec
+from bot.adapters.webchat import WebchatAdapter
 from bot.assets import REFRESH_SECONDS
 from bot.audit import reseal_legacy, take_checkpoint
 from bot.cases import CaseFeed
 from bot.config import Settings
+from bot.console import ConsoleCards
 from bot.directory import Directory
 from bot.engine import Engine
 from bot.events import Address
@@ -103,6 +105,9 @@ class Hub:
         self.work = Work(
             self.db, self.env, self.adapters, clock=clock, on_outbox=self._outbox_queued
         )
+        for adapter in self.adapters.values():  # the console draws cards for each viewer
+            if isinstance(adapter, WebchatAdapter):
+                adapter.console = ConsoleCards(self.work)
         ears = Ears(self.adapters, self.transcriber, max_mb=settings.asr.max_bytes / 1e6)
         self.engine = Engine(
             self.db,

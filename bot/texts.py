@@ -19,7 +19,7 @@ from bot.errors import (
     TokenInvalid,
     UnknownTicket,
 )
-from bot.phrases import closure, csat, dashboard, parts, progress, report
+from bot.phrases import closure, console, csat, dashboard, parts, progress, report
 from bot.tickets import action_label_of, state_label_of
 
 __all__ = ["local_time", "refusal", "say", "short_time", "span"]
@@ -458,6 +458,7 @@ TEXTS: Mapping[str, tuple[str, str]] = _merged(
     progress.TEXTS,
     parts.TEXTS,
     closure.TEXTS,
+    console.TEXTS,
 )
 
 

@@ -45,6 +45,8 @@ __all__ = [
     "applies",
     "check",
     "facts_of",
+    "may_press",
+    "press_of",
     "roles_of",
     "root_cause_of",
     "state_label",
@@ -554,6 +556,31 @@ CLOCK_RULES: Mapping[ClockKind, ClockRule] = {
 #: Who may press the clock buttons.
 SLA_ACTION_ROLES: Mapping[SlaAction, frozenset[Role]] = {SlaAction.SNOOZE: frozenset({R.MANAGER})}
 
+#: Who may press the buttons that settle what a report is (``bot/flows/questions.py`` and
+#: ``bot/flows/repeats.py`` check these). 报修/不用 belong to the message's writer, whoever
+#: that is; a merge decision also to the engineer of the ticket it would merge into.
+INTAKE_ACTION_ROLES: Mapping[IntakeAction, frozenset[Role]] = {
+    IntakeAction.IMPACT: _STAFF_DISPATCH | {R.CUSTOMER},
+    IntakeAction.PRIORITY: _STAFF_DISPATCH,
+    IntakeAction.SAME_FAULT: _STAFF_DISPATCH | {R.ENGINEER},
+    IntakeAction.NOT_SAME: _STAFF_DISPATCH | {R.ENGINEER},
+}
+
+
+def may_press(action: Press, roles: frozenset[Role]) -> bool:
+    """Whether someone holding ``roles`` could press a button for ``action`` at all: what a
+    card shown to one person offers (the press itself is still checked in full)."""
+    match action:
+        case TicketAction():
+            return bool(roles & TRANSITIONS[action].roles)
+        case SlaAction():
+            return bool(roles & SLA_ACTION_ROLES[action])
+        case IntakeAction() if action in INTAKE_ACTION_ROLES:
+            return bool(roles & INTAKE_ACTION_ROLES[action])
+        case _:  # a voice note's buttons, 报修/不用: only their author's chat shows them
+            return True
+
+
 STATE_LABELS: Mapping[TicketState, tuple[str, str]] = {
     S.NEW: ("待受理", "New"),
     S.ASSIGNED: ("已派单", "Assigned"),
@@ -623,6 +650,11 @@ def action_label(action: Press, locale: str) -> str:
 
 
 _ACTIONS_BY_NAME = {str(a): a for a in ACTION_LABELS}
+
+
+def press_of(name: str) -> Press | None:
+    """The press a button's action name stands for (None: not one of ours)."""
+    return _ACTIONS_BY_NAME.get(name)
 
 
 def state_label_of(name: str, locale: str) -> str:

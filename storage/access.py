@@ -19,6 +19,7 @@ from storage.models import TABLES
 
 __all__ = [
     "SessionRow",
+    "anyone_signed_in",
     "get_password",
     "get_session",
     "new_session",
@@ -149,3 +150,11 @@ async def set_password(
     if hashed is not None:
         await conn.execute(P.insert().values(person_key=person_key, hash=hashed, changed_at=now))
     await revoke_person(conn, person_key, now)
+
+
+async def anyone_signed_in(conn: AsyncConnection) -> bool:
+    """Whether any staff member ever signed in or set a password (a fresh database: no)."""
+    for table in (S, P):
+        if (await conn.execute(select(table.c.person_key).limit(1))).first() is not None:
+            return True
+    return False

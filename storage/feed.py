@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.db import insert_stmt
 from storage.models import TABLES, WebchatFeed
 from storage.records import FeedEntry, columns
 
-__all__ = ["append", "since"]
+__all__ = ["append", "head", "since"]
 
 W = TABLES["webchat_feed"]
 _STATEMENTS: dict[tuple[str, ...], Any] = {}
@@ -59,3 +59,9 @@ async def since(
         )
     params = {"convs": list(conversations), "after": after_id, "limit": limit}
     return [WebchatFeed(**r._mapping) for r in await conn.execute(stmt, params)]
+
+
+async def head(conn: AsyncConnection | AsyncSession) -> int:
+    """The newest row's id (0: none yet): what a page that opens now has already missed."""
+    found = await conn.execute(select(func.max(W.c.id)))
+    return int(found.scalar() or 0)

@@ -21,17 +21,15 @@ from bot.texts import say
 from bot.tickets import (
     IMPACT_STATES,
     IMPACTS,
+    INTAKE_ACTION_ROLES,
     IntakeAction,
     Priority,
-    Role,
     TicketState,
     roles_of,
 )
 from bot.unit import Turn
 
 __all__ = ["pressed"]
-
-_DECIDERS = frozenset({Role.DISPATCHER, Role.MANAGER})
 
 
 async def pressed(turn: Turn, token: ActionToken, event: Action) -> None:
@@ -49,7 +47,7 @@ async def pressed(turn: Turn, token: ActionToken, event: Action) -> None:
     locale = turn.locale
     if token.action == IntakeAction.IMPACT:
         if (
-            not (roles & (_DECIDERS | {Role.CUSTOMER}))
+            not (roles & INTAKE_ACTION_ROLES[IntakeAction.IMPACT])
             or token.arg is None
             or token.arg >= len(IMPACTS)
         ):
@@ -74,7 +72,7 @@ async def pressed(turn: Turn, token: ActionToken, event: Action) -> None:
                                 priority=ticket.priority))  # fmt: skip
         return
     # IntakeAction.PRIORITY
-    if not roles & _DECIDERS or token.arg is None or token.arg > 3:
+    if not roles & INTAKE_ACTION_ROLES[IntakeAction.PRIORITY] or token.arg is None or token.arg > 3:
         raise NotAllowed(action=token.action.value, state=ticket.state)
     priority = list(Priority)[token.arg].value
     await followups.set_priority(turn, ticket, priority, via="button", reason="dispatcher")

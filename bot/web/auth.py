@@ -73,8 +73,12 @@ async def staff_of(request: web.Request, access: Access) -> StaffUser:
 def remember(
     response: web.Response, request: web.Request, signed: SignedIn, settings: Settings
 ) -> None:
-    """Hand the browser its session cookie (``Secure`` when the hub is reached over HTTPS)."""
-    secure = request.secure or settings.public_url.startswith("https://")
+    """Hand the browser its session cookie, ``Secure`` when the hub is reached over HTTPS:
+    directly, or through ``public_url``'s ``https://`` host (a TLS proxy). Reached on its own
+    plain-HTTP address instead, a ``Secure`` cookie would be dropped by the browser and the
+    next reload would find nobody signed in."""
+    public = urlsplit(settings.public_url)
+    secure = request.secure or (public.scheme == "https" and request.host == public.netloc)
     response.set_cookie(
         COOKIE,
         signed.token,

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -36,9 +36,9 @@ from bot.adapters.webchat.parse import (
     parse_message,
     parse_reply,
 )
-from bot.adapters.webchat.render import render
+from bot.adapters.webchat.render import render, viewer_buttons
 from bot.assets import AssetLinks
-from bot.config import Settings
+from bot.config import Person, Settings
 from bot.errors import BadRequest, SignatureInvalid, TooManyRequests
 from bot.events import Address, Card, Inbound, Message, Notice, Text
 from bot.inbox import Inbox
@@ -49,6 +49,10 @@ from storage import assets as asset_rows
 from storage import feed
 from storage.db import Database
 from storage.records import FeedEntry
+
+if TYPE_CHECKING:
+    from bot.console import CardView, ConsoleCards
+    from storage.models import WebchatFeed
 
 __all__ = ["WebchatAdapter"]
 
@@ -87,6 +91,8 @@ class WebchatAdapter(Adapter):
         self._streams: set[asyncio.Task[Any]] = set()
         self._by_client: Counter[str] = Counter()
         self._closing = False
+        #: How cards reach each console viewer (``bot.console``; the hub sets it).
+        self.console: ConsoleCards | None = None
 
     async def stop(self) -> None:
         """End open live streams (the server waits for open handlers when it shuts down)."""
@@ -243,19 +249,32 @@ class WebchatAdapter(Adapter):
         webs = [i.partition(":")[2] for i in person.identities if i.startswith("web:")]
         return webs[0] if webs else person.id
 
-    def _desk(self, user: StaffUser) -> dict[str, Any]:
-        """What the console needs to know about the signed-in person."""
+    def _desk(self, user: StaffUser, request: web.Request) -> dict[str, Any]:
+        """What the console needs to know about the signed-in person (labels in the page's
+        language)."""
         p = user.person
         session = self._session_of(user)
+        locale = self._viewer_locale(request, p)
+        convs = self._conversations(session)
         return {
             "person": p.id,
             "name": p.name,
             "role": p.role,
+            "role_label": say(f"console.role.{p.role}", locale),
             "csrf": user.csrf,
             "expires_at": user.expires_at.isoformat(),
             "conversation": session.user_id,
-            "conversations": self._conversations(session),
+            "conversations": convs,
+            "panes": {c: self._pane_label(c, session, locale) for c in convs},
         }
+
+    def _pane_label(self, conversation: str, session: Session, locale: str) -> str:
+        if conversation == session.user_id:
+            return say("console.pane.mine", locale)
+        team = next((t for t in self.settings.teams if f"web:{conversation}" in t.chats), None)
+        if team is not None:
+            return say("console.pane.team", locale, name=team.name)
+        return say("console.pane.admin", locale)
 
     def _session_of(self, user: StaffUser) -> Session:
         p = user.person
@@ -273,7 +292,7 @@ class WebchatAdapter(Adapter):
             signed = await self.access.sign_in_password(
                 body.get("person"), body.get("password"), client
             )
-        answer = self._desk(signed.user)
+        answer = self._desk(signed.user, request)
         if body.get("bearer") is True:
             return web.json_response({**answer, "token": signed.token}, headers=_NO_STORE)
         response = web.json_response(answer, headers=_NO_STORE)
@@ -289,14 +308,16 @@ class WebchatAdapter(Adapter):
 
     async def _me(self, request: web.Request) -> web.Response:
         user = await staff_of(request, self.access)
-        return web.json_response(self._desk(user), headers=_NO_STORE)
+        return web.json_response(self._desk(user, request), headers=_NO_STORE)
 
     async def _people(self, request: web.Request) -> web.Response:
-        await staff_of(request, self.access)
+        user = await staff_of(request, self.access)
+        locale = self._viewer_locale(request, user.person)
         return web.json_response(
-            [{"id": p.id, "name": p.name, "role": p.role} for p in self.settings.people],
+            [{"id": p.id, "name": p.name, "role": p.role,
+              "role_label": say(f"console.role.{p.role}", locale)} for p in self.settings.people],
             headers=_NO_STORE,
-        )
+        )  # fmt: skip
 
     def _conversations(self, session: Session) -> list[str]:
         if session.kind == "customer":
@@ -372,6 +393,68 @@ class WebchatAdapter(Adapter):
         (accepted,) = await self.inbox.accept([event])
         return web.json_response({"ok": True, "duplicate": not accepted.new}, status=202)
 
+    def _viewer(self, session: Session) -> Person | None:
+        """The staff member behind a session (None: a customer)."""
+        if session.kind != "staff":
+            return None
+        return next(
+            (p for p in self.settings.people if self._staff_identity(p.id) == session.user_id), None
+        )
+
+    def _viewer_locale(self, request: web.Request, viewer: Person | None) -> str:
+        """The page's language (``?lang=``), else the person's own, else the hub's."""
+        lang = request.query.get("lang")
+        if lang in ("zh", "en"):
+            return lang
+        return (viewer.locale if viewer else None) or self.settings.locale
+
+    async def _shown(
+        self,
+        rows: Sequence[WebchatFeed],
+        session: Session,
+        viewer: Person | None,
+        convs: Sequence[str],
+        locale: str,
+    ) -> list[dict[str, Any]]:
+        """The rows as this page shows them: another person's notices left out; for a staff
+        member's desk, of a card's versions in one batch only the newest, and each ticket's
+        card once, with their buttons, in their language (``bot.console``)."""
+        wanted = rows
+        views: dict[str, CardView] = {}
+        if viewer is not None and self.console is not None:
+            newest = {r.message_key: r.id for r in rows if r.kind == "card"}
+            wanted = [r for r in rows if r.kind != "card" or newest[r.message_key] == r.id]
+            cards = [
+                (r.message_key, r.payload["ticket_id"])
+                for r in wanted
+                if r.kind == "card" and isinstance(r.payload.get("ticket_id"), int)
+            ]
+            views = await self.console.views(viewer.id, convs, locale, cards)
+        out: list[dict[str, Any]] = []
+        for row in wanted:
+            if row.kind == "notice" and row.payload.get("user_id") not in (None, session.user_id):
+                continue
+            payload, view = row.payload, views.get(row.message_key)
+            if view is not None:
+                if not view.show:
+                    continue
+                if view.card is not None:
+                    payload = render(view.card)[1]
+                if view.roles is not None:
+                    payload = viewer_buttons(payload, view.roles)
+            item = {
+                "id": row.id,
+                "key": row.message_key,
+                "kind": row.kind,
+                "conversation": row.conversation,
+                "payload": payload,
+                "at": row.created_at.isoformat(),
+            }
+            if view is not None and view.ticket_card:
+                item["ticket_card"] = True  # the page keeps one card per ticket
+            out.append(item)
+        return out
+
     async def _post_message(self, request: web.Request) -> web.Response:
         return await self._accept(request, "message")
 
@@ -398,6 +481,14 @@ class WebchatAdapter(Adapter):
         if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
             raise BadRequest("'after' must be a whole number (a feed id)")
         last = int(raw)
+        # The console asks for its person's view (``bot.console``); API clients read the feed
+        # as it is stored.
+        viewer = self._viewer(session) if request.query.get("view") == "desk" else None
+        locale = self._viewer_locale(request, viewer)
+        replayed = 0  # a page's first reading: the notices until now are history, not news
+        if last == 0:
+            async with self.db.read_engine.connect() as conn:
+                replayed = await feed.head(conn)
         client = client_of(request, self.settings)
         self._admit_stream(client)
         resp = web.StreamResponse(
@@ -419,26 +510,12 @@ class WebchatAdapter(Adapter):
             while not self._closing:
                 async with self.db.read_engine.connect() as conn:
                     rows = await feed.since(conn, convs, last)
-                for row in rows:
-                    last = row.id
-                    if row.kind == "notice" and row.payload.get("user_id") not in (
-                        None,
-                        session.user_id,
-                    ):
-                        continue
-                    data = json.dumps(
-                        {
-                            "id": row.id,
-                            "key": row.message_key,
-                            "kind": row.kind,
-                            "conversation": row.conversation,
-                            "payload": row.payload,
-                            "at": row.created_at.isoformat(),
-                        },
-                        ensure_ascii=False,
-                    )
-                    await resp.write(f"id: {row.id}\ndata: {data}\n\n".encode())
+                for item in await self._shown(rows, session, viewer, convs, locale):
+                    item["replay"] = item["id"] <= replayed  # (the page toasts live notices)
+                    data = json.dumps(item, ensure_ascii=False)
+                    await resp.write(f"id: {item['id']}\ndata: {data}\n\n".encode())
                 if rows:
+                    last = rows[-1].id
                     idle = 0.0
                     continue
                 wake.clear()

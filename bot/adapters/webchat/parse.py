@@ -144,6 +144,7 @@ def parse_action(
         token=_field(body, "token", max_len=64),
         card_message_id=_field(body, "message", max_len=300, required=False) or None,
         note=note,
+        reply_ctx={"press": cid},  # the console re-enables the button its answer names
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bot.events import Card, Notice, Text
+from bot.tickets import Role, may_press, press_of
 
-__all__ = ["render"]
+__all__ = ["render", "viewer_buttons"]
 
 
 def render(message: Text | Card | Notice) -> tuple[str, dict[str, Any]]:
@@ -32,6 +33,20 @@ def render(message: Text | Card | Notice) -> tuple[str, dict[str, Any]]:
                 ],
             }
         case Notice():
-            return "notice", {"text": message.text, "user_id": message.user_id}
+            notice = {"text": message.text, "user_id": message.user_id}
+            if message.reply_ctx.get("press"):  # the console's press it answers
+                notice["press"] = message.reply_ctx["press"]
+            return "notice", notice
         case Text():
             return "text", {"text": message.text}
+
+
+def viewer_buttons(payload: dict[str, Any], roles: frozenset[Role]) -> dict[str, Any]:
+    """A card's payload with only the buttons someone holding ``roles`` may press."""
+    buttons = [b for b in payload.get("buttons", []) if _may(b.get("action", ""), roles)]
+    return {**payload, "buttons": buttons}
+
+
+def _may(action: str, roles: frozenset[Role]) -> bool:
+    press = press_of(action)
+    return press is None or may_press(press, roles)

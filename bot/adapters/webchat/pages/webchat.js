@@ -56,7 +56,7 @@ const GD = (() => {
   }
   // A conversation view: renders the feed; cards are replaced in place when updated.
   function view(container, session, opts) {
-    const shown = new Map();
+    const shown = new Map(), pressed = new Map();  // press id → its button, until answered
     function card(p, convo, key) {
       const box = el("div", { class: "card", "data-ticket": p.ticket_id, "data-version": p.version });
       box.append(el("div", { class: "card-title" }, p.title));
@@ -70,9 +70,10 @@ const GD = (() => {
           if (b.confirm && !confirm(b.confirm)) return;
           let note = null;
           if (opts.askNote && opts.askNote(b)) { note = prompt(T.reason); if (note === null) return; }
-          ev.target.disabled = true;
-          try { await postReliably("/webchat/api/actions", { ...(session ? { session } : {}), id: newId(), token: b.token, conversation: convo, message: key, note }); }
-          catch (e) { toast(e.message); ev.target.disabled = false; }
+          const btn = ev.currentTarget, id = newId();
+          btn.disabled = true; pressed.set(id, btn);
+          try { await postReliably("/webchat/api/actions", { ...(session ? { session } : {}), id, token: b.token, conversation: convo, message: key, note }); }
+          catch (e) { pressed.delete(id); answered(btn, e.message); toast(e.message); }
         } }, b.label));
       }
       box.append(bar);
@@ -80,8 +81,25 @@ const GD = (() => {
       if (opts.extras) opts.extras(p, box);
       return box;
     }
+    // The answer to a press (a refusal says why): the button works again, the reason stays.
+    function answered(btn, text) {
+      btn.disabled = false;
+      const box = btn.closest(".card");
+      if (!box || !btn.isConnected) return;
+      let why = box.querySelector(".card-reason");
+      if (!why) { why = el("div", { class: "card-reason", role: "status" }); btn.parentNode.after(why); }
+      why.textContent = text;
+    }
+    function notice(m) {
+      const btn = m.payload.press && pressed.get(m.payload.press);
+      if (btn) { pressed.delete(m.payload.press); answered(btn, m.payload.text); }
+      if (!m.replay) toast(m.payload.text);  // a page that opens shows past answers in the feed only
+      const target = opts.pane(m.conversation);
+      const node = el("div", { class: "bubble notice" }, m.payload.text);
+      target.append(node); target.scrollTop = target.scrollHeight;
+    }
     function render(m) {
-      if (m.kind === "notice") { toast(m.payload.text); return; }
+      if (m.kind === "notice") { notice(m); return; }
       const target = opts.pane(m.conversation);
       let node;
       if (m.kind === "card") node = card(m.payload, m.conversation, m.key);
@@ -89,13 +107,17 @@ const GD = (() => {
         el("span", { class: "who" }, m.payload.user_id === opts.me ? T.you : m.payload.name), m.payload.text);
       else node = el("div", { class: "bubble hub" }, ...linkify(m.payload.text));
       node.dataset.key = m.key;
+      if (m.ticket_card) {  // one card per ticket: this copy replaces one shown elsewhere
+        node.dataset.ticketCard = m.payload.ticket_id;
+        for (const other of container.querySelectorAll(`[data-ticket-card="${m.payload.ticket_id}"]`)) if (other.dataset.key !== m.key) other.remove();
+      }
       const old = shown.get(m.key);
       if (old && old.isConnected) old.replaceWith(node); else target.append(node);
       shown.set(m.key, node);
       target.scrollTop = target.scrollHeight;
     }
     // Customers name their session; staff are known by their sign-in cookie.
-    const es = new EventSource("/webchat/api/stream" + (session ? "?session=" + encodeURIComponent(session) : ""));
+    const es = new EventSource("/webchat/api/stream?lang=" + lang + (session ? "&session=" + encodeURIComponent(session) : "&view=desk"));
     es.onmessage = (e) => render(JSON.parse(e.data));
     es.onopen = () => { document.body.dataset.live = "1"; };
     return { close: () => es.close(), localEcho: (key, text) => render({ kind: "user", key, conversation: opts.me, payload: { text, user_id: opts.me, name: "" } }) };
