@@ -110,35 +110,35 @@ def _what(e: TicketEvent, locale: str) -> str:
     match e.kind:
         case "transition":
             text = say(
-                "report.event.transition",
+                "svc.event.transition",
                 locale,
                 action=action_label_of(str(data.get("action", "")), locale),
                 from_state=state_label_of(e.from_state or "", locale),
                 to_state=state_label_of(e.to_state or "", locale),
             )
             if data.get("note"):
-                text += " · " + say("report.event.note", locale, note=data["note"])
+                text += " · " + say("svc.event.note", locale, note=data["note"])
             return text
         case "checklist":
-            return say("report.event.checklist", locale, item=data.get("item", ""))
+            return say("svc.event.checklist", locale, item=data.get("item", ""))
         case "evidence" if data.get("root_cause"):
-            return say("report.event.root_cause", locale, cause=data["root_cause"])
+            return say("svc.event.root_cause", locale, cause=data["root_cause"])
         case "evidence":
-            return say("report.event.evidence", locale)
+            return say("svc.event.evidence", locale)
         case "created":
-            return say("report.event.created", locale, text=str(data.get("text", ""))[:200])
+            return say("svc.event.created", locale, text=str(data.get("text", ""))[:200])
         case "diagnosis":
-            return say("report.event.diagnosis", locale)
+            return say("svc.event.diagnosis", locale)
         case "close_notice":
-            return say("report.event.close_notice", locale)
+            return say("svc.event.close_notice", locale)
         case "comment":
-            return say("report.event.note", locale, note=data.get("text", ""))
+            return say("svc.event.note", locale, note=data.get("text", ""))
         case _:
             return e.kind
 
 
 def _who(e: TicketEvent, locale: str) -> str:
-    return say("report.system", locale) if e.actor_id is None and e.actor == "system" else e.actor
+    return say("svc.system", locale) if e.actor_id is None and e.actor == "system" else e.actor
 
 
 def _parts(ticket: Ticket) -> list[str]:
@@ -165,23 +165,23 @@ def report_html(
 ) -> str:
     """The report as one self-contained HTML page (photos inline as data URLs)."""
     tz = settings.tz
-    none = say("report.none", locale)
+    none = say("svc.none", locale)
 
     def row(key: str, value: object) -> str:
         return f"<tr><th>{_e(say(key, locale))}</th><td>{_e(value or none)}</td></tr>"
 
     state = state_label(TicketState(ticket.state), locale)
     facts = [
-        row("report.ticket", f"{ticket.number} · {ticket.title}"),
-        row("report.priority", ticket.priority),
-        row("report.category", _pick(_CATEGORY.get(Category(ticket.category), ("", "")), locale)),
-        row("report.state", state),
-        row("report.reporter", names.get(ticket.reporter_id)),
-        row("report.assignee", names.get(ticket.assignee_id or 0)),
-        row("report.site", ticket.site),
-        row("report.device", ticket.device_code),
-        row("report.created", local_time(ticket.created_at, tz)),
-        row("report.closed", local_time(ticket.closed_at, tz) if ticket.closed_at else None),
+        row("svc.ticket", f"{ticket.number} · {ticket.title}"),
+        row("svc.priority", ticket.priority),
+        row("svc.category", _pick(_CATEGORY.get(Category(ticket.category), ("", "")), locale)),
+        row("svc.state", state),
+        row("svc.reporter", names.get(ticket.reporter_id)),
+        row("svc.assignee", names.get(ticket.assignee_id or 0)),
+        row("svc.site", ticket.site),
+        row("svc.device", ticket.device_code),
+        row("svc.created", local_time(ticket.created_at, tz)),
+        row("svc.closed", local_time(ticket.closed_at, tz) if ticket.closed_at else None),
     ]
     timeline = "".join(
         f"<tr><td>{_e(local_time(e.at, tz))}</td><td>{_e(_who(e, locale))}</td>"
@@ -207,31 +207,31 @@ def report_html(
         for i, kind, data in photos
     )
     verdict = (
-        f'<span class="ok">{_e(say("report.audit_ok", locale))}</span>'
+        f'<span class="ok">{_e(say("svc.audit_ok", locale))}</span>'
         if problem is None
-        else f'<span class="bad">{_e(say("report.audit_bad", locale, problem=problem))}</span>'
+        else f'<span class="bad">{_e(say("svc.audit_bad", locale, problem=problem))}</span>'
     )
-    head = say("report.audit_hash", locale, seq=ticket.audit_seq)
+    head = say("svc.audit_hash", locale, seq=ticket.audit_seq)
     parts = _parts(ticket)
-    title = f"{say('report.title', locale)} · {ticket.number}"
+    title = f"{say('svc.title', locale)} · {ticket.number}"
     return f"""<!doctype html><html lang="{locale}"><head><meta charset="utf-8">
 <title>{_e(title)}</title><style>{_CSS}</style></head><body>
 <h1>{_e(title)}</h1>
 <table>{"".join(facts)}</table>
-<h2>{_e(say("report.description", locale))}</h2><p>{_e(ticket.description or none)}</p>
-<h2>{_e(say("report.timeline", locale))}</h2>
-<table class="timeline"><tr><th>{_e(say("report.when", locale))}</th>
-<th>{_e(say("report.who", locale))}</th><th>{_e(say("report.what", locale))}</th></tr>
+<h2>{_e(say("svc.description", locale))}</h2><p>{_e(ticket.description or none)}</p>
+<h2>{_e(say("svc.timeline", locale))}</h2>
+<table class="timeline"><tr><th>{_e(say("svc.when", locale))}</th>
+<th>{_e(say("svc.who", locale))}</th><th>{_e(say("svc.what", locale))}</th></tr>
 {timeline}</table>
-<h2>{_e(say("report.diagnosis", locale))}</h2>{f"<table>{diag}</table>" if diag else _e(none)}
-<h2>{_e(say("report.parts", locale))}</h2><p>{_e("；".join(parts) if parts else none)}</p>
-<h2>{_e(say("report.root_cause", locale))}</h2><p>{_e(_root_cause(ticket) or none)}</p>
-<h2>{_e(say("report.checklist", locale))}</h2>{f"<ul>{checks}</ul>" if checks else _e(none)}
-<h2>{_e(say("report.evidence", locale))}</h2>
+<h2>{_e(say("svc.diagnosis", locale))}</h2>{f"<table>{diag}</table>" if diag else _e(none)}
+<h2>{_e(say("svc.parts", locale))}</h2><p>{_e("；".join(parts) if parts else none)}</p>
+<h2>{_e(say("svc.root_cause", locale))}</h2><p>{_e(_root_cause(ticket) or none)}</p>
+<h2>{_e(say("svc.checklist", locale))}</h2>{f"<ul>{checks}</ul>" if checks else _e(none)}
+<h2>{_e(say("svc.evidence", locale))}</h2>
 <div class="photos">{images or _e(none)}</div>
-<h2>{_e(say("report.audit", locale))}</h2>
+<h2>{_e(say("svc.audit", locale))}</h2>
 <p>{_e(head)}:<br><span class="mono">{_e(ticket.audit_hash)}</span><br>{verdict}</p>
-<p class="muted">{_e(say("report.generated", locale, at=local_time(now, tz)))}</p>
+<p class="muted">{_e(say("svc.generated", locale, at=local_time(now, tz)))}</p>
 </body></html>"""
 
 
