@@ -67,8 +67,10 @@ IDLE_S = 5.0  # no new row on any staff stream for this long: they have sent eve
 
 def staff_config(engineers: int) -> str:
     """``[[people]]`` and ``[[teams]]``: engineers e1…eN who never reach capacity, a manager, and
-    one team with a web chat group, as in ``gongdan.example.toml``."""
-    out = []
+    one team with a web chat group, as in ``gongdan.example.toml``. Repeat reports are off: the
+    bench's 2,000 look-alike reports would otherwise wait as suspected repeats of a few first
+    ones for a dispatcher's decision, unassigned, and there would be nothing to accept."""
+    out = ["\n[intake]\nrepeat_hours = 0\n"]
     for i in range(1, engineers + 1):
         out.append(
             f"""
