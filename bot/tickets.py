@@ -311,12 +311,12 @@ TRANSITIONS: Mapping[TicketAction, Transition] = dict(
         _t(A.DIAGNOSE, {S.ON_SITE}, S.DIAGNOSING, _WORK, style=ButtonStyle.PRIMARY),
         # The customer hears of it from bot/flows/parts.py, once the parts and ETA are known.
         _t(A.NEED_PARTS, {S.DIAGNOSING, S.REPAIRING}, S.WAITING_PARTS, _WORK),
+        # …and of their arrival, with when the engineer will repair (bot/flows/parts.py).
         _t(
             A.PARTS_ARRIVED,
             {S.WAITING_PARTS},
             S.REPAIRING,
             _WORK | _STAFF_DISPATCH,
-            effects=_TELL,
             style=ButtonStyle.PRIMARY,
         ),
         _t(A.NEED_THIRD_PARTY, {S.DIAGNOSING}, S.THIRD_PARTY, _WORK, effects=_TELL),

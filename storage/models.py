@@ -510,6 +510,7 @@ class DailyReport(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     day: Mapped[date] = mapped_column(Date)  # the local day it reports on
     chat: Mapped[str] = mapped_column(String(330))  # platform:chat_id
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TicketEvidence(Base):

@@ -125,7 +125,8 @@ async def test_engineer_presses_reloads_and_signs_in_again(running: Start, tmp_p
                 )
                 await press(hub, cust, button(ccard, "confirm"))
             await expect(card.locator("dd").first).to_have_text("已关闭")
-            await expect(card.get_by_role("button")).to_have_count(0)
+            # (no action button; the photo and service-report tools stay: .buttons.tools)
+            await expect(card.locator(".buttons:not(.tools) button")).to_have_count(0)
             await expect(cards).to_have_count(1)
 
             shot = tmp_path / "gongdan_console_engineer.png"

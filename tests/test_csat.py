@@ -310,7 +310,7 @@ async def test_auto_close_asks_too_and_csat_can_be_off(running: Start) -> None:
         await work_on(hub, ticket["id"])
         await feed.wait_text("请确认")
         assert await auto_close(hub.hub.work, timedelta(0)) == 1
-        await feed.wait_text("工单已关闭")
+        await feed.wait_text("工单已自动关闭")
     assert await rating(hub, ticket["id"]) is None
     assert not [c for c in feed.cards() if "服务评价" in c["payload"]["title"]]
 

@@ -53,10 +53,12 @@ async def test_the_console_answers_which_parts_and_when_and_the_customer_reads_i
         labels = {b["label"]: b["token"] for b in question["payload"]["buttons"]}
         await press(hub, li, labels["3天内"], "li")
         told = await cfeed.wait_text("正在等待备件")
+        words, link = told.split("\n")
         assert (
-            told
+            words
             == f"【{ticket['number']}】正在等待备件：轴承 6205 ×2、密封圈 ×3，预计 12月5日 到货。"
         )
+        assert link.startswith("查看进度：http")  # the progress page (bot/web/progress.py)
         ccard = await current_card(hub, cfeed, cfeed_conv(cfeed), ticket["id"])
         fields = dict(ccard["payload"]["fields"])
         assert fields["备件"] == "轴承 6205 ×2、密封圈 ×3，预计 12月5日 到货"

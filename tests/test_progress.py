@@ -212,7 +212,8 @@ async def test_parts_waited_for_are_shown_and_the_card_never_says_an_internal_la
         ticket = await one_ticket(hub)
         for action in ("accept", "depart", "arrive", "diagnose", "need_parts"):
             await act(hub, li, ticket["id"], TicketAction(action))
-        told = await cfeed.wait_text("等待备件")
+        # (the customer hears of 待备件 once its parts and ETA are known: bot/flows/parts.py)
+        told = await cfeed.wait_text("查看进度")
         eta = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=4)
         async with hub.hub.db.begin() as s:  # (the 待备件 flow fills these: another feature)
             await s.execute(

@@ -257,14 +257,15 @@ async def test_an_escalation_in_the_customer_s_group_speaks_their_words(running:
             return [str(c.params.get("text", "")) for c in bot.to("sendMessage", group)]
 
         async def posted() -> str | None:
-            return next((t for t in texts() if "比预期长" in t), None)
+            return next((t for t in texts() if "仍在等待备件" in t), None)
 
         text = await eventually(posted, what="the escalation in the customer's group")
-        assert f"【{ticket['number']}】" in text and "等待备件的时间比预期长" in text
+        # (the parts' own words: bot/cards/parts.py customer_stay_line)
+        assert f"【{ticket['number']}】" in text and "已超出承诺时间，我们正在催办" in text
         assert "李工" in text  # (the @-mention still presses the engineer)
         assert "已超过承诺的修复时间" in text and LINK.search(text)
         for staff_words in ("停留", "「待备件」", "接单", "⏰"):
-            assert all(staff_words not in t for t in texts() if "比预期长" in t), staff_words
+            assert all(staff_words not in t for t in texts() if "仍在等待备件" in t), staff_words
         events = (await hub.api(f"/api/tickets/{ticket['id']}"))["events"]
         steps = [e["data"].get("do") for e in events if e["kind"] == "sla_escalation"]
         assert "post_origin" in steps
