@@ -45,7 +45,8 @@ async def _get(hub: RunningHub, path: str, token: str | None = None) -> tuple[in
 async def test_no_session_no_figures(running: Start, db_url: str) -> None:
     hub = await _hub(running, db_url)
     status, headers, _ = await _get(hub, "/dashboard?lang=en")
-    assert status == 302 and headers["Location"] == "/console?lang=en"
+    assert status == 302
+    assert headers["Location"] == "/console?lang=en&next=/dashboard?lang%3Den"
     for path in ("/dashboard/api/figures", "/dashboard/export.csv"):
         assert (await _get(hub, path))[0] == 401
         assert (await _get(hub, path, "gds_forged"))[0] == 401

@@ -60,11 +60,12 @@ async def test_manager_and_engineer_read_the_dashboard(
 
             # Not signed in: sent to the console's sign-in.
             await manager.goto(hub.base + "/dashboard")
-            assert manager.url.endswith("/console")
+            assert manager.url.endswith("/console?next=/dashboard")
             await expect(manager.locator("#login")).to_be_visible()
 
-            await sign_in(manager, "zhao")
-            await manager.goto(hub.base + "/dashboard")
+            # Signing in there (a one-time link) comes back to the dashboard.
+            link = hub.hub.access.issue_link("zhao", "cli")
+            await manager.goto(manager.url + "#" + link.partition("#")[2])
             await expect(manager.locator("h1")).to_have_text("运维看板")
             await expect(kpi(manager, "open")).to_have_text("5")  # type: ignore[arg-type]
             await expect(kpi(manager, "opened")).to_have_text("5")  # type: ignore[arg-type]

@@ -84,8 +84,9 @@ async def dashboard_page(request: web.Request) -> web.Response:
         user = await staff_of(request, hub.access)
     except SignatureInvalid:
         lang = request.query.get("lang")
-        back = "/console" + (f"?{urlencode({'lang': lang})}" if lang in ("zh", "en") else "")
-        raise web.HTTPFound(back, headers=_NO_STORE) from None
+        back = {"lang": lang} if lang in ("zh", "en") else {}
+        back["next"] = request.path_qs  # (the console sends the signed-in person back here)
+        raise web.HTTPFound(f"/console?{urlencode(back)}", headers=_NO_STORE) from None
     query, scope = await _checked(request, hub, user)
     fig = await _figures(hub, query, scope)
     allowed = viewer_teams(user.person, hub.directory)

@@ -7,12 +7,12 @@ const GD = (() => {
           reason: "请写明原因（解决依据）：", you: "我", connecting: "连接中…", who: "选择身份", enter: "进入",
           password: "密码", empty: "暂无消息", personId: "工号 / 人员编号", signOut: "退出登录",
           signInHelp: "在企业微信、钉钉、Slack 或 Telegram 里私聊工单机器人，发送「登录」，点开收到的一次性链接即可登录；设置过个人密码的也可在下方用密码登录。",
-          signedOut: "已退出登录", upload: "上传照片", report: "服务报告" },
+          signedOut: "已退出登录", upload: "上传照片", report: "服务报告", board: "看板" },
     en: { send: "Send", name: "Your name", start: "Start", placeholder: "Describe the fault, e.g. Press 3 stopped, alarm E102",
           reason: "Write the root cause (evidence for resolving):", you: "Me", connecting: "Connecting…", who: "Who are you",
           enter: "Sign in", password: "Password", empty: "No messages yet", personId: "Your staff id", signOut: "Sign out",
           signInHelp: "Send \"login\" to the Gongdan bot in a direct chat (WeCom, DingTalk, Slack or Telegram) and open the one-time link it sends you. If you have set your own password, you can sign in with it below.",
-          signedOut: "Signed out", upload: "Upload photo", report: "Service report" },
+          signedOut: "Signed out", upload: "Upload photo", report: "Service report", board: "Dashboard" },
   }[lang];
   const el = (tag, attrs = {}, ...kids) => {
     const e = document.createElement(tag);
