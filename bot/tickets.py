@@ -20,6 +20,7 @@ __all__ = [
     "CLOCK_RULES",
     "IMPACTS",
     "IMPACT_STATES",
+    "OTHER_ACTION_ROLES",
     "TRANSITIONS",
     "ButtonStyle",
     "Category",
@@ -567,6 +568,16 @@ INTAKE_ACTION_ROLES: Mapping[IntakeAction, frozenset[Role]] = {
 }
 
 
+#: Who may press the buttons of the closure checklist, 待备件's questions and the stars
+#: (``bot/flows/closure.py``, ``parts.py`` and ``csat.py`` check these; so does the console).
+OTHER_ACTION_ROLES: Mapping[Press, frozenset[Role]] = {
+    ClosureAction.TICK: _WORK | {R.MANAGER},
+    PartsAction.ETA: _WORK | _STAFF_DISPATCH,
+    PartsAction.VISIT: _WORK | _STAFF_DISPATCH,
+    CsatAction.RATE: frozenset({R.CUSTOMER}),
+}
+
+
 def may_press(action: Press, roles: frozenset[Role]) -> bool:
     """Whether someone holding ``roles`` could press a button for ``action`` at all: what a
     card shown to one person offers (the press itself is still checked in full)."""
@@ -577,6 +588,8 @@ def may_press(action: Press, roles: frozenset[Role]) -> bool:
             return bool(roles & SLA_ACTION_ROLES[action])
         case IntakeAction() if action in INTAKE_ACTION_ROLES:
             return bool(roles & INTAKE_ACTION_ROLES[action])
+        case _ if action in OTHER_ACTION_ROLES:
+            return bool(roles & OTHER_ACTION_ROLES[action])
         case _:  # a voice note's buttons, 报修/不用: only their author's chat shows them
             return True
 

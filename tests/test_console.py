@@ -18,7 +18,17 @@ from bot.access import Access
 from bot.config import load_settings
 from bot.console import first_run_links
 from bot.hub import load_secret
-from bot.tickets import TRANSITIONS, IntakeAction, Role, SlaAction, TicketAction, may_press
+from bot.tickets import (
+    TRANSITIONS,
+    ClosureAction,
+    CsatAction,
+    IntakeAction,
+    PartsAction,
+    Role,
+    SlaAction,
+    TicketAction,
+    may_press,
+)
 from storage.db import Database, migrate_async
 from tests.conftest import Feed, RunningHub, bearer, button, eventually
 from tests.test_webchat_flow import cid, customer, one_ticket, press, report, staff
@@ -247,6 +257,15 @@ def test_may_press_is_the_state_table() -> None:
     assert not may_press(IntakeAction.PRIORITY, engineer)
     assert may_press(IntakeAction.PRIORITY, frozenset({Role.DISPATCHER}))
     assert not may_press(TicketAction.ACCEPT, frozenset({Role.MANAGER}))
+    # The buttons that move no state: a checklist tick is the assignee's or a manager's, the
+    # parts' ETA the assignee's or a dispatcher's, the stars the customer's.
+    teammate = frozenset({Role.ENGINEER})
+    assert not may_press(ClosureAction.TICK, teammate)
+    assert may_press(ClosureAction.TICK, engineer)
+    assert not may_press(PartsAction.ETA, teammate)
+    assert may_press(PartsAction.ETA, frozenset({Role.DISPATCHER}))
+    assert not may_press(CsatAction.RATE, engineer | {Role.MANAGER})
+    assert may_press(CsatAction.RATE, frozenset({Role.CUSTOMER}))
 
 
 @sqlite

@@ -20,7 +20,7 @@ from bot import closure, lifecycle
 from bot.errors import InvalidTransition, NotAllowed, StaleTransition
 from bot.events import Address, Image, Text
 from bot.texts import local_time, say
-from bot.tickets import ClosureAction, Role, TicketState, roles_of
+from bot.tickets import OTHER_ACTION_ROLES, ClosureAction, Role, TicketState, roles_of
 from bot.unit import Turn
 from storage.evidence import NewPhoto
 from storage.records import Ticket
@@ -35,7 +35,6 @@ __all__ = [
     "tick",
 ]
 
-_TICK_ROLES = frozenset({Role.ASSIGNEE, Role.MANAGER})
 #: Who may add a photo to a ticket.
 PHOTO_ROLES = frozenset({Role.ASSIGNEE, Role.MANAGER, Role.DISPATCHER})
 _SETTLED = frozenset({TicketState.CLOSED.value, TicketState.CANCELLED.value})
@@ -59,7 +58,7 @@ async def tick(turn: Turn, ticket: Ticket, index: int | None, version: int) -> N
     action = ClosureAction.TICK.value
     if TicketState(ticket.state) not in closure.TICK_STATES:
         raise InvalidTransition(action=action, state=ticket.state)
-    if not roles_of(person, ticket) & _TICK_ROLES:
+    if not roles_of(person, ticket) & OTHER_ACTION_ROLES[ClosureAction.TICK]:
         raise NotAllowed(action=action, state=ticket.state)
     items = closure.checklist_of(turn.env.settings.closure, ticket)
     if version != ticket.version or index is None or not 0 <= index < len(items):

@@ -40,7 +40,7 @@ from bot.errors import NotAllowed, QuestionAnswered
 from bot.events import Address, Button, Card, Text
 from bot.nlp.parts import MAX_QTY, PartLine, read_date, read_parts, split_answer
 from bot.texts import say
-from bot.tickets import PartsAction, Role, TicketAction, TicketState, roles_of
+from bot.tickets import OTHER_ACTION_ROLES, PartsAction, TicketAction, TicketState, roles_of
 from bot.unit import Turn
 from storage.records import Person, Ticket
 
@@ -49,7 +49,6 @@ __all__ = ["FOLLOWS", "after", "answer", "before", "pressed"]
 #: The transitions this flow completes (``bot/flows/actions.py`` calls ``before``/``after``).
 FOLLOWS = frozenset({TicketAction.NEED_PARTS, TicketAction.PARTS_ARRIVED, TicketAction.CANCEL})
 log = logging.getLogger(__name__)
-_DECIDERS = frozenset({Role.ASSIGNEE, Role.DISPATCHER, Role.MANAGER})
 _WAITING = TicketState.WAITING_PARTS.value
 _REPAIRING = TicketState.REPAIRING.value
 
@@ -211,7 +210,7 @@ async def pressed(turn: Turn, ticket: Ticket, token: ActionToken) -> None:
     """An ETA or visit-time button. Its round must be the ticket's current request, the ticket
     where that question applies, and the presser its assignee or a dispatcher/manager."""
     assert turn.person is not None
-    if not roles_of(turn.person, ticket) & _DECIDERS or token.arg is None:
+    if not roles_of(turn.person, ticket) & OTHER_ACTION_ROLES[token.action] or token.arg is None:
         raise NotAllowed(action=token.action.value, state=ticket.state)
     intake = ticket.intake or {}
     settings = turn.env.settings.parts
