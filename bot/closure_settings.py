@@ -39,6 +39,9 @@ class ClosureSettings(BaseModel):
     """The largest evidence photo taken (JPEG, PNG or WebP, checked by their magic bytes)."""
     photos_per_ticket: int = Field(20, ge=1, le=200)
     """At most this many photos on one ticket."""
+    reports_per_minute: int = Field(6, ge=1, le=600)
+    """Service reports (PDF) one person may have drawn per minute; the hub draws one at a
+    time (a report is ~0.5 s of CPU), so a busy console cannot starve the hub."""
     notice_hours: float = Field(24.0, ge=0)
     """The customer is told this long before a resolved ticket closes by itself
     (``[tickets] auto_close_hours``), and is always given at least this long to answer (0: no

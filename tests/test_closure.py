@@ -443,3 +443,17 @@ def test_checklists_name_known_categories_and_short_items(tmp_path: Path) -> Non
     ):
         with pytest.raises(ConfigError):
             load_settings(None, closure=bad)
+
+
+async def test_service_reports_are_limited_per_person(running: Start) -> None:
+    """Each report is drawn on the hub's CPU: a person asking for more than
+    ``reports_per_minute`` is told to wait (429 with Retry-After); another person is not."""
+    hub = await running(closure={"reports_per_minute": 1})
+    li, zhao = await staff(hub, "li"), await staff(hub, "zhao")
+    url = f"{hub.base}/console/api/tickets/GD-999/report.pdf"
+    async with hub.http.get(url, headers=bearer(li)) as r:
+        assert r.status == 404  # (counted: the limit comes before the ticket is looked up)
+    async with hub.http.get(url, headers=bearer(li)) as r:
+        assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
+    async with hub.http.get(url, headers=bearer(zhao)) as r:
+        assert r.status == 404

@@ -17,14 +17,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 from aiohttp import web
 
 from bot.closure import Photo, image_type
-from bot.errors import BadRequest, Forbidden, InvalidTransition, NotAllowed
+from bot.errors import BadRequest, Forbidden, InvalidTransition, NotAllowed, TooManyRequests
 from bot.flows import closure as flow
 from bot.hub import Hub
+from bot.ratelimit import per_minute
 from bot.service_report import service_report
 from bot.texts import say
 from bot.unit import Turn, Unit
@@ -179,13 +181,22 @@ async def get_evidence(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type=media_type, headers=_IMAGE_HEADERS)
 
 
+#: One service report drawn at a time in this process (each is a few hundred ms of CPU).
+_DRAWING = asyncio.Semaphore(1)
+
+
 async def report_pdf(request: web.Request) -> web.Response:
-    hub, _, locale = await _staff(request)
+    hub, person, locale = await _staff(request)
     lang = request.query.get("lang", locale)
     if set(request.query) - {"lang"} or lang not in ("zh", "en"):
         raise BadRequest("only 'lang' (zh or en) may be given")
+    rate = per_minute(hub.settings.closure.reports_per_minute)
+    wait = await hub.access.limiter.hit(rate, "service-report", str(person.id))
+    if wait is not None:
+        raise TooManyRequests(wait, f"too many service reports; try again in {wait:.0f} s")
     ticket = await _read_ticket(hub, ticket_ref(request.match_info["ref"]))
-    pdf = await service_report(hub.db, hub.settings, hub.audit_key, ticket.id, lang)
+    async with _DRAWING:
+        pdf = await service_report(hub.db, hub.settings, hub.audit_key, ticket.id, lang)
     name = f"{ticket.number}-service-report.pdf"
     return web.Response(
         body=pdf,
