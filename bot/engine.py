@@ -396,19 +396,7 @@ class Engine:
             async with self.work.unit() as tx:
                 (person,) = await self._identify(tx, [row], [event])
                 acknowledge(Turn(tx.unit, key + ":ack", person, event))  # keyed: said once
-            heard = await self._hear(row, event)
-            async with self.work.unit() as tx:
-                (person,) = await self._identify(tx, [row], [event])
-                outcome = await self._run(tx, row, event, person, heard)
-                status, error = ("done", None) if outcome is None else outcome[1:]
-
-                async def finish(conn: AsyncConnection) -> None:
-                    if not await inbound.finish(
-                        conn, row.id, row.attempts, status, now=utcnow(), error=error
-                    ):
-                        raise _LeaseLost()
-
-                tx.before_write.append(finish)
+            await self._run_leased(row, event, heard=await self._hear(row, event))
         except _LeaseLost:
             log.warning("voice note %s was taken over by another worker; left to it", key)
         except Exception:
@@ -423,22 +411,30 @@ class Engine:
         try:
             limit = self.env.settings.closure.photo_max_bytes
             seen = await look(self.adapters, event, limit, within=0.8 * self.lease.total_seconds())
-            async with self.work.unit() as tx:
-                (person,) = await self._identify(tx, [row], [event])
-                outcome = await self._run(tx, row, event, person, seen=seen)
-                status, error = ("done", None) if outcome is None else outcome[1:]
-
-                async def finish(conn: AsyncConnection) -> None:
-                    if not await inbound.finish(
-                        conn, row.id, row.attempts, status, now=utcnow(), error=error
-                    ):
-                        raise _LeaseLost()
-
-                tx.before_write.append(finish)
+            await self._run_leased(row, event, seen=seen)
         except _LeaseLost:
             log.warning("picture %s was taken over by another worker; left to it", key)
         except Exception:
             log.exception("picture %s failed; it will be claimed again", key)
+
+    async def _run_leased(
+        self, row: Claimed, event: Inbound, *, heard: Heard | None = None, seen: Seen | None = None
+    ) -> None:
+        """Decide an event taken on a lease (a voice note once heard, a picture once fetched)
+        in a unit of its own, which also marks it finished; ``_LeaseLost`` when another worker
+        took it over meanwhile (the unit then writes nothing)."""
+        async with self.work.unit() as tx:
+            (person,) = await self._identify(tx, [row], [event])
+            outcome = await self._run(tx, row, event, person, heard, seen=seen)
+            status, error = ("done", None) if outcome is None else outcome[1:]
+
+            async def finish(conn: AsyncConnection) -> None:
+                if not await inbound.finish(
+                    conn, row.id, row.attempts, status, now=utcnow(), error=error
+                ):
+                    raise _LeaseLost()
+
+            tx.before_write.append(finish)
 
     async def _hear(self, row: Claimed, event: Voice) -> Heard:
         hearing = asyncio.create_task(self.ears.hear(event))
