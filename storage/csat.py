@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.models import TABLES
 
@@ -181,12 +182,16 @@ async def csat_summary(
     team_key: str | None = None,
     *,
     low_score: int = 2,
+    tickets: Sequence[ColumnElement[bool]] = (),
 ) -> CsatSummary:
-    """Ratings given in ``[start, end)`` (by ``rated_at``, UTC), of one team's tickets or all."""
+    """Ratings given in ``[start, end)`` (by ``rated_at``, UTC), of one team's tickets or all;
+    ``tickets``: more conditions on the rated tickets (the dashboard's and report's scope)."""
     where = [Q.c.rated_at >= start, Q.c.rated_at < end, Q.c.score.is_not(None)]
     stmt = select(Q.c.score, func.count()).where(and_(*where)).group_by(Q.c.score)
+    if team_key is not None or tickets:
+        stmt = stmt.join(T, T.c.id == Q.c.ticket_id).where(*tickets)
     if team_key is not None:
-        stmt = stmt.join(T, T.c.id == Q.c.ticket_id).where(T.c.team_key == team_key)
+        stmt = stmt.where(T.c.team_key == team_key)
     counts: Sequence[Any] = (await session.execute(stmt)).all()
     distribution = dict.fromkeys(range(1, 6), 0)
     for score, n in counts:

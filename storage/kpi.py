@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
+from storage.csat import CsatSummary, csat_summary
 from storage.models import TABLES, UTCDateTime
 
 __all__ = [
@@ -553,20 +554,10 @@ async def respond_overdue(
 
 
 async def csat(
-    conn: AsyncConnection, scope: Scope, edges: Sequence[datetime]
-) -> tuple[float | None, int, int]:
-    """The average rating given within the period, how many, and how many were ≤ 2."""
-    q = (
-        select(
-            func.avg(C.c.score),
-            func.count(),
-            func.coalesce(func.sum(case((C.c.score <= 2, 1), else_=0)), 0),
-        )
-        .join(T, T.c.id == C.c.ticket_id)
-        .where(C.c.score.is_not(None), _within(C.c.rated_at, edges), *_conds(scope))
-    )
-    avg, n, low = (await conn.execute(q)).one()
-    return (float(avg) if avg is not None else None), int(n), int(low)
+    conn: AsyncConnection, scope: Scope, edges: Sequence[datetime], *, low_score: int
+) -> CsatSummary:
+    """The ratings given within the period, of the tickets in scope (``storage.csat``)."""
+    return await csat_summary(conn, edges[0], edges[-1], low_score=low_score, tickets=_conds(scope))
 
 
 async def causes(

@@ -97,7 +97,8 @@ async def test_days_are_cut_in_the_configured_zone(db: Database) -> None:
         assert await kpi.breaches(conn, scope, day_4) == 0
         assert await kpi.respond_overdue(conn, scope, day_3) == (1, 3)
         assert await kpi.transfers(conn, scope, [local(12, 2, 0), local(12, 3, 0)]) == 1
-        assert await kpi.csat(conn, scope, day_3) == (2.0, 1, 1)
+        rated = await kpi.csat(conn, scope, day_3, low_score=2)
+        assert (rated.average, rated.count, rated.low) == (2.0, 1, 1)
         cats, causes = await kpi.causes(conn, scope, day_3)
         assert cats == [("equipment_failure", 1)] and causes == [("电源模块损坏", 1)]
         assert await kpi.suggestions(conn, day_3) == [("3号注塑机", 3, 30.0)]

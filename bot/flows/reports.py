@@ -102,7 +102,7 @@ async def compose(
     daily = (await kpi.daily(conn, scope, edges)).get(-1, kpi.DayFigures(-1))
     open_now = sum((await kpi.board(conn, scope)).values())
     late, opened = await kpi.respond_overdue(conn, scope, edges)
-    avg, rated, low = await kpi.csat(conn, scope, edges)
+    rated = await kpi.csat(conn, scope, edges, low_score=settings.csat.low_score)
     cats, causes = await kpi.causes(conn, scope, edges)
     pm = await kpi.suggestions(conn, edges, teams=teams)
     sep = "，" if locale == "zh" else ", "
@@ -114,8 +114,8 @@ async def compose(
             opened=opened),
         say("report.breaches", locale, n=await kpi.breaches(conn, scope, edges)),
         say("report.transfers", locale, n=await kpi.transfers(conn, scope, edges)),
-        say("report.csat", locale, avg=f"{avg:.1f}", n=rated, low=low)
-        if avg is not None
+        say("report.csat", locale, avg=f"{rated.average:.1f}", n=rated.count, low=rated.low)
+        if rated.average is not None
         else say("report.csat_none", locale),
     ]  # fmt: skip
     if cats:
