@@ -25,7 +25,8 @@ from bot.config import Person, Settings
 from bot.directory import Directory
 from bot.errors import BadRequest, Forbidden
 from bot.texts import say
-from bot.tickets import ClockKind, TicketState, clock_label, state_label
+from bot.ticket_labels import clock_label, state_label
+from bot.tickets import ClockKind, TicketState
 from storage import kpi
 from storage.kpi import Scope
 

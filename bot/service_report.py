@@ -23,13 +23,8 @@ from typing import Any
 
 from bot.config import Settings
 from bot.texts import local_time, say
-from bot.tickets import (
-    Category,
-    TicketState,
-    action_label_of,
-    state_label,
-    state_label_of,
-)
+from bot.ticket_labels import action_label_of, state_label, state_label_of
+from bot.tickets import Category, TicketState
 from storage import evidence, repo
 from storage.db import Database
 from storage.models import Ticket, TicketEvent, utcnow

@@ -20,7 +20,7 @@ from bot.errors import (
     UnknownTicket,
 )
 from bot.phrases import closure, console, csat, dashboard, parts, progress, report
-from bot.tickets import action_label_of, state_label_of
+from bot.ticket_labels import action_label_of, state_label_of
 
 __all__ = ["local_time", "refusal", "say", "short_time", "span"]
 

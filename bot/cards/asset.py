@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bot.assets import out_of_warranty
 from bot.texts import say
-from bot.tickets import TicketState, state_label
+from bot.ticket_labels import state_label
+from bot.tickets import TicketState
 from bot.unit import Turn
 from storage.records import Ticket
 

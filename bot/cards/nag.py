@@ -7,15 +7,8 @@ from bot.cards.ticket import AUDIENCE_ROLES, action_button
 from bot.events import Card
 from bot.sla.view import clock_lines
 from bot.texts import say
-from bot.tickets import (
-    OPEN_STATES,
-    SlaAction,
-    TicketAction,
-    TicketState,
-    allowed_actions,
-    facts_of,
-    state_label,
-)
+from bot.ticket_labels import state_label
+from bot.tickets import OPEN_STATES, SlaAction, TicketAction, TicketState, allowed_actions, facts_of
 from bot.unit import Turn
 from storage.records import Ticket
 

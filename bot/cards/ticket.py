@@ -13,6 +13,7 @@ from bot.events import Button, Card
 from bot.routing_rules import recorded_reason
 from bot.sla.view import deadline_summary
 from bot.texts import local_time, say
+from bot.ticket_labels import action_label, state_label
 from bot.tickets import (
     IMPACT_STATES,
     IMPACTS,
@@ -24,10 +25,8 @@ from bot.tickets import (
     Role,
     TicketAction,
     TicketState,
-    action_label,
     allowed_actions,
     facts_of,
-    state_label,
 )
 from bot.unit import Turn
 from storage.records import Person, Ticket

@@ -10,6 +10,7 @@ from typing import Any
 from bot.cards.ticket import action_button
 from bot.events import Button, Card
 from bot.texts import say
+from bot.ticket_labels import action_label, state_label
 from bot.tickets import (
     OPEN_STATES,
     NoteAction,
@@ -17,11 +18,9 @@ from bot.tickets import (
     TicketAction,
     TicketFacts,
     TicketState,
-    action_label,
     allowed_actions,
     applies,
     facts_of,
-    state_label,
 )
 from bot.unit import Turn
 from storage.records import Ticket, VoiceNote

@@ -12,6 +12,7 @@ from bot.errors import FlowError, StaleTransition, TokenInvalid, UnknownTicket
 from bot.events import Action
 from bot.flows import closure, csat, parts, questions, routing, snooze, voice
 from bot.texts import say
+from bot.ticket_labels import action_label
 from bot.tickets import (
     ClosureAction,
     CsatAction,
@@ -20,7 +21,6 @@ from bot.tickets import (
     PartsAction,
     SlaAction,
     TicketAction,
-    action_label,
 )
 from bot.unit import Turn
 

@@ -39,14 +39,8 @@ from bot.flows import csat, followups, parts, repeats, reply, routing, signin, s
 from bot.nlp.classify import Reading, classify
 from bot.sla.clocks import sync
 from bot.texts import say, short_time
-from bot.tickets import (
-    OPEN_STATES,
-    Category,
-    IntakeAction,
-    Priority,
-    TicketState,
-    action_label,
-)
+from bot.ticket_labels import action_label
+from bot.tickets import OPEN_STATES, Category, IntakeAction, Priority, TicketState
 from bot.unit import Turn
 from storage.assets import AssetEntry
 from storage.records import Ticket

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from bot.sla.clocks import remaining
 from bot.sla.policy import Policies
 from bot.texts import local_time, say, short_time, span
-from bot.tickets import ClockKind, TicketState, clock_label
+from bot.ticket_labels import clock_label
+from bot.tickets import ClockKind, TicketState
 from storage.records import Clock
 
 __all__ = ["clock_line", "clock_lines", "clock_status", "deadline_summary", "earliest_due_text"]

@@ -17,7 +17,8 @@ from bot.flows.maintenance import asset_maintenance
 from bot.hub import Hub
 from bot.sla.view import clock_status
 from bot.texts import say
-from bot.tickets import Priority, TicketState, state_label
+from bot.ticket_labels import state_label
+from bot.tickets import Priority, TicketState
 from bot.web.auth import client_of, staff_of
 from storage import assets as asset_rows
 from storage import outbox, repo

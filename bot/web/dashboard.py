@@ -27,7 +27,7 @@ from bot.hub import Hub
 from bot.kpi import Query, compute, parse_query, scope_of, viewer_teams, with_customer
 from bot.ratelimit import per_minute
 from bot.texts import TEXTS, local_time, say
-from bot.tickets import state_label_of
+from bot.ticket_labels import state_label_of
 from bot.web.api import HUB
 from bot.web.auth import staff_of
 from bot.web.dashboard_page import Choices, page

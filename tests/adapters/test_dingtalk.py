@@ -51,7 +51,8 @@ from bot.errors import (
 )
 from bot.events import Action, Address, Button, Card, Message, Notice, Text, Voice
 from bot.inbox import Accepted
-from bot.tickets import TicketAction, action_label
+from bot.ticket_labels import action_label
+from bot.tickets import TicketAction
 from storage.models import InboundEvent
 from tests.adapters.dingtalk_driver import (
     SECRET,

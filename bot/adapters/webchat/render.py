@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.events import Card, Notice, Text
-from bot.tickets import Role, may_press, press_of
+from bot.ticket_labels import press_of
+from bot.tickets import Role, may_press
 
 __all__ = ["render", "viewer_buttons"]
 
