@@ -359,8 +359,10 @@ async def test_customer_is_told_once_before_auto_close(running: Start) -> None:
     assert len(notices) == 1
     final = await hub.api(f"/api/tickets/{t.id}")
     assert final["state"] == "closed"
-    kinds = [e["kind"] for e in final["events"]]
-    assert kinds[:2] == ["close_notice", "transition"]  # (then the SLA clocks settle)
+    # The SLA clocks' own entries may come anywhere (the start-up reconcile races the ticket
+    # made here by hand); the customer's notice comes before the closing transition.
+    kinds = [e["kind"] for e in final["events"] if e["kind"] != "sla"]
+    assert kinds == ["close_notice", "transition"]
 
 
 @pytest.mark.parametrize(
