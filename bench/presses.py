@@ -126,6 +126,9 @@ class Result:
     max_ms: float = float("nan")
     server_cpu_pct: float = float("nan")  # while pressing and answering; 100 = one core
     other_cpu_pct: float = float("nan")
+    # The server's CPU from the first press until every pressed ticket is accepted, per
+    # transition: the cost of a press, whatever else the machine runs meanwhile.
+    cpu_ms_per_transition: float = float("nan")
     # Processing: state 'accepted', read from the tickets table.
     accepted: int = 0
     all_accepted: bool = False
@@ -416,6 +419,7 @@ async def measure(server: Server, args: argparse.Namespace, res: Result) -> Resu
         stop.set()
         await poller
         last_t, last_n = samples[-1] if samples else (loop.time(), 0)
+        res.cpu_ms_per_transition = 1e3 * (server.cpu_seconds() - cpu0) / max(last_n, 1)
         res.accepted, res.all_accepted = last_n, last_n >= res.pressed
         res.accept_s = last_t - fired.t0
         res.transitions_per_s = last_n / max(res.accept_s, 1e-9)
@@ -451,6 +455,7 @@ COLUMNS = (
     ("accept s", 8),
     ("trans/s", 8),
     ("trans/s run", 11),
+    ("cpu ms/tr", 9),
     ("outbox s", 8),
     ("refused", 7),
 )
@@ -474,6 +479,7 @@ def print_table(results: Sequence[Result]) -> None:
             _fmt(r.accept_s, 2),
             _fmt(r.transitions_per_s, 0) + ("" if r.all_accepted else "*"),
             _fmt(r.transitions_during_per_s, 0),
+            _fmt(r.cpu_ms_per_transition, 2),
             _fmt(r.outbox_empty_s, 1),
             "-" if r.refused is None else str(r.refused),
         ]
@@ -488,8 +494,9 @@ def print_table(results: Sequence[Result]) -> None:
         "loop) or − scheduled send (open loop).\naccept s: first press sent → every pressed "
         "ticket 'accepted' (tickets table); trans/s: accepted / accept s (* = not all within "
         "--timeout); trans/s run: accepted while the presses were being sent / that time.\n"
-        "outbox s: first press → nothing pending/sending in the outbox (the replies to the "
-        "presses); refused: presses the hub refused."
+        "cpu ms/tr: the server's CPU from the first press until all are accepted, per "
+        "transition.\noutbox s: first press → nothing pending/sending in the outbox (the "
+        "replies to the presses); refused: presses the hub refused."
     )
     sys.stdout.flush()
 

@@ -28,7 +28,8 @@ import hmac
 import json
 import logging
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 _TOKEN_PREFIX = "gds_"
 _TOUCH_EVERY = timedelta(minutes=1)  # seen_at is written at most this often per session
+_RECENT_MAX = 10_000  # sessions remembered at most (a bound, not a working size)
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
 
@@ -110,6 +112,9 @@ class Access:
         self.limiter = Limiter(settings.limits.storage)
         self._per_person = per_minutes(sec.sign_in_attempts, sec.sign_in_window_minutes)
         self._per_client = per_minutes(4 * sec.sign_in_attempts, sec.sign_in_window_minutes)
+        # Sessions read lately (digest → when read, the row): a console's stream and presses
+        # do not each cost a database read; ``session_recheck_seconds`` bounds how stale.
+        self._recent: dict[str, tuple[float, rows.SessionRow]] = {}
 
     # ------------------------------------------------------------------------- links
 
@@ -259,8 +264,7 @@ class Access:
         if not token.startswith(_TOKEN_PREFIX) or len(token) > 100:
             raise SignatureInvalid("not a staff session")
         digest = _digest(token)
-        async with self.db.reads() as conn:
-            row = await rows.get_session(conn, digest)
+        row = await self._session(digest)
         now = utcnow()
         if row is None or row.revoked_at is not None:
             raise SignatureInvalid("signed out: sign in again")
@@ -273,15 +277,50 @@ class Access:
         if now - row.seen_at >= _TOUCH_EVERY:
             async with self.db.begin() as conn:
                 await rows.touch_session(conn, digest, now)
+            if digest in self._recent:
+                self._recent[digest] = (self._recent[digest][0], replace(row, seen_at=now))
         return StaffUser(person, digest, self.csrf(digest), row.expires_at)
+
+    async def _session(self, digest: str) -> rows.SessionRow | None:
+        """The session's row: as read within the last ``session_recheck_seconds`` in this
+        process, else from the database. A sign-out here takes effect at once; one made by
+        another process (or ``gongdan passwd``) within that many seconds."""
+        recheck = self.settings.security.session_recheck_seconds
+        mono = time.monotonic()
+        known = self._recent.get(digest)
+        if known is not None and mono - known[0] < recheck:
+            return known[1]
+        async with self.db.reads() as conn:
+            row = await rows.get_session(conn, digest)
+        if recheck > 0 and row is not None and row.revoked_at is None:
+            if len(self._recent) >= _RECENT_MAX:  # (stale entries first; never unbounded)
+                self._recent = {d: k for d, k in self._recent.items() if mono - k[0] < recheck}
+                if len(self._recent) >= _RECENT_MAX:
+                    self._recent.clear()
+            self._recent[digest] = (mono, row)
+        else:
+            self._recent.pop(digest, None)
+        return row
+
+    def _forget(self, person_key: str | None = None, digest: str | None = None) -> None:
+        """Sessions ended here are never taken from memory again."""
+        if digest is not None:
+            self._recent.pop(digest, None)
+        if person_key is not None:
+            gone = [d for d, (_, row) in self._recent.items() if row.person_key == person_key]
+            for d in gone:
+                del self._recent[d]
 
     async def sign_out(self, user: StaffUser) -> None:
         async with self.db.begin() as conn:
             await rows.revoke_session(conn, user.digest, utcnow())
+        self._forget(digest=user.digest)
 
     async def sign_out_everywhere(self, person_key: str) -> int:
         async with self.db.begin() as conn:
-            return await rows.revoke_person(conn, person_key, utcnow())
+            ended = await rows.revoke_person(conn, person_key, utcnow())
+        self._forget(person_key)
+        return ended
 
     async def set_password(self, person_key: str, password: str | None) -> None:
         """Set (None: remove) a person's password; every sign-in of theirs ends."""
@@ -292,3 +331,4 @@ class Access:
             hashed = await asyncio.to_thread(self.hasher.hash, check_password(password))
         async with self.db.begin() as conn:
             await rows.set_password(conn, person_key, hashed, utcnow())
+        self._forget(person_key)

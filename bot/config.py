@@ -122,6 +122,11 @@ class SecuritySettings(_Section):
     """Failed sign-ins allowed per person, and ``4 ×`` this per client address, within
     ``sign_in_window_minutes``; beyond that sign-in answers 429 until the window passes."""
     sign_in_window_minutes: float = Field(15.0, gt=0)
+    session_recheck_seconds: float = Field(2.0, ge=0, le=60)
+    """A sign-in is read from the database at most this often per process (a console's live
+    stream and its presses are not a read each). A sign-out takes effect at once in the
+    process that made it, and within this many seconds in other ``gongdan serve`` processes
+    and after ``gongdan passwd``. 0: read on every request."""
 
 
 class AuditSettings(_Section):

@@ -50,13 +50,66 @@ from storage.models import utcnow
 from storage.records import Person
 from storage.unit import Conflict, customer_key
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "WriteCost"]
 
 log = logging.getLogger(__name__)
 
 
 class _LeaseLost(Exception):
     """Our claim on a voice note expired and another worker took it: roll back, do nothing."""
+
+
+_LEAST_PER_EVENT = 0.00005  # s: no event's rows are written faster (a noisy line's floor)
+
+
+def _point(events: int, fixed: float, per_event: float) -> list[float]:
+    """One unit's share of the line's sums: weight, events, seconds, events², events × s."""
+    seconds = fixed + per_event * events
+    return [1.0, float(events), seconds, float(events * events), events * seconds]
+
+
+class WriteCost:
+    """How long a unit's write holds SQLite's write lock: ``fixed + per_event × events``, a
+    least-squares line through recent units (older ones fade). The fixed part (BEGIN, COMMIT,
+    the trips that do not grow with the batch) must not be charged per event: a unit of one
+    event that takes 5 ms would otherwise make every next unit one event again, for good.
+    While the units seen were all of one size the line is unknown: a unit that found its batch
+    full, and would be followed by one of the same size, is followed by one a size larger."""
+
+    def __init__(self, *, fixed: float = 0.002, per_event: float = 0.0003) -> None:
+        self.fixed, self.per_event = fixed, per_event
+        self._sums = [0.0] * 5  # weight, events, seconds, events², events × seconds
+        for events in (1, 16):  # the guess counts as two units, until real ones outweigh it
+            self._sums = [
+                a + b for a, b in zip(self._sums, _point(events, fixed, per_event), strict=True)
+            ]
+        self._probe = 0  # the next size to try (0: none)
+        self._budget = 0.010  # (the last asked for)
+
+    def add(self, events: int, seconds: float, *, full: bool) -> None:
+        point = _point(events, seconds, 0.0)
+        self._sums = [0.9 * a + b for a, b in zip(self._sums, point, strict=True)]
+        w, n, t, nn, nt = self._sums
+        mean_n, mean_t = n / w, t / w
+        spread = nn / w - mean_n * mean_n
+        self._probe = 0
+        if spread > 0.1:  # sizes varied enough to tell the two parts apart
+            self.per_event = max((nt / w - mean_n * mean_t) / spread, _LEAST_PER_EVENT)
+            self.fixed = min(max(mean_t - self.per_event * mean_n, 0.0), mean_t)
+        else:
+            self.per_event = max((mean_t - self.fixed) / max(mean_n, 1.0), _LEAST_PER_EVENT)
+            if full and self._fits(1 << 30) == events:  # stuck at one size: try one more
+                self._probe = events + 1
+
+    def size(self, budget: float, most: int) -> int:
+        """Events per unit for a write of about ``budget`` seconds (at least one)."""
+        self._budget = budget
+        return max(1, min(most, max(self._fits(most), self._probe)))
+
+    def _fits(self, most: int) -> int:
+        budget = self._budget  # (the fixed part is paid anyway: half the budget at least
+        room = max(budget - self.fixed, budget / 2)  # goes to events, however slow a write was)
+        return min(most, int(room / self.per_event))
 
 
 class Engine:
@@ -88,7 +141,7 @@ class Engine:
         self.wake = asyncio.Event()
         self._stopping = False
         self._voice: set[asyncio.Task[None]] = set()
-        self._per_event = 0.0005  # seconds of write per event (a moving average; SQLite)
+        self._cost = WriteCost()  # what a unit's write costs, by its number of events (SQLite)
         self._alone = 0  # units to run one event at a time (after a unit failed to commit)
         # The last unit's claim found fewer events than it could take and left none to try
         # again: on SQLite (one process writes it; the intake wakes us after each commit)
@@ -168,7 +221,7 @@ class Engine:
             return 1
         if not self.db.is_sqlite:
             return self.batch
-        return max(1, min(self.batch, int(self.budget / self._per_event)))
+        return self._cost.size(self.budget, self.batch)
 
     async def step(self, size: int = 1) -> int:
         """One unit of at most ``size`` events: claim, decide, write. Returns how many events
@@ -194,8 +247,7 @@ class Engine:
                 if rest:
                     taken += await self._handle(tx, rest)
             if rows and self.db.is_sqlite:
-                per_event = self.work.last_write / len(rows)
-                self._per_event = 0.8 * self._per_event + 0.2 * per_event
+                self._cost.add(len(rows), self.work.last_write, full=len(rows) == size)
                 self._drained = len(rows) < size and not self._retrying
         except (Conflict, Taken) as exc:  # someone else changed what we read: read again
             log.info("a unit of %d events met a change made meanwhile (%s); again", len(rows), exc)

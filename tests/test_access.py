@@ -397,3 +397,33 @@ async def test_the_api_takes_a_staff_members_own_sign_in_and_metrics_stay_local(
         hub.base + "/metrics", headers={**away, "Authorization": "Bearer test-token"}
     ) as r:
         assert r.status == 200 and "gongdan_" in await r.text()
+
+
+async def test_a_sign_in_ended_by_another_process_counts_within_the_recheck(
+    running: Start,
+) -> None:
+    async def revoke_elsewhere(hub: Any, token: str) -> None:  # as another worker would
+        async with hub.hub.db.transaction() as s:
+            await s.execute(
+                update(StaffSession)
+                .where(StaffSession.id == hashlib.sha256(token.encode()).hexdigest())
+                .values(revoked_at=utcnow())
+            )
+
+    for recheck, still_works in ((0.0, False), (60.0, True)):
+        hub = await running(security={"session_recheck_seconds": recheck})
+        token = _link_token(hub.hub.access.issue_link("li", "cli"))
+        status, body, _ = await _sign_in(hub, {"link": token, "bearer": True})
+        session = str(body["token"])
+        assert (await _get(hub, "/console/api/me", headers=bearer(session)))[0] == 200
+        await revoke_elsewhere(hub, session)
+        status, _ = await _get(hub, "/console/api/me", headers=bearer(session))
+        assert (status == 200) is still_works
+        # A sign-out through this process ends it at once, whatever the recheck.
+        other = _link_token(hub.hub.access.issue_link("li", "cli"))
+        status, body, _ = await _sign_in(hub, {"link": other, "bearer": True})
+        mine = str(body["token"])
+        assert (await _get(hub, "/console/api/me", headers=bearer(mine)))[0] == 200
+        status, _ = await hub.post("/console/api/sign-out", {}, headers=bearer(mine))
+        assert status == 200
+        assert (await _get(hub, "/console/api/me", headers=bearer(mine)))[0] == 401
