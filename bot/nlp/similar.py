@@ -19,11 +19,12 @@ which may run in a thread: token ids are handed out under a lock.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import threading
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -137,6 +138,13 @@ def case_tokens(text: str) -> list[str]:
             if len(token) >= 3:  # a long word also matches its parts: 冷却塔 → 冷却
                 found += [token[i : i + 2] for i in range(len(token) - 1)]
     return found
+
+
+@functools.lru_cache(maxsize=8192)
+def _query_tokens(text: str) -> tuple[str, ...]:
+    """``case_tokens`` of a ticket's query (a ticket's card asks again on every change; the
+    answers are forgotten whenever a case changes, the words need not be)."""
+    return tuple(case_tokens(text))
 
 
 def _stem(word: str) -> str:
@@ -299,13 +307,13 @@ class SimilarCases:
         key = (ticket.id, query_text(ticket), ticket.merged_into, tuple(sorted(exclude)))
         answer = self._answers.get(key)
         if answer is None:
-            if len(self._answers) >= 1024:
+            if len(self._answers) >= 8192:
                 self._answers.clear()
             answer = self._answers[key] = self._lookup(self._base, ticket, key[3])
         return list(answer)
 
     def _lookup(self, base: _Base, ticket: CaseSource, exclude: tuple[int, ...]) -> list[Match]:
-        query = sorted(set(self._ids(case_tokens(query_text(ticket)), grow=False)))
+        query = sorted(set(self._ids(_query_tokens(query_text(ticket)), grow=False)))
         if not query:
             return []
         skip = {ticket.id, *exclude}
@@ -357,7 +365,7 @@ class SimilarCases:
                 scores[ticket_id] = scores.get(ticket_id, 0.0) + idf * tf / (tf + norm)
         return [(score, ticket_id) for ticket_id, score in scores.items()]
 
-    def _ids(self, words: list[str], *, grow: bool) -> list[int]:
+    def _ids(self, words: Sequence[str], *, grow: bool) -> list[int]:
         vocab = self._vocab
         if not grow:
             return [vocab[w] for w in words if w in vocab]
