@@ -115,7 +115,8 @@ def _what(e: TicketEvent, locale: str) -> str:
                 text += " · " + say("svc.event.note", locale, note=data["note"])
             return text
         case "checklist":
-            return say("svc.event.checklist", locale, item=data.get("item", ""))
+            key = "svc.event.unchecked" if data.get("undone") else "svc.event.checklist"
+            return say(key, locale, item=data.get("item", ""))
         case "evidence" if data.get("root_cause"):
             return say("svc.event.root_cause", locale, cause=data["root_cause"])
         case "evidence":

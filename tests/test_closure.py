@@ -78,6 +78,10 @@ def _ticks(card: dict[str, Any]) -> list[str]:
     return [b["label"] for b in card["payload"]["buttons"] if b["action"] == "tick"]
 
 
+def _tick(card: dict[str, Any], label: str) -> str:
+    return str(next(b for b in card["payload"]["buttons"] if b["label"] == label)["token"])
+
+
 async def test_resolve_is_refused_until_every_checklist_item_is_ticked(running: Start) -> None:
     hub = await running(closure=CHECKS)
     cust, li, wang = await customer(hub), await staff(hub, "li"), await staff(hub, "wang")
@@ -101,25 +105,37 @@ async def test_resolve_is_refused_until_every_checklist_item_is_ticked(running: 
         await wfeed.wait_text("您没有权限")
 
         # 李工 ticks the first item: the card shows who and when, one ✓ left.
-        await press(hub, li, button(card, "tick"), "li")
+        await press(hub, li, _tick(card, "✓ 现场已清理"), "li")
         card = await lfeed.wait_card("li", lambda p: "☑ 现场已清理" in str(p["fields"]))
         assert _field(card, "完工检查").startswith("☑ 现场已清理（李工 ")  # type: ignore[union-attr]
-        assert _ticks(card) == ["✓ 试机正常"]
+        assert _ticks(card) == ["↺ 现场已清理", "✓ 试机正常"]
+        # A slip of the finger: ↺ takes the tick back, and ✓ gives it again.
+        await press(hub, li, _tick(card, "↺ 现场已清理"), "li")
+        await lfeed.wait_text("已撤销「现场已清理」的勾选")
+        card = await lfeed.wait_card("li", lambda p: "☐ 现场已清理" in str(p["fields"]))
+        assert _ticks(card) == ["✓ 现场已清理", "✓ 试机正常"]
+        await press(hub, li, _tick(card, "✓ 现场已清理"), "li")
+        card = await lfeed.wait_card("li", lambda p: "☑ 现场已清理" in str(p["fields"]))
         await press(hub, li, button(card, "resolve"), "li", note="冷却风扇损坏，已更换")
         await eventually(
             lambda: _count(lfeed, "检查清单还有未完成项：试机正常。"), what="second refusal"
         )
         assert await _state_is(hub, ticket["id"], "repairing")
 
-        await press(hub, li, button(card, "tick"), "li")
+        await press(hub, li, _tick(card, "✓ 试机正常"), "li")
         card = await lfeed.wait_card("li", lambda p: "☑ 试机正常" in str(p["fields"]))
-        assert _ticks(card) == []
+        assert _ticks(card) == ["↺ 现场已清理", "↺ 试机正常"]
         await press(hub, li, button(card, "resolve"), "li", note="冷却风扇损坏，已更换")
         await eventually(lambda: _state_is(hub, ticket["id"], "resolved"), what="resolved")
 
     final = await hub.api(f"/api/tickets/{ticket['id']}")
     ticks = [(e["actor"], e["data"]) for e in final["events"] if e["kind"] == "checklist"]
-    assert ticks == [("李工", {"item": "现场已清理"}), ("李工", {"item": "试机正常"})]
+    assert ticks == [
+        ("李工", {"item": "现场已清理"}),
+        ("李工", {"item": "现场已清理", "undone": True}),
+        ("李工", {"item": "现场已清理"}),
+        ("李工", {"item": "试机正常"}),
+    ]
     refused = [e["data"]["reason"] for e in final["events"] if e["kind"] == "refused"]
     assert refused.count("RequirementMissing") == 2 and "NotAllowed" in refused
 
@@ -261,8 +277,9 @@ async def test_service_report_pdf_names_the_ticket_and_its_audit_head(
         assert (await _upload(hub, li, ticket["number"], PNG))[0] == 201
         for _ in range(2):
             card = await current_card(hub, lfeed, "li", ticket["id"])
-            ticked = len([b for b in card["payload"]["buttons"] if b["action"] == "tick"])
-            await press(hub, li, button(card, "tick"), "li")
+            ticked = _open_ticks(card["payload"])
+            first = next(b for b in card["payload"]["buttons"] if b["label"].startswith("✓"))
+            await press(hub, li, first["token"], "li")
             await lfeed.wait_card("li", lambda p, n=ticked: _open_ticks(p) == n - 1)
         card = await current_card(hub, lfeed, "li", ticket["id"])
         await press(hub, li, button(card, "resolve"), "li", note="冷却风扇损坏，已更换")
@@ -312,7 +329,7 @@ async def test_service_report_pdf_names_the_ticket_and_its_audit_head(
 
 
 def _open_ticks(payload: dict[str, Any]) -> int:
-    return len([b for b in payload["buttons"] if b["action"] == "tick"])
+    return len([b for b in payload["buttons"] if b["label"].startswith("✓")])
 
 
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)

@@ -1,5 +1,5 @@
 """The closure part of a staff ticket card: the category's checklist with a ✓ button per open
-item, and how many photos prove the work (``bot/flows/closure.py``)."""
+item and a ↺ per ticked one, and how many photos prove the work (``bot/flows/closure.py``)."""
 
 from __future__ import annotations
 
@@ -28,22 +28,24 @@ def closure_parts(
     done = closure.ticked(ticket)
     tz = turn.env.settings.tz
     lines = []
+    open_ = TicketState(ticket.state) in closure.TICK_STATES
     for index, item in enumerate(items):
         entry = done.get(item)
         if entry is None:
             lines.append(say("closure.item.open", locale, item=item))
-            if TicketState(ticket.state) in closure.TICK_STATES:
-                token = ActionToken(ticket.id, ClosureAction.TICK, ticket.version, index)
-                buttons.append(
-                    Button(
-                        label=say("closure.tick.button", locale, item=item),
-                        token=turn.env.codec.encode(token),
-                        action=ClosureAction.TICK.value,
-                    )
-                )
         else:
             at = local_time(datetime.fromisoformat(entry["at"]), tz)
             lines.append(say("closure.item.done", locale, item=item, name=entry["by"], at=at))
+        if open_:  # one button per item: ✓ ticks it, ↺ (a slip of the finger) takes it back
+            token = ActionToken(ticket.id, ClosureAction.TICK, ticket.version, index)
+            key = "closure.tick.button" if entry is None else "closure.untick.button"
+            buttons.append(
+                Button(
+                    label=say(key, locale, item=item),
+                    token=turn.env.codec.encode(token),
+                    action=ClosureAction.TICK.value,
+                )
+            )
     if lines:
         fields.append((say("closure.field.checklist", locale), "\n".join(lines)))
     if ticket.photos:

@@ -2,7 +2,8 @@
 
 - A tick (``ClosureAction.TICK`` on a staff card) marks one item of the category's checklist
   done — by the assignee or a manager, while the ticket is being worked on — and goes on the
-  audit trail; 已解决 is refused while an item is open (``Requirement.CHECKLIST``).
+  audit trail; its ↺ takes a tick back (audited too); 已解决 is refused while an item is open
+  (``Requirement.CHECKLIST``).
 - A photo (uploaded on the console, or sent in chat by staff) is evidence: the ticket counts
   it, the audit trail names its hash, and the caller stores the picture
   (``storage.evidence``) in the same transaction.
@@ -64,16 +65,20 @@ async def tick(turn: Turn, ticket: Ticket, index: int | None, version: int) -> N
     if version != ticket.version or index is None or not 0 <= index < len(items):
         raise StaleTransition()  # (a checklist changed in the settings since: the same)
     item = items[index]
-    if item in closure.ticked(ticket):
-        turn.notify_presser(say("closure.tick.already", turn.locale, item=item))
-        return
     turn.unit.touch(ticket.id)
-    entry = {"item": item, "by": person.name, "at": turn.now.isoformat()}
-    ticket.checklist = [*(ticket.checklist or []), entry]  # replaced, never mutated
+    kept = [e for e in ticket.checklist or [] if e.get("item") != item]
+    if len(kept) < len(ticket.checklist or []):  # ticked: the press takes it back (↺)
+        ticket.checklist = kept  # replaced, never mutated
+        done = {"item": item, "undone": True}
+        said = "closure.unticked"
+    else:
+        entry = {"item": item, "by": person.name, "at": turn.now.isoformat()}
+        ticket.checklist = [*kept, entry]
+        done, said = {"item": item}, "closure.ticked"
     ticket.updated_at = turn.now
-    turn.record(ticket, "checklist", via="button", data={"item": item})
+    turn.record(ticket, "checklist", via="button", data=done)
     await lifecycle.refresh(turn, ticket)
-    turn.notify_presser(say("closure.ticked", turn.locale, item=item, number=ticket.number))
+    turn.notify_presser(say(said, turn.locale, item=item, number=ticket.number))
 
 
 async def add_photo(

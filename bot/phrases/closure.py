@@ -11,7 +11,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "closure.item.done": ("☑ {item}（{name} {at}）", "☑ {item} ({name}, {at})"),
     "closure.tick.button": ("✓ {item}", "✓ {item}"),
     "closure.ticked": ("已勾选「{item}」（{number}）。", "Ticked “{item}” ({number})."),
-    "closure.tick.already": ("「{item}」已经勾选过了。", "“{item}” was ticked already."),
+    "closure.untick.button": ("↺ {item}", "↺ {item}"),
+    "closure.unticked": (
+        "已撤销「{item}」的勾选（{number}）。",
+        "“{item}” is no longer ticked ({number}).",
+    ),
     # --- evidence photos
     "closure.field.photos": ("现场照片", "Photos"),
     "closure.photos.count": ("{count} 张", "{count}"),
@@ -104,6 +108,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "{action}: {from_state} → {to_state}",
     ),
     "svc.event.checklist": ("完工检查：{item}", "Checklist: {item}"),
+    "svc.event.unchecked": ("撤销完工检查：{item}", "Checklist item undone: {item}"),
     "svc.event.evidence": ("上传照片", "Photo added"),
     "svc.event.root_cause": ("写明原因：{cause}", "Root cause given: {cause}"),
     "svc.event.created": ("报修：{text}", "Reported: {text}"),
