@@ -27,6 +27,12 @@ class Metrics:
             "gongdan_transitions", "Ticket transitions by action", ["action"], registry=r
         )
         self.tickets_created = Counter("gongdan_tickets_created", "Tickets created", registry=r)
+        self.csat = Counter(
+            "gongdan_csat_ratings",
+            "Customers' ratings of closed tickets by stars (1-5); their comments as score=comment",
+            ["score"],
+            registry=r,
+        )
         self.intake = Counter(
             "gongdan_intake_messages",
             "Customer messages by what the intake did with them (ticket, asked, comment, "

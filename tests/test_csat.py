@@ -155,6 +155,12 @@ async def test_the_customer_rates_once_and_comments_without_opening_a_ticket(
     ]
     # Nothing went to the manager: 5 stars is not low.
     assert not [t for t in await feed_texts(hub, "zhao") if "低分" in t]
+    # The operator's /metrics counts the one rating (the second press was not one) and comment.
+    async with hub.http.get(hub.base + "/metrics") as r:
+        scraped = await r.text()
+    assert 'gongdan_csat_ratings_total{score="5"} 1.0' in scraped
+    assert 'gongdan_csat_ratings_total{score="2"}' not in scraped
+    assert 'gongdan_csat_ratings_total{score="comment"} 1.0' in scraped
 
 
 async def _rated(hub: RunningHub, ticket_id: int) -> CsatRating | None:

@@ -81,6 +81,7 @@ async def pressed(turn: Turn, token: ActionToken, event: Action) -> None:
 
     turn.unit.statements.append(rated)
     turn.record(ticket, "csat", via="button", data={"score": score})
+    turn.env.metrics.csat.labels(str(score)).inc()
     settings = turn.env.settings.csat
     text = say("csat.thanks", locale, number=number, stars=stars(score, locale))
     if settings.comment_window > 0:
@@ -122,6 +123,7 @@ async def took(turn: Turn, event: Message | Voice, text: str) -> bool:
 
     turn.unit.statements.append(kept)
     turn.record(ticket, "csat_comment", via="chat", data={"comment": comment})
+    turn.env.metrics.csat.labels("comment").inc()
     turn.reply(
         Text(say("csat.comment_thanks", turn.locale, number=ticket.number)), ticket_id=ticket.id
     )
