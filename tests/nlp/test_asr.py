@@ -364,7 +364,9 @@ def test_ct2_weights_read_back_in_openai_whispers_layout() -> None:
 #: (AMR-NB, 8 kHz), real Mandarin (AISHELL-1) and an English note for language detection.
 REAL_SPEECH_BOUNDS = {
     "BAC009S0764W0121.wav": 0.16,
-    "BAC009S0764W0122.wav": 0.16,  # base hears 一二线城市 as "12线城市": 2 of 13
+    # Base hears 一二线城市 as "12线城市" (2 of 13) with Intel's int8 kernels, and as
+    # "1-2线尝试" (4 of 13) with an AMD EPYC's: CTranslate2's int8 arithmetic differs by CPU.
+    "BAC009S0764W0122.wav": 0.32,
     "field01.amr": 0.20,
     "field02.amr": 0.20,
     "field03.amr": 0.20,
