@@ -106,3 +106,12 @@ async def test_without_a_catalog_nothing_about_stock_is_said(tmp_path: Path) -> 
     assert (
         field(cards(unit, "web:li", "update")[0], "备件") == "轴承 6205 ×2、油封 ×3，到货时间待定"
     )
+
+
+async def test_a_catalog_code_the_diagnosis_chose_is_kept_and_shown(tmp_path: Path) -> None:
+    diagnosis = {"parts_needed": [{"name": "那个圈", "qty": 1, "code": "SEAL-50"}]}
+    desk = Desk(_catalog_env(tmp_path), diagnosis=diagnosis)
+    unit = await desk.press(TicketAction.NEED_PARTS)
+    assert desk.ticket.parts == [{"name": "那个圈", "qty": 1, "code": "SEAL-50"}]
+    (request,) = texts(unit, "web:stores")
+    assert "· 那个圈 ×1 · SEAL-50 · 无库存" in request  # no name match needed: the code says it

@@ -160,10 +160,13 @@ def _diagnosis_parts(ticket: Ticket) -> list[dict[str, Any]]:
     found = (ticket.diagnosis or {}).get("parts_needed") or []
     out = []
     for p in found:
-        name, qty = str(p.get("name") or "").strip(), p.get("qty")
+        name, qty, code = str(p.get("name") or "").strip(), p.get("qty"), p.get("code")
         if name:
             count = qty if isinstance(qty, int) and 0 < qty <= MAX_QTY else 1
-            out.append({"name": name[:60], "qty": count})
+            part: dict[str, Any] = {"name": name[:60], "qty": count}
+            if isinstance(code, str) and code.strip():  # the reader's catalog match, kept
+                part["code"] = code.strip()[:100]
+            out.append(part)
     return out
 
 
