@@ -12,9 +12,13 @@ confidence from 0 to 1), or None. In order:
    matches a part named with one (``轴承`` alone could be any bearing). The rest then scores
    (0–100): equal 100; one ending the other 92 (a Chinese part name ends with what it is:
    深沟球轴承 is a 轴承, 电机碳刷 is no 电机); a model alone against a part named with it 90;
-   else the better of rapidfuzz's ``ratio`` and 0.92 × the ratio of their pinyin (what speech
-   recognition mishears: 走成 for 轴承). The best part must reach ``THRESHOLD`` and lead any
-   other part by ``MARGIN``: a name two parts fit equally well matches neither.
+   else the better of rapidfuzz's ``ratio`` and, for names as long give or take a character,
+   0.92 × the ratio of their pinyin (what speech recognition mishears: 走成 for 轴承). The
+   best part must reach ``THRESHOLD`` and lead any other part by ``MARGIN``: a name two parts
+   fit equally well matches neither.
+
+A match costs no statement; it compares the name with every name and alias that has the same
+model numbers (some 30 ms for 6,000 names without one; far fewer share a model number).
 
 Pure: no I/O, no clock. ``load_catalog`` is the one read (a voice reader loads the catalog for
 its session with it); the hub keeps one ``PartsCatalog`` in ``Env.parts``, reloaded when the
@@ -75,7 +79,7 @@ def name_key(text: str) -> tuple[frozenset[str], str]:
     return models, _NOISE.sub("", _MODEL.sub(" ", plain))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16384)
 def _pinyin(text: str) -> str:
     """The reading of a name's Chinese characters, without tones ('' when it has none)."""
     if not _HAN.search(text):
@@ -95,9 +99,10 @@ def _score(query: str, candidate: str) -> float:
     ):
         return 92.0
     score = fuzz.ratio(query, candidate)
-    heard, written = _pinyin(query), _pinyin(candidate)
-    if heard and written:
-        score = max(score, 0.92 * fuzz.ratio(heard, written))
+    if abs(len(query) - len(candidate)) <= 1:  # a misheard word has (about) as many syllables
+        heard, written = _pinyin(query), _pinyin(candidate)
+        if heard and written:
+            score = max(score, 0.92 * fuzz.ratio(heard, written))
     return float(score)
 
 
