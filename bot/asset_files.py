@@ -10,7 +10,6 @@ columns. Export writes the same columns, so a file exported and imported again c
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
@@ -18,7 +17,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.sheets import ImportProblems, check_columns, header_key, open_sheet, split_list
+from bot.sheets import (
+    ImportProblems,
+    check_columns,
+    header_key,
+    open_sheet,
+    split_list,
+    write_sheet,
+)
 from bot.sheets import cell_text as _text
 from storage.assets import AssetRow
 
@@ -190,25 +196,5 @@ def _cell(row: AssetRow, name: str) -> Any:
 
 
 def write_assets(path: Path, assets: Sequence[AssetRow]) -> None:
-    """The assets in the import's columns (English headers), as CSV (UTF-8 with a BOM, which
-    spreadsheet programs need to see Chinese) or XLSX."""
-    suffix = path.suffix.lower()
-    if suffix == ".xlsx":
-        from openpyxl import Workbook
-
-        book = Workbook()
-        sheet = book.active
-        assert sheet is not None
-        sheet.title = "assets"
-        sheet.append(list(COLUMNS))
-        for a in assets:
-            sheet.append([_cell(a, n) for n in COLUMNS])
-        book.save(path)
-    elif suffix == ".csv":
-        with path.open("w", encoding="utf-8-sig", newline="") as f:
-            out = csv.writer(f)
-            out.writerow(COLUMNS)
-            for a in assets:
-                out.writerow(["" if (v := _cell(a, n)) is None else v for n in COLUMNS])
-    else:
-        raise ImportProblems([f"{path.name}: give a .csv or .xlsx file"])
+    """The assets in the import's columns (English headers), as CSV or XLSX."""
+    write_sheet(path, "assets", COLUMNS, ([_cell(a, n) for n in COLUMNS] for a in assets))

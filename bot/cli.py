@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         "import", help="add or update parts and their stock from a .csv or .xlsx file"
     )
     pimp.add_argument("file", type=Path)
+    pexp = parts_sub.add_parser("export", help="write the catalog with its stock to a file")
+    pexp.add_argument("file", type=Path)
     rules = sub.add_parser("rules", help="the routing rules: who gets a ticket, and why")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     explain = rules_sub.add_parser(
@@ -319,15 +321,16 @@ async def _assets(settings: Settings, command: str, target: str) -> int:
     return 0
 
 
-async def _parts_import(settings: Settings, path: Path) -> int:
-    """``parts import FILE``: every row checked first; nothing written unless all are good."""
-    from bot.part_files import ImportProblems, read_parts_file
+async def _parts(settings: Settings, command: str, path: Path) -> int:
+    """``parts import FILE`` (every row checked first; nothing written unless all are good)
+    and ``parts export FILE``."""
+    from bot.part_files import ImportProblems, read_parts_file, write_parts
     from storage import parts
     from storage.db import Database, migrate_async
     from storage.models import utcnow
 
     try:
-        rows = read_parts_file(path)
+        rows = read_parts_file(path) if command == "import" else []
     except ImportProblems as exc:
         for problem in exc.problems:
             print(f"{path}: {problem}", file=sys.stderr)
@@ -335,11 +338,22 @@ async def _parts_import(settings: Settings, path: Path) -> int:
               file=sys.stderr)  # fmt: skip
         return 1
     except OSError as exc:
-        print(f"gongdan parts import: {exc}", file=sys.stderr)
+        print(f"gongdan parts {command}: {exc}", file=sys.stderr)
         return 2
     await migrate_async(settings.database.url)
     db = Database(settings.database.url)
     try:
+        if command == "export":
+            async with db.reads() as conn:
+                found = await parts.entries(conn)
+            try:
+                write_parts(path, found)
+            except (ImportProblems, OSError) as exc:
+                problem = exc.problems[0] if isinstance(exc, ImportProblems) else str(exc)
+                print(f"gongdan parts export: {problem}", file=sys.stderr)
+                return 2
+            print(f"exported {len(found)} parts to {path}")
+            return 0
         async with db.begin() as conn:
             done = await parts.upsert(conn, rows, utcnow())
     finally:
@@ -522,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target = args.code if args.assets_command == "qr" else str(args.file)
             return asyncio.run(_assets(settings, args.assets_command, target))
         if args.command == "parts":
-            return asyncio.run(_parts_import(settings, args.file))
+            return asyncio.run(_parts(settings, args.parts_command, args.file))
         if args.command == "rules":
             return asyncio.run(_rules(settings, args.ticket, args.locale))
         if args.command == "report":

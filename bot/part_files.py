@@ -1,25 +1,35 @@
-"""Parts catalog files: ``gongdan parts import`` (CSV in UTF-8, or XLSX), read like asset files
-(``bot.sheets``): every row is checked first, every problem is named with its row number, and
-one bad row means nothing is imported.
+"""Parts catalog files: ``gongdan parts import`` and ``export`` (CSV in UTF-8, or XLSX), read
+like asset files (``bot.sheets``): every row is checked first, every problem is named with its
+row number, and one bad row means nothing is imported.
 
 Columns (headers in English or Chinese, any case): ``code`` (编码, 编号, 备件编码, 物料编码, 料号;
 required), ``name`` (名称, 备件名称, 物料名称; required), ``aliases`` (别名; several separated by
 ``;`` ``、`` or ``|``), ``unit`` (单位), and one column per store holding its stock, headed
 ``库存:总仓`` or ``stock:main`` (a full-width colon works too). A number is that store's stock
 (0 is "none left"); an empty cell says the store does not keep the part. Stores the file has no
-column for keep the stock they had.
+column for keep the stock they had. Export writes the same columns (``stock:<store>`` for every
+store any part is kept at), so a file exported and imported again changes nothing.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 
-from bot.sheets import ImportProblems, cell_text, check_columns, header_key, open_sheet, split_list
-from storage.parts import PartRow
+from bot.sheets import (
+    ImportProblems,
+    cell_text,
+    check_columns,
+    header_key,
+    open_sheet,
+    split_list,
+    write_sheet,
+)
+from storage.parts import PartEntry, PartRow
 
-__all__ = ["ALIASES", "COLUMNS", "ImportProblems", "read_parts_file", "store_of"]
+__all__ = ["ALIASES", "COLUMNS", "ImportProblems", "read_parts_file", "store_of", "write_parts"]
 
 COLUMNS: tuple[str, ...] = ("code", "name", "aliases", "unit")
 ALIASES: dict[str, str] = {
@@ -111,3 +121,18 @@ def read_parts_file(path: Path) -> list[PartRow]:
     if not out:
         raise ImportProblems([f"{path.name} has a header but no parts"])
     return out
+
+
+def write_parts(path: Path, parts: Sequence[PartEntry]) -> None:
+    """The catalog in the import's columns (English headers), a ``stock:<store>`` column for
+    each store in the order the parts name them; as CSV or XLSX."""
+    stores = list(dict.fromkeys(store for p in parts for store, _ in p.stock))
+    header = [*COLUMNS, *(f"stock:{s}" for s in stores)]
+
+    def row(p: PartEntry) -> list[object]:
+        held = dict(p.stock)
+        qty = [held.get(s) for s in stores]
+        return [p.code, p.name, ";".join(p.aliases) or None, p.unit,
+                *(int(q) if q is not None and q.is_integer() else q for q in qty)]  # fmt: skip
+
+    write_sheet(path, "parts", header, (row(p) for p in parts))

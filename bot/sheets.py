@@ -1,7 +1,8 @@
 """Reading an import file — CSV in UTF-8, or the first sheet of an XLSX workbook — for every
 importer (``bot.asset_files``, ``bot.part_files``): a header row, then a row per item, each
 numbered as a spreadsheet shows it (the header is row 1). What a bad file gets is
-``ImportProblems``, naming every problem, and nothing is written.
+``ImportProblems``, naming every problem, and nothing is written. ``write_sheet`` writes the
+same shape (an export that imports again unchanged).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ImportProblems",
@@ -21,6 +23,7 @@ __all__ = [
     "header_key",
     "open_sheet",
     "split_list",
+    "write_sheet",
 ]
 
 _HINT = re.compile(r"[（(].*?[)）]|\*")
@@ -128,3 +131,30 @@ def check_columns(
         if name not in names:
             problems.append(f"the file has no {name!r} column")
     return problems
+
+
+def write_sheet(
+    path: Path, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """A header and rows as CSV (UTF-8 with a BOM, which spreadsheet programs need to see
+    Chinese) or XLSX (one sheet called ``title``); None is an empty cell."""
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook()
+        sheet = book.active
+        assert sheet is not None
+        sheet.title = title
+        sheet.append(list(header))
+        for row in rows:
+            sheet.append(list(row))
+        book.save(path)
+    elif suffix == ".csv":
+        with path.open("w", encoding="utf-8-sig", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(header)
+            for row in rows:
+                out.writerow(["" if v is None else v for v in row])
+    else:
+        raise ImportProblems([f"{path.name}: give a .csv or .xlsx file"])
