@@ -8,10 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.cards import build
+from bot.cards.voice import build_voice_card
 from bot.parts_catalog import PartsCatalog
 from bot.tickets import PartsAction, TicketAction
 from bot.unit import Env, Turn, Unit
 from storage.parts import PartEntry
+from storage.records import VoiceNote
 from tests.test_parts import Desk, _env, cards, eta_buttons, field, texts
 from tests.test_units import LI, ZHAO
 
@@ -115,3 +117,17 @@ async def test_a_catalog_code_the_diagnosis_chose_is_kept_and_shown(tmp_path: Pa
     assert desk.ticket.parts == [{"name": "那个圈", "qty": 1, "code": "SEAL-50"}]
     (request,) = texts(unit, "web:stores")
     assert "· 那个圈 ×1 · SEAL-50 · 无库存" in request  # no name match needed: the code says it
+
+
+def test_the_voice_diagnosis_card_shows_the_stock_of_the_parts_it_heard(tmp_path: Path) -> None:
+    env = _catalog_env(tmp_path)
+    desk = Desk(env)
+    note = VoiceNote(id=3, source_event="v1", person_id=LI.id, chat="web:li",
+                     transcript="轴承坏了，要换两个6205轴承，油封三个", language="zh",
+                     diagnosis=DIAGNOSIS, created_at=desk.now)  # fmt: skip
+    unit = Unit(env, desk.reads, desk.now)
+    card = build_voice_card(Turn(unit, "v1", LI), note, [desk.ticket], "zh")
+    assert field(card, "需要备件") == f"{BEARING}；{SEAL}"
+    plain = build_voice_card(Turn(Unit(_env(tmp_path), desk.reads, desk.now), "v1", LI), note,
+                             [desk.ticket], "zh")  # fmt: skip
+    assert field(plain, "需要备件") == "轴承 6205×2、油封×3"  # without a catalog, as before
