@@ -41,6 +41,7 @@ _REQUIRED = ("code", "name")
 _LENGTHS = {"code": 100, "name": 200, "unit": 20}
 _STORE = re.compile(r"^\s*(?:库存|stock)\s*:\s*(?P<store>.+?)\s*$", re.I)
 _MAX_QTY = 1e9
+_STOCK_WORDS = frozenset({"库存", "stock", "qty", "数量", "quantity", "库存数量"})
 
 
 def store_of(raw: object) -> str | None:
@@ -91,6 +92,11 @@ def read_parts_file(path: Path) -> list[PartRow]:
         None if s else header_key(h, ALIASES) for h, s in zip(sheet.header, stores, strict=True)
     ]
     problems = check_columns(names, sheet.header, COLUMNS, _REQUIRED)
+    problems += [
+        f"column {i + 1}: a stock column names its store, e.g. 库存:总仓 or stock:main"
+        for i, n in enumerate(names)
+        if n in _STOCK_WORDS
+    ]
     named = [s for s in stores if s]
     for store in dict.fromkeys(named):
         if named.count(store) > 1:

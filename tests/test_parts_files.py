@@ -148,7 +148,7 @@ async def test_a_file_that_is_not_what_we_read_says_so(
     gbk = tmp_path / "gbk.csv"
     gbk.write_bytes("编码,名称\nBRG-1,轴承\n".encode("gbk"))
     typo = _csv(tmp_path / "typo.csv", [["B-1", "x", "1", "2"]],
-                header=["code", "nmae", "stock:main", "stock:main"])  # fmt: skip
+                header=["code", "nmae", "stock:main", "stock:main", "库存"])  # fmt: skip
     empty = _csv(tmp_path / "empty.csv", [], header=["code", "name"])
     for path in (gbk, typo, empty, tmp_path / "parts.txt"):
         path.touch()
@@ -157,6 +157,7 @@ async def test_a_file_that_is_not_what_we_read_says_so(
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     for problem in ("not UTF-8", "unknown column 'nmae'", "no 'name' column",
                     "store 'main' has two stock columns", "has a header but no parts",
+                    "column 5: a stock column names its store, e.g. 库存:总仓 or stock:main",
                     "give a .csv or .xlsx file", "No such file"):  # fmt: skip
         assert problem in err, err
 
