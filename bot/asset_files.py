@@ -10,15 +10,22 @@ columns. Export writes the same columns, so a file exported and imported again c
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.sheets import (
+    ImportProblems,
+    check_columns,
+    header_key,
+    open_sheet,
+    split_list,
+    write_sheet,
+)
+from bot.sheets import cell_text as _text
 from storage.assets import AssetRow
 
 __all__ = ["ALIASES", "COLUMNS", "ImportProblems", "read_assets", "write_assets"]
@@ -44,59 +51,11 @@ _REQUIRED = ("code", "name")
 _LENGTHS = {"code": 100, "name": 200, "model": 200, "category": 100, "site_code": 100,
             "site_name": 200, "site_address": 500, "organisation_code": 100,
             "organisation_name": 200, "preferred_engineer": 200, "meter_unit": 20}  # fmt: skip
-_ALIAS_SPLIT = re.compile(r"[;；、]")
 _DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
-_HINT = re.compile(r"[（(].*?[)）]|\*")
-
-
-class ImportProblems(Exception):
-    """The file cannot be imported; ``problems`` lists every reason (nothing was written)."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__(f"{len(problems)} problems")
-        self.problems = list(problems)
 
 
 def _header(raw: object) -> str:
-    text = _HINT.sub("", str(raw or "")).strip().lstrip("\ufeff").lower()
-    text = re.sub(r"\s+", "_", text)
-    return ALIASES.get(text, text)
-
-
-def _text(value: object) -> str | None:
-    """A cell as text (a whole float from a spreadsheet loses its ".0"); None when empty."""
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, datetime):
-        value = value.date()
-    text = str(value).strip()
-    return text or None
-
-
-def _sheet(path: Path) -> Iterator[list[object]]:
-    suffix = path.suffix.lower()
-    if suffix == ".xlsx":
-        from openpyxl import load_workbook
-
-        book = load_workbook(path, read_only=True, data_only=True)
-        try:
-            sheet = book.worksheets[0]
-            for row in sheet.iter_rows(values_only=True):
-                yield list(row)
-        finally:
-            book.close()
-    elif suffix == ".csv":
-        try:
-            content = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise ImportProblems(
-                [f"{path.name} is not UTF-8 text: save it as “CSV UTF-8” and try again"]
-            ) from None
-        yield from csv.reader(io.StringIO(content))
-    else:
-        raise ImportProblems([f"{path.name}: give a .csv or .xlsx file"])
+    return header_key(raw, ALIASES)
 
 
 @dataclass
@@ -160,7 +119,7 @@ def _check_row(c: _Checker, cells: dict[str, object]) -> AssetRow | None:
     row = AssetRow(
         code=text.get("code") or "",
         name=text.get("name") or "",
-        aliases=[a.strip() for a in _ALIAS_SPLIT.split(text.get("aliases") or "") if a.strip()],
+        aliases=split_list(text.get("aliases")),
         model=text.get("model"),
         category=text.get("category"),
         site_code=text.get("site_code"),
@@ -196,33 +155,16 @@ def _agree(c: _Checker, seen: dict[tuple[str, str], tuple[int, object]], what: s
 
 def read_assets(path: Path, people: Collection[str]) -> list[AssetRow]:
     """The file's assets, every one checked; ``ImportProblems`` listing every bad row."""
-    problems: list[str] = []
-    rows = _sheet(path)
-    header = next(rows, None)
-    if header is None or not any(_text(h) for h in header):
-        raise ImportProblems([f"{path.name} is empty: the first row must name the columns"])
-    names = [_header(h) for h in header]
-    for i, name in enumerate(names):
-        if name and name not in COLUMNS:
-            problems.append(
-                f"column {i + 1}: unknown column {str(header[i])[:40]!r} "
-                f"(known: {', '.join(COLUMNS)})"
-            )
-    seen_columns = [n for n in names if n]
-    for name in dict.fromkeys(n for n in seen_columns if seen_columns.count(n) > 1):
-        problems.append(f"column {name!r} is given twice")
-    for name in _REQUIRED:
-        if name not in names:
-            problems.append(f"the file has no {name!r} column")
+    sheet = open_sheet(path)
+    names = [_header(h) for h in sheet.header]
+    problems = check_columns(names, sheet.header, COLUMNS, _REQUIRED)
     if problems:
         raise ImportProblems(problems)
     checker = _Checker(people, problems)
     out: list[AssetRow] = []
     codes: dict[str, int] = {}
     described: dict[tuple[str, str], tuple[int, object]] = {}
-    for number, cells in enumerate(rows, start=2):
-        if not any(_text(v) for v in cells):
-            continue
+    for number, cells in sheet.rows():
         checker.row = number
         values = {n: v for n, v in zip(names, cells, strict=False) if n}
         row = _check_row(checker, values)
@@ -254,25 +196,5 @@ def _cell(row: AssetRow, name: str) -> Any:
 
 
 def write_assets(path: Path, assets: Sequence[AssetRow]) -> None:
-    """The assets in the import's columns (English headers), as CSV (UTF-8 with a BOM, which
-    spreadsheet programs need to see Chinese) or XLSX."""
-    suffix = path.suffix.lower()
-    if suffix == ".xlsx":
-        from openpyxl import Workbook
-
-        book = Workbook()
-        sheet = book.active
-        assert sheet is not None
-        sheet.title = "assets"
-        sheet.append(list(COLUMNS))
-        for a in assets:
-            sheet.append([_cell(a, n) for n in COLUMNS])
-        book.save(path)
-    elif suffix == ".csv":
-        with path.open("w", encoding="utf-8-sig", newline="") as f:
-            out = csv.writer(f)
-            out.writerow(COLUMNS)
-            for a in assets:
-                out.writerow(["" if (v := _cell(a, n)) is None else v for n in COLUMNS])
-    else:
-        raise ImportProblems([f"{path.name}: give a .csv or .xlsx file"])
+    """The assets in the import's columns (English headers), as CSV or XLSX."""
+    write_sheet(path, "assets", COLUMNS, ([_cell(a, n) for n in COLUMNS] for a in assets))

@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("file", type=Path)
     qr = assets_sub.add_parser("qr", help="print an asset's scan-to-report link")
     qr.add_argument("code", help="the asset's code")
+    parts = sub.add_parser("parts", help="the spare-parts catalog: codes, names and stock")
+    parts_sub = parts.add_subparsers(dest="parts_command", required=True)
+    pimp = parts_sub.add_parser(
+        "import", help="add or update parts and their stock from a .csv or .xlsx file"
+    )
+    pimp.add_argument("file", type=Path)
+    pexp = parts_sub.add_parser("export", help="write the catalog with its stock to a file")
+    pexp.add_argument("file", type=Path)
     rules = sub.add_parser("rules", help="the routing rules: who gets a ticket, and why")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     explain = rules_sub.add_parser(
@@ -313,6 +321,48 @@ async def _assets(settings: Settings, command: str, target: str) -> int:
     return 0
 
 
+async def _parts(settings: Settings, command: str, path: Path) -> int:
+    """``parts import FILE`` (every row checked first; nothing written unless all are good)
+    and ``parts export FILE``."""
+    from bot.part_files import ImportProblems, read_parts_file, write_parts
+    from storage import parts
+    from storage.db import Database, migrate_async
+    from storage.models import utcnow
+
+    try:
+        rows = read_parts_file(path) if command == "import" else []
+    except ImportProblems as exc:
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        print(f"gongdan parts import: nothing imported ({len(exc.problems)} problems)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except OSError as exc:
+        print(f"gongdan parts {command}: {exc}", file=sys.stderr)
+        return 2
+    await migrate_async(settings.database.url)
+    db = Database(settings.database.url)
+    try:
+        if command == "export":
+            async with db.reads() as conn:
+                found = await parts.entries(conn)
+            try:
+                write_parts(path, found)
+            except (ImportProblems, OSError) as exc:
+                problem = exc.problems[0] if isinstance(exc, ImportProblems) else str(exc)
+                print(f"gongdan parts export: {problem}", file=sys.stderr)
+                return 2
+            print(f"exported {len(found)} parts to {path}")
+            return 0
+        async with db.begin() as conn:
+            done = await parts.upsert(conn, rows, utcnow())
+    finally:
+        await db.dispose()
+    print(f"imported {len(rows)} parts ({done.new} new, {done.updated} updated), "
+          f"stock of {done.stores} stores")  # fmt: skip
+    return 0
+
+
 async def _rules(settings: Settings, number: str | None, locale: str | None) -> int:
     """``rules explain``: the rule set as an SOP, or ``--ticket``'s scoring from the database."""
     from bot.adapters.codec import TokenCodec
@@ -485,6 +535,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "assets":
             target = args.code if args.assets_command == "qr" else str(args.file)
             return asyncio.run(_assets(settings, args.assets_command, target))
+        if args.command == "parts":
+            return asyncio.run(_parts(settings, args.parts_command, args.file))
         if args.command == "rules":
             return asyncio.run(_rules(settings, args.ticket, args.locale))
         if args.command == "report":

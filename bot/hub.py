@@ -39,6 +39,7 @@ from bot.sla.policy import Policies
 from bot.unit import Env, Staff
 from bot.work import Work
 from storage import assets as asset_rows
+from storage import parts as part_rows
 from storage import repo
 from storage.audit import audit_key
 from storage.db import Database
@@ -265,8 +266,20 @@ class Hub:
         log.info("asset registry loaded: %d active assets", len(self.env.assets))
         return True
 
+    async def refresh_parts(self) -> bool:
+        """Load the parts catalog into memory when it changed since it was loaded (``gongdan
+        parts import`` in another process); True when it was (re)loaded."""
+        async with self.db.reads() as conn:
+            seen = await part_rows.fingerprint(conn)
+            if seen == self.env.parts.fingerprint:
+                return False
+            self.env.parts.load(await part_rows.entries(conn), seen)
+        log.info("parts catalog loaded: %d parts", len(self.env.parts))
+        return True
+
     async def _assets_tick(self) -> None:
         await self._job("refreshing the asset registry", self.refresh_assets)
+        await self._job("refreshing the parts catalog", self.refresh_parts)
 
     async def _cases_load(self) -> None:
         assert self.cases is not None
@@ -364,6 +377,7 @@ class Hub:
         async with self.db.reads() as conn:
             await self.work.ids.seed(conn)
         await self.refresh_assets()
+        await self.refresh_parts()
         for adapter in self.adapters.values():
             await adapter.start()
         if self.transcriber is not None:  # load the model in the background, not on first use
@@ -381,7 +395,7 @@ class Hub:
             self._inbound_tick, "interval", seconds=5, id="inbound-tick", name="inbound tick"
         )
         self._every(
-            self._assets_tick, "assets-refresh", "asset registry refresh", seconds=REFRESH_SECONDS
+            self._assets_tick, "assets-refresh", "asset and parts refresh", seconds=REFRESH_SECONDS
         )
         if self.cases is not None:  # built in the background: cards show cases once it is
             self._tasks.append(asyncio.create_task(self._cases_load(), name="similar-cases"))

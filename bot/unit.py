@@ -33,6 +33,7 @@ from bot.directory import Directory
 from bot.events import Action, Address, Card, Inbound, Notice, Outbound, Text
 from bot.metrics import Metrics
 from bot.nlp.similar import SimilarCases
+from bot.parts_catalog import PartsCatalog
 from bot.progress import ProgressLinks
 from bot.sla.policy import Policies
 from bot.tickets import OPEN_STATES
@@ -180,6 +181,7 @@ class Env:
     audit_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     sign_in: Callable[[str, str], str] | None = None  # (person key, platform) → one-time link
     assets: AssetIndex = field(default_factory=AssetIndex)  # the registry, in memory
+    parts: PartsCatalog = field(default_factory=PartsCatalog)  # the spare parts, in memory
     similar: SimilarCases | None = None  # past cases for the card (None: off)
     progress: ProgressLinks | None = None  # signs /t/<token> links (None: no link in messages)
 

@@ -39,6 +39,8 @@ __all__ = [
     "InboundEvent",
     "Organisation",
     "OutboxMessage",
+    "PartStock",
+    "PartsCatalogEntry",
     "Person",
     "SignInLink",
     "Site",
@@ -397,6 +399,32 @@ class Asset(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PartsCatalogEntry(Base):
+    """A spare part the stores keep (``gongdan parts import``): what 待备件 requests are matched
+    to, so that a request shows the part's code and stock."""
+
+    __tablename__ = "parts_catalog"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    aliases: Mapped[list[str]] = mapped_column(Json, default=list)  # other names, spoken names
+    unit: Mapped[str | None] = mapped_column(String(20))  # 个, 套, 米
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PartStock(Base):
+    """How many of a part one store (总仓, 二仓) holds; a store that does not keep the part has
+    no row. Rows of a part are written in the import file's column order (``id`` keeps it)."""
+
+    __tablename__ = "part_stock"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    part_id: Mapped[int] = mapped_column(ForeignKey("parts_catalog.id"), index=True)
+    store: Mapped[str] = mapped_column(String(100))
+    qty: Mapped[float] = mapped_column()
+    __table_args__ = (UniqueConstraint("part_id", "store"),)
 
 
 class AuditCheckpoint(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from storage.db import Database
 from storage.models import Asset, Organisation, Site
 from tests.conftest import make_settings
 
+ROOT = Path(__file__).resolve().parent.parent
 ZH_HEADER = [
     "编号",
     "名称",
@@ -227,6 +229,7 @@ async def test_the_command_line_imports_and_prints_a_qr_link(tmp_path: Path, db_
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.cli", "--config", str(cfg), "assets", *args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's code (a worktree)
         )  # fmt: skip
         out, err = await proc.communicate()
         return proc.returncode or 0, out.decode(), err.decode()

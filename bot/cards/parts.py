@@ -1,7 +1,9 @@
 """The parts a ticket waits for, on its card (``bot/flows/parts.py`` keeps them on the ticket).
 
 While 待备件: "备件 轴承 6205 ×2，预计 12月8日 到货" (or "到货时间待定", or, before the engineer
-has said which, "正在确认所需备件"), for the customer and staff alike. Once they arrived, staff
+has said which, "正在确认所需备件"), for the customer and staff alike — staff also see each
+part's catalog code and stock ("轴承 6205 ×2 · BRG-6205 · 总仓 5 / 二仓 0", "无库存") when
+there is a parts catalog (``stock_text``; the customer never does). Once they arrived, staff
 see what was fetched ("（已到货）") and the customer sees when the repair is expected.
 """
 
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from bot.parts_catalog import PartsCatalog, match
 from bot.parts_settings import CHOICE, PartsSettings
 from bot.texts import say
 from bot.tickets import TicketState
@@ -23,8 +26,10 @@ __all__ = [
     "customer_stay_line",
     "day_end",
     "day_text",
+    "part_line",
     "parts_fields",
     "parts_text",
+    "stock_text",
 ]
 
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -39,6 +44,8 @@ def parts_fields(turn: Turn, ticket: Ticket, audience: str, locale: str) -> list
     label = say("field.parts", locale)
     parts = parts_text(ticket.parts, locale) if ticket.parts else None
     if ticket.state == TicketState.WAITING_PARTS.value:
+        if parts is not None and audience != "customer":
+            parts = stock_text(ticket.parts, turn.env.parts, locale)
         if parts is None:
             return [(label, say("parts.field_asking", locale))]
         if ticket.parts_eta is None:
@@ -62,6 +69,43 @@ def parts_text(parts: Sequence[dict[str, Any]] | None, locale: str) -> str:
         return say("parts.none", locale)
     lines = [say("parts.line", locale, name=p["name"], qty=p["qty"]) for p in parts]
     return say("parts.sep", locale).join(lines)
+
+
+def stock_text(parts: Sequence[dict[str, Any]] | None, catalog: PartsCatalog, locale: str) -> str:
+    """ "轴承 6205 ×2 · BRG-6205 · 总仓 5 / 二仓 0；密封圈 ×3 · SEAL-50 · 无库存" — each part with
+    its catalog code and stock; without a catalog, what ``parts_text`` says."""
+    if not parts or not len(catalog):
+        return parts_text(parts, locale)
+    return say("parts.stock_sep", locale).join(part_line(p, catalog, locale) for p in parts)
+
+
+def part_line(part: dict[str, Any], catalog: PartsCatalog, locale: str) -> str:
+    """One part with its catalog code and each store's stock ("无库存" when none holds any,
+    "（库存不足）" when all of them hold fewer than asked), or "目录中无此备件"."""
+    line = say("parts.line", locale, name=part["name"], qty=part["qty"])
+    if not len(catalog):
+        return line
+    code = part.get("code")
+    entry = catalog.by_code(code) if isinstance(code, str) else None
+    if entry is None:
+        found = match(str(part["name"]), catalog)
+        entry = found.entry if found is not None else None
+    if entry is None:
+        return say("parts.line_unknown", locale, line=line)
+    if entry.in_stock <= 0:
+        stock = say("parts.out_of_stock", locale)
+    else:
+        stock = say("parts.store_sep", locale).join(
+            say("parts.store_qty", locale, store=store, qty=_number(qty))
+            for store, qty in entry.stock
+        )
+        if isinstance(part["qty"], int | float) and entry.in_stock < part["qty"]:
+            stock = say("parts.short", locale, stock=stock)
+    return say("parts.line_stock", locale, line=line, code=entry.code, stock=stock)
+
+
+def _number(qty: float) -> str:
+    return str(int(qty)) if float(qty).is_integer() else f"{qty:.3f}".rstrip("0")
 
 
 def day_text(at: datetime, locale: str, settings: PartsSettings, tz: tzinfo) -> str:

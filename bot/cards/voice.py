@@ -7,8 +7,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from bot.cards.parts import stock_text
 from bot.cards.ticket import action_button
 from bot.events import Button, Card
+from bot.parts_catalog import PartsCatalog
 from bot.texts import say
 from bot.ticket_labels import action_label, state_label
 from bot.tickets import (
@@ -62,8 +64,14 @@ async def voice_card(turn: Turn, ticket: Ticket, audience: str, locale: str) -> 
     return build_voice_card(turn, note, candidates, locale)
 
 
-def _summary(diagnosis: dict[str, Any], locale: str) -> list[tuple[str, str]]:
-    parts = "、".join(f"{p['name']}×{p['qty']}" for p in diagnosis.get("parts_needed", []))
+def _summary(
+    diagnosis: dict[str, Any], locale: str, catalog: PartsCatalog
+) -> list[tuple[str, str]]:
+    needed = diagnosis.get("parts_needed", [])
+    if needed and len(catalog):  # each part's catalog code and stock: what 待备件 will ask for
+        parts = stock_text(needed, catalog, locale)
+    else:
+        parts = "、".join(f"{p['name']}×{p['qty']}" for p in needed)
     measured = "；".join(
         f"{m['quantity']} {m['value']:g}{m['unit']}" for m in diagnosis.get("measurements", [])
     )
@@ -83,7 +91,7 @@ def build_voice_card(turn: Turn, note: VoiceNote, candidates: list[Ticket], loca
     """The diagnosis card; buttons only while the note is a draft."""
     suggested = str(note.diagnosis.get("suggested_state", "diagnosing"))
     fields = [(say("diag.transcript", locale), note.transcript[:500])]
-    fields += _summary(note.diagnosis, locale)
+    fields += _summary(note.diagnosis, locale, turn.env.parts)
     if suggested in TicketState.__members__.values():
         fields.append((say("diag.suggested", locale), state_label(TicketState(suggested), locale)))
     fields.append((say("diag.status", locale), say(f"diag.status.{note.status}", locale)))

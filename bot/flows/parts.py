@@ -8,8 +8,10 @@ When the assignee presses 待备件 (``NEED_PARTS``):
    ``bot.nlp.parts.read_parts``. A diagnosis whose parts a previous request already fetched is
    not used twice: the engineer is asked.
 2. **The stores chat** (``[parts] stores_chat``) gets the request once: ticket, site, machine,
-   each part and quantity (the outbox's idempotency key is the ticket and the request's round,
-   so a retried event or a changed ETA never sends it again).
+   each part and quantity, with its catalog code and stock per store when the parts catalog
+   knows it (``bot.parts_catalog``; "无库存" when no store holds any). The outbox's idempotency
+   key is the ticket and the request's round, so a retried event or a changed ETA never sends
+   it again.
 3. **When.** A card asks the ETA: [今天] [明天] [3天内] [1周内] [待定] (``[parts]
    eta_choices``), or a typed day (12月8日, 12-08, 周五). An answer in the same message as the
    parts ("轴承 ×2，明天到") counts.
@@ -35,7 +37,15 @@ from typing import Any
 
 from bot import lifecycle
 from bot.adapters.codec import ActionToken
-from bot.cards.parts import choice_label, choice_time, day_end, day_text, parts_text
+from bot.cards.parts import (
+    choice_label,
+    choice_time,
+    day_end,
+    day_text,
+    part_line,
+    parts_text,
+    stock_text,
+)
 from bot.errors import NotAllowed, QuestionAnswered
 from bot.events import Address, Button, Card, Text
 from bot.nlp.parts import MAX_QTY, PartLine, read_date, read_parts, split_answer
@@ -150,10 +160,13 @@ def _diagnosis_parts(ticket: Ticket) -> list[dict[str, Any]]:
     found = (ticket.diagnosis or {}).get("parts_needed") or []
     out = []
     for p in found:
-        name, qty = str(p.get("name") or "").strip(), p.get("qty")
+        name, qty, code = str(p.get("name") or "").strip(), p.get("qty"), p.get("code")
         if name:
             count = qty if isinstance(qty, int) and 0 < qty <= MAX_QTY else 1
-            out.append({"name": name[:60], "qty": count})
+            part: dict[str, Any] = {"name": name[:60], "qty": count}
+            if isinstance(code, str) and code.strip():  # the reader's catalog match, kept
+                part["code"] = code.strip()[:100]
+            out.append(part)
     return out
 
 
@@ -184,7 +197,8 @@ def _ask_eta(turn: Turn, ticket: Ticket, round_: int, where: Address) -> None:
         where,
         Card(ticket_id=ticket.id, version=ticket.version,
              title=say("parts.eta_title", locale, number=ticket.number),
-             text=say("parts.eta_hint", locale, parts=parts_text(ticket.parts, locale)),
+             text=say("parts.eta_hint", locale,
+                      parts=stock_text(ticket.parts, turn.env.parts, locale)),
              buttons=buttons),
         ticket_id=ticket.id,
     )  # fmt: skip
@@ -359,7 +373,8 @@ def _to_stores(turn: Turn, ticket: Ticket, round_: int, *, kind: str = "request"
         text = say("parts.stores_withdrawn", locale, number=ticket.number, parts=parts, who=who)
     else:
         none = say("parts.none", locale)
-        lines = "\n".join(say("parts.stores_line", locale, name=p["name"], qty=p["qty"])
+        lines = "\n".join(say("parts.stores_line", locale,
+                              line=part_line(p, turn.env.parts, locale))
                           for p in ticket.parts or [])  # fmt: skip
         where_text = say("parts.stores_where", locale, site=ticket.site or none,
                          device=ticket.device_code or none)  # fmt: skip

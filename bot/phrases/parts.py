@@ -85,7 +85,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "📦 Parts request {number} ({priority}) {title}\n{where}\n{lines}\nRequested by: {who}",
     ),
     "parts.stores_where": ("位置：{site} · 设备：{device}", "Site: {site} · Machine: {device}"),
-    "parts.stores_line": ("· {name} ×{qty}", "· {name} ×{qty}"),
+    "parts.stores_line": ("· {line}", "· {line}"),
     "parts.stores_arrived": (
         "✅ {number} 备件已到，申请已完成：{parts}（{who} 确认）",
         "✅ {number}: parts arrived, request fulfilled: {parts} (confirmed by {who})",
@@ -95,6 +95,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "❌ {number} was cancelled; parts request withdrawn: {parts} ({who})",
     ),
     "parts.none": ("—", "—"),
+    # --- a part with its catalog code and stock (staff and the stores chat only)
+    "parts.line_stock": ("{line} · {code} · {stock}", "{line} · {code} · {stock}"),
+    "parts.line_unknown": ("{line} · 目录中无此备件", "{line} · not in the parts catalog"),
+    "parts.store_qty": ("{store} {qty}", "{store} {qty}"),
+    "parts.store_sep": (" / ", " / "),
+    "parts.out_of_stock": ("无库存", "out of stock"),
+    "parts.short": ("{stock}（库存不足）", "{stock} (not enough)"),
+    "parts.stock_sep": ("；", "; "),
     # --- on the ticket's card
     "field.parts": ("备件", "Parts"),
     "parts.field_waiting": ("{parts}，预计 {eta} 到货", "{parts}, expected {eta}"),
