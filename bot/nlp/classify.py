@@ -304,13 +304,14 @@ def decide(
     spans: list[tuple[str, int, int]],
     rules: Rules,
     probs: dict[str, dict[str, float]],
+    p0_threshold: float = P0_THRESHOLD,
 ) -> Reading:
     """The reading from the rules and the model's probabilities.
 
     The model decides whether this is a report, its priority and category; the exact rules
     win where they are exact: a safety term that is not negated is a P0 safety report. A
-    report is P0 when the model gives P0 at least ``P0_THRESHOLD`` (a missed stoppage costs
-    more than a manager's second look)."""
+    report is P0 when the model gives P0 at least ``p0_threshold`` (a missed stoppage costs
+    more than a manager's second look; cross-validation tries other thresholds)."""
     p_report = probs["report"]["yes"]
     if rules.only_negated and p_report < NEGATED_REPORT:
         p_report = min(p_report, 0.49)  # "没漏油，也没冒烟": every symptom named is denied
@@ -322,7 +323,7 @@ def decide(
         priority, p_priority = Priority.P0, max(prio["P0"], 0.9)
     elif not is_report:
         priority, p_priority = Priority.P3, 1.0 - p_report
-    elif prio["P0"] >= P0_THRESHOLD:
+    elif prio["P0"] >= p0_threshold:
         priority, p_priority = Priority.P0, prio["P0"]
     else:
         best = max(("P1", "P2", "P3"), key=prio.__getitem__)
