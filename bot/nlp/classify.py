@@ -26,8 +26,11 @@ longer dictionary word (门卫, 部门, 刷卡).
 
 Negation. A symptom, request or urgency term is void when, in the same clause, one of the 3
 tokens before it is a negator (没 没有 无 未 不是 并非 不会 不再 …, no not never without
-none and any ``…n't``; 不 only right before it). Clauses end at punctuation and at words such
-as 但(是) 就 导致 为什么 / but and so because, so "没有冒烟，但是空压机停机了" keeps the stop.
+none and any ``…n't``; 不 only right before it, and not when it only stutters "不 不工作"). 没/
+没有/无 before a noun deny the noun, not what follows it ("没气停了", "没蒸汽全停了" are stops),
+so across a gap they reach a term only over adverbs (没有完全停机). Clauses end at punctuation
+and at words such as 但(是) 就 导致 为什么 / but and so because, so "没有冒烟，但是空压机停机了"
+keeps the stop.
 Fault phrases that contain a negator (不转 不动 不启动 没反应 无法启动 won't start, doesn't
 work, not working, no power) are terms of their own, matched before any negation test.
 
@@ -151,6 +154,12 @@ _BREAKERS = frozenset(
     | _words("but however though although and so then now because after since until instead just")
 )
 _WINDOW = 3
+#: 没/没有/无 name an absence: across a gap they deny a term only over these (没有完全停机)
+_EXISTENTIAL = frozenset(_words("没 没有 无 也没 也没有 都没 都没有 还没 还没有"))
+_ADVERBS = frozenset(
+    _words("完全 全 全部 都 也 还 突然 真的 彻底 再 一直 直接 怎么 有 马上 立刻 及时 自动 当场")
+    | _words("一下 过 出现 发生 任何 一台 一条 哪台 真")
+)
 
 
 def classify(text: str) -> Reading:
@@ -382,8 +391,10 @@ def _negated(norm: str, spans: list[tuple[str, int, int]], i: int, start: int) -
         if tok in _BREAKERS:
             return False
         if tok in _NEGATORS or tok.endswith("n't"):
-            if tok == "不" and dist > 1:
-                continue  # 不知道为什么停机: 不 negates only what follows it
+            if tok == "不" and (dist > 1 or norm[start] == "不"):
+                continue  # 不知道为什么停机: 不 negates only what follows it; 不 不工作 stutters
+            if tok in _EXISTENTIAL and any(spans[g][0] not in _ADVERBS for g in range(j + 1, i)):
+                continue  # 没蒸汽全停了: 没 denies the steam, not the stop
             if tok == "no" and j + 1 < len(spans) and spans[j + 1][0][:1] in "0123456789.":
                 continue  # "No. 3 compressor" is a number
             return True
