@@ -1,6 +1,6 @@
 """``gongdan train``: fit the intake model from the labelled messages, and score a split.
 
-The labelled messages live in ``data/intake/{train,dev,test}.jsonl`` (one object a line: text,
+The labelled messages live in ``data/intake/{train,dev,test,test2}.jsonl`` (one object a line: text,
 is_fault_report, priority, category, device_code, followup, …; the README says how each split
 was made). Training is deterministic (lbfgs, fixed order), so the shipped
 ``data/intake_model.npz`` can be rebuilt from the data and compared byte for byte:
@@ -9,8 +9,11 @@ was made). Training is deterministic (lbfgs, fixed order), so the shipped
    on train alone; the dev figures are printed;
 2. the shipped model is fitted on train + dev with those choices.
 
-The test split is never read by training; ``gongdan train --score test`` scores the shipped
-model on it (what the README reports). scikit-learn is needed here only (the ``train`` extra);
+The held-out splits (test, test2) are never read by training; ``gongdan train --score test2``
+(or ``test``, or ``test+test2``) scores the shipped model on them (what the README reports).
+``gongdan train --cv`` cross-validates the whole reader on train + dev at several P0
+thresholds (how ``classify.P0_THRESHOLD`` is chosen); ``--add-batch FILE`` adds newly written
+messages to train and dev. scikit-learn is needed here only (the ``train`` extra);
 reading a message needs numpy alone.
 """
 
