@@ -37,10 +37,12 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/sla.py
 
-# Refit the intake model from bot/nlp/data/intake/{train,dev}.jsonl, then score it on test.
+# Refit the intake model from bot/nlp/data/intake/{train,dev}.jsonl, then score it on the
+# held-out splits, test and test2.
 model: $(VENV)/.installed-dev
 	$(BIN)/gongdan train
 	$(BIN)/gongdan train --score test
+	$(BIN)/gongdan train --score test2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -56,7 +56,22 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--json", action="store_true", help="one JSON object per line")
     tr.add_argument("--language", choices=["zh", "en"], help="skip language detection")
     trn = sub.add_parser("train", help="fit the intake model from the labelled messages")
-    trn.add_argument("--score", metavar="SPLIT", help="score the shipped model on a split instead")
+    trn.add_argument(
+        "--score",
+        metavar="SPLIT",
+        help="score the shipped model on a split instead (test, test2, or test+test2)",
+    )
+    trn.add_argument(
+        "--cv",
+        action="store_true",
+        help="5-fold cross-validation on train + dev at several P0 thresholds (writes nothing)",
+    )
+    trn.add_argument(
+        "--add-batch",
+        type=Path,
+        metavar="FILE",
+        help="append newly written labelled messages to train/dev (4:1 per stratum, seeded)",
+    )
     trn.add_argument("--data", type=Path, help="folder of train/dev/test .jsonl files")
     trn.add_argument("--out", type=Path, help="where to write the model (default: the shipped one)")
     assets = sub.add_parser("assets", help="the asset registry: import, export, QR links")
@@ -493,14 +508,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "train":
         from bot.nlp import intake_model, train
 
-        if not args.score:
+        if not args.score and not args.add_batch:
             try:
                 import sklearn  # noqa: F401
             except ImportError:
                 raise SystemExit(
                     "gongdan train needs scikit-learn: pip install 'gongdan[train]'"
                 ) from None
-        return train.main(args.out or intake_model.MODEL, args.score, args.data or train.DATA)
+        return train.main(
+            args.out or intake_model.MODEL,
+            args.score,
+            args.data or train.DATA,
+            cv=args.cv,
+            batch=args.add_batch,
+        )
     if args.command == "classify":
         if args.file:
             with open(args.file, encoding="utf-8") as f:

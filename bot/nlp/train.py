@@ -1,6 +1,6 @@
 """``gongdan train``: fit the intake model from the labelled messages, and score a split.
 
-The labelled messages live in ``data/intake/{train,dev,test}.jsonl`` (one object a line: text,
+The labelled messages live in ``data/intake/{train,dev,test,test2}.jsonl`` (one object a line: text,
 is_fault_report, priority, category, device_code, followup, …; the README says how each split
 was made). Training is deterministic (lbfgs, fixed order), so the shipped
 ``data/intake_model.npz`` can be rebuilt from the data and compared byte for byte:
@@ -9,8 +9,11 @@ was made). Training is deterministic (lbfgs, fixed order), so the shipped
    on train alone; the dev figures are printed;
 2. the shipped model is fitted on train + dev with those choices.
 
-The test split is never read by training; ``gongdan train --score test`` scores the shipped
-model on it (what the README reports). scikit-learn is needed here only (the ``train`` extra);
+The held-out splits (test, test2) are never read by training; ``gongdan train --score test2``
+(or ``test``, or ``test+test2``) scores the shipped model on them (what the README reports).
+``gongdan train --cv`` cross-validates the whole reader on train + dev at several P0
+thresholds (how ``classify.P0_THRESHOLD`` is chosen); ``--add-batch FILE`` adds newly written
+messages to train and dev. scikit-learn is needed here only (the ``train`` extra);
 reading a message needs numpy alone.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,11 +35,29 @@ from bot.nlp import intake_model
 from bot.nlp.intake_model import FIELDS, Head, IntakeModel
 from bot.nlp.text import normalize, token_spans
 
-__all__ = ["DATA", "Example", "fit", "load_split", "refit", "score"]
+__all__ = [
+    "DATA",
+    "TESTS",
+    "Example",
+    "add_batch",
+    "cross_validate",
+    "figures",
+    "fit",
+    "folds",
+    "load_split",
+    "load_splits",
+    "refit",
+    "score",
+]
 
 DATA = Path(__file__).with_name("data") / "intake"
 _GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 _MIN_COUNT = 2  # a feature seen once in training only memorises its message
+_SEED = 20261204
+#: the held-out splits, never read by training (README: how each was written)
+TESTS = ("test", "test2")
+#: the P0 thresholds ``gongdan train --cv`` compares
+CV_THRESHOLDS = (0.1, 0.11, 0.12, 0.13, 0.14, 0.15, 0.18, 0.2, 0.25, 0.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,19 +192,31 @@ def refit(
     return IntakeModel(version, vocab, heads, dict(regularisation))
 
 
-def score(examples: Sequence[Example], model: IntakeModel | None = None) -> dict[str, Any]:
+def _read(e: Example, model: IntakeModel, p0_threshold: float) -> reader.Reading:
+    norm = normalize(e.text)
+    spans = token_spans(norm)
+    rules = reader.read_rules(norm, spans)
+    feats = intake_model.features(norm, (tok for tok, _, _ in spans), rules.facts)
+    return reader.decide(norm, spans, rules, model.predict(feats), p0_threshold)
+
+
+def score(
+    examples: Sequence[Example],
+    model: IntakeModel | None = None,
+    p0_threshold: float = reader.P0_THRESHOLD,
+) -> dict[str, Any]:
     """The figures the README reports for one split, read by the whole reader."""
     m = model or intake_model.load()
+    return figures(examples, [_read(e, m, p0_threshold) for e in examples])
+
+
+def figures(examples: Sequence[Example], readings: Sequence[reader.Reading]) -> dict[str, Any]:
+    """The figures of ``readings``, one per example, against the examples' labels."""
     y_true: list[str] = []
     y_pred: list[str] = []
     report_ok = code_ok = cat_ok = follow_ok = 0
     bins = [[0, 0.0, 0] for _ in range(10)]  # calibration of the report field: n, conf, right
-    for e in examples:
-        norm = normalize(e.text)
-        spans = token_spans(norm)
-        rules = reader.read_rules(norm, spans)
-        feats = intake_model.features(norm, (tok for tok, _, _ in spans), rules.facts)
-        r = reader.decide(norm, spans, rules, m.predict(feats))
+    for e, r in zip(examples, readings, strict=True):
         right = r.is_fault_report == (e.labels["report"] == "yes")
         report_ok += right
         b = bins[min(9, int(r.confidence.report * 10))]
@@ -219,9 +253,121 @@ def score(examples: Sequence[Example], model: IntakeModel | None = None) -> dict
     }
 
 
-def main(out: Path, evaluate: str | None, data: Path = DATA) -> int:
+def folds(examples: Sequence[Example], k: int = 5, seed: int = _SEED) -> list[int]:
+    """Each example's fold, 0..k-1: shuffled with ``seed`` and dealt out in turn within each
+    priority × report stratum (deterministic)."""
+    strata: dict[tuple[str, str], list[int]] = {}
+    for i, e in enumerate(examples):
+        strata.setdefault((e.labels["priority"], e.labels["report"]), []).append(i)
+    out = [0] * len(examples)
+    rng = random.Random(seed)
+    for key in sorted(strata):
+        members = strata[key]
+        rng.shuffle(members)
+        for n, i in enumerate(members):
+            out[i] = n % k
+    return out
+
+
+def cross_validate(
+    examples: list[Example],
+    regularisation: dict[str, float],
+    thresholds: Sequence[float] = CV_THRESHOLDS,
+    k: int = 5,
+    log: Any = print,
+) -> dict[float, dict[str, Any]]:
+    """k-fold cross-validation of the whole reader (rules, model, decision) on ``examples``
+    with the given C per field: P0 threshold → the figures of the out-of-fold readings."""
+    rows = [_features(e.text) for e in examples]
+    fold = folds(examples, k)
+    probs: list[dict[str, dict[str, float]]] = [{} for _ in examples]
+    for f in range(k):
+        inside = [i for i in range(len(examples)) if fold[i] != f]
+        model = refit([examples[i] for i in inside], regularisation, f"cv{f}",
+                      [rows[i] for i in inside])  # fmt: skip
+        for i in range(len(examples)):
+            if fold[i] == f:
+                probs[i] = model.predict(rows[i])
+        log(f"fold {f + 1}/{k} done")
+    out: dict[float, dict[str, Any]] = {}
+    for t in thresholds:
+        readings = []
+        for e, p in zip(examples, probs, strict=True):
+            norm = normalize(e.text)
+            spans = token_spans(norm)
+            readings.append(reader.decide(norm, spans, reader.read_rules(norm, spans), p, t))
+        out[t] = figures(examples, readings)
+    return out
+
+
+def add_batch(batch: Path, data: Path = DATA, seed: int = _SEED) -> tuple[int, int, int]:
+    """Append a batch of newly written labelled messages to train and dev, as every batch
+    was: shuffled with ``seed`` and split 4:1 within each priority × report stratum. Messages
+    already in any split (test and test2 included) are dropped. Returns (train, dev, dropped)."""
+    load_split(batch.stem, batch.parent)  # the same checks as every split
+    seen = {
+        e.text for name in ("train", "dev", *TESTS) if (data / f"{name}.jsonl").exists()
+        for e in load_split(name, data)
+    }  # fmt: skip
+    strata: dict[tuple[str, bool], list[str]] = {}
+    dropped = 0
+    for line in batch.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row["text"] in seen:
+            dropped += 1
+            continue
+        seen.add(row["text"])
+        strata.setdefault((row["priority"], row["is_fault_report"]), []).append(line)
+    rng = random.Random(seed)
+    out: dict[str, list[str]] = {"train": [], "dev": []}
+    for key in sorted(strata):
+        lines = strata[key]
+        rng.shuffle(lines)
+        cut = round(len(lines) * 0.8)
+        out["train"] += lines[:cut]
+        out["dev"] += lines[cut:]
+    for name, lines in out.items():
+        path = data / f"{name}.jsonl"
+        text = path.read_text(encoding="utf-8")
+        sep = "" if not text or text.endswith("\n") else "\n"
+        path.write_text(text + sep + "".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return len(out["train"]), len(out["dev"]), dropped
+
+
+def load_splits(names: str, data: Path = DATA) -> list[Example]:
+    """One split, or several joined by ``+`` (``test+test2``)."""
+    return [e for name in names.split("+") for e in load_split(name, data)]
+
+
+def main(
+    out: Path,
+    evaluate: str | None,
+    data: Path = DATA,
+    cv: bool = False,
+    batch: Path | None = None,
+) -> int:
+    if batch is not None:
+        n_train, n_dev, dropped = add_batch(batch, data)
+        print(f"{batch.name}: {n_train} to train, {n_dev} to dev, {dropped} already in a split")
+        return 0
     if evaluate:
-        print(json.dumps(score(load_split(evaluate, data)), ensure_ascii=False, indent=2))
+        print(json.dumps(score(load_splits(evaluate, data)), ensure_ascii=False, indent=2))
+        return 0
+    if cv:  # the figures the decision threshold is chosen by; writes no model
+        examples = load_split("train", data) + load_split("dev", data)
+        shipped = intake_model.load().regularisation
+        results = cross_validate(examples, shipped)
+        print(f"{len(examples)} train + dev messages, 5-fold, C as shipped {shipped}")
+        print("P0 threshold  report acc  macro-F1  P0 recall  P0 precision  code exact")
+        for t, r in results.items():
+            m = r["confusion"]["matrix"]
+            precision = m[0][0] / max(1, sum(row[0] for row in m))
+            print(
+                f"{t:12.2f}  {r['fault_report_accuracy']:10.3f}  {r['priority_macro_f1']:8.3f}  "
+                f"{r['p0_recall']:9.3f}  {precision:12.3f}  {r['device_code_exact']:10.3f}"
+            )
         return 0
     train, dev = load_split("train", data), load_split("dev", data)
     dev_model, model = fit(train, dev)

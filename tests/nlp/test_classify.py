@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.nlp.classify import Reading, classify
+from bot.nlp.classify import Reading, classify, read_rules
 from bot.nlp.lexicon import load_lexicon
-from bot.nlp.text import cn_number, normalize, tokens, warm_up
+from bot.nlp.text import cn_number, normalize, token_spans, tokens, warm_up
 from bot.tickets import Category, Priority
 
 P0, P1, P2, P3 = Priority.P0, Priority.P1, Priority.P2, Priority.P3
@@ -107,6 +107,24 @@ NEGATIONS = [
 def test_negated_keywords_do_not_count(text: str, is_report: bool, priority: Priority) -> None:
     reading = classify(text)
     assert (reading.is_fault_report, reading.priority) == (is_report, priority)
+
+
+@pytest.mark.parametrize(
+    ("text", "denied"),
+    [
+        ("喷涂线没气停了", False),  # 没 denies the air, not the stop
+        ("车间没蒸汽全停了", False),
+        ("压缩机 不 不工作 了", False),  # a stutter, not a double negative
+        ("没有完全停机", True),  # over an adverb the denial reaches the stop
+        ("没有停机", True),
+        ("不是停机，就是声音比平时大", True),
+    ],
+)
+def test_what_a_negator_denies(text: str, denied: bool) -> None:
+    norm = normalize(text)
+    rules = read_rules(norm, token_spans(norm))
+    assert rules.stop_denied is denied
+    assert ("k:down" in rules.facts or "k:linestop" in rules.facts) is not denied
 
 
 @pytest.mark.parametrize(
