@@ -33,6 +33,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from rapidfuzz import fuzz
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,7 +41,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage import parts as part_rows
 from storage.parts import PartEntry
 
-__all__ = ["MARGIN", "THRESHOLD", "PartMatch", "PartsCatalog", "load_catalog", "match"]
+__all__ = [
+    "MARGIN",
+    "THRESHOLD",
+    "PartMatch",
+    "PartsCatalog",
+    "load_catalog",
+    "match",
+    "with_codes",
+]
 
 #: Lowest score (0–100) that names a part; 轴承 ~ 轴承座 (a housing, not a bearing) scores 80.
 THRESHOLD = 85.0
@@ -183,6 +192,21 @@ def match(name: str, catalog: PartsCatalog) -> PartMatch | None:
     if len(ranked) > 1 and (ranked[0].confidence - ranked[1].confidence) * 100 < MARGIN:
         return None
     return ranked[0]
+
+
+def with_codes(diagnosis: dict[str, Any], catalog: PartsCatalog) -> dict[str, Any]:
+    """A voice diagnosis whose needed parts carry the catalog ``code`` each matched (and the
+    match's ``code_confidence``); parts that match nothing, or name a code already, as read."""
+    parts = diagnosis.get("parts_needed") or []
+    if not len(catalog) or not parts:
+        return diagnosis
+    coded = []
+    for part in parts:
+        found = None if part.get("code") else match(str(part.get("name", "")), catalog)
+        if found is not None:
+            part = {**part, "code": found.entry.code, "code_confidence": found.confidence}
+        coded.append(part)
+    return {**diagnosis, "parts_needed": coded}
 
 
 async def load_catalog(conn: AsyncConnection) -> PartsCatalog:

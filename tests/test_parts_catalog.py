@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.parts_catalog import PartsCatalog, match
+from bot.parts_catalog import PartsCatalog, match, with_codes
 from storage.parts import PartEntry
 
 CATALOG = PartsCatalog(
@@ -102,3 +102,25 @@ def test_a_name_two_parts_share_exactly_is_not_guessed() -> None:
     assert match("油封", catalog) is None
     found = match("密封圈", catalog)
     assert found is not None and found.entry.code == "S-1"
+
+
+def test_a_diagnosis_gets_the_codes_of_the_parts_it_needs() -> None:
+    read = {
+        "symptom": "轴承异响",
+        "parts_needed": [
+            {"name": "6205轴承", "qty": 2},
+            {"name": "螺丝 M8x25", "qty": 4},  # no such part: kept as said, no code
+            {"name": "密封圈", "qty": 1, "code": "SEAL-50"},  # named already: kept
+        ],
+    }
+    coded = with_codes(read, CATALOG)
+    assert coded["parts_needed"] == [
+        {"name": "6205轴承", "qty": 2, "code": "BRG-6205", "code_confidence": 1.0},
+        {"name": "螺丝 M8x25", "qty": 4},
+        {"name": "密封圈", "qty": 1, "code": "SEAL-50"},
+    ]
+    assert coded["symptom"] == "轴承异响" and read["parts_needed"][0] == {
+        "name": "6205轴承",
+        "qty": 2,
+    }
+    assert with_codes(read, PartsCatalog([])) is read  # no catalog: nothing to add

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from bot.cards import build
 from bot.cards.voice import build_voice_card
+from bot.events import Address, Sender, Voice
+from bot.flows.voice import Heard, handle_voice
 from bot.parts_catalog import PartsCatalog
 from bot.tickets import PartsAction, TicketAction
 from bot.unit import Env, Turn, Unit
@@ -131,3 +133,25 @@ def test_the_voice_diagnosis_card_shows_the_stock_of_the_parts_it_heard(tmp_path
     plain = build_voice_card(Turn(Unit(_env(tmp_path), desk.reads, desk.now), "v1", LI), note,
                              [desk.ticket], "zh")  # fmt: skip
     assert field(plain, "需要备件") == "轴承 6205×2、油封×3"  # without a catalog, as before
+
+
+async def test_a_voice_note_keeps_the_catalog_code_of_each_part_it_heard(tmp_path: Path) -> None:
+    """What the reader heard is matched to the catalog once, when the note is made: the code
+    travels with the diagnosis to the ticket, 待备件 and the stores chat."""
+    desk = Desk(_catalog_env(tmp_path))
+    unit = Unit(desk.env, desk.reads, desk.now)
+    note = Voice(event_id="v1", chat=Address("web", LI.key), sender=Sender("web", LI.key, LI.name),
+                 chat_type="direct", received_at=desk.now, media_ref="m1")  # fmt: skip
+    heard = Heard("要换两个6205轴承，油封三个，还有一个皮带", diagnosis={
+        "parts_needed": [{"name": "6205轴承", "qty": 2}, {"name": "油封", "qty": 3},
+                         {"name": "皮带", "qty": 1}],
+    })  # fmt: skip
+    with unit.turn():
+        await handle_voice(Turn(unit, "v1", LI, note), note, heard)
+    (made,) = [unit.notes[i] for i in unit.new_notes]
+    assert made.diagnosis["parts_needed"] == [
+        # (the model number and what the part is: 深沟球轴承 6205 is a 轴承 6205)
+        {"name": "6205轴承", "qty": 2, "code": "BRG-6205", "code_confidence": 0.92},
+        {"name": "油封", "qty": 3, "code": "SEAL-50", "code_confidence": 1.0},  # an alias
+        {"name": "皮带", "qty": 1},  # the catalog has no belt: no code, never a guess
+    ]

@@ -23,6 +23,7 @@ from bot.cards.voice import build_voice_card, drafts_of
 from bot.errors import AudioRejected, NotAllowed, NoteAlreadyDecided
 from bot.events import Text, Voice
 from bot.flows.intake import customer_report
+from bot.parts_catalog import with_codes
 from bot.texts import refusal, say
 from bot.tickets import NoteAction, TicketAction, applies, facts_of
 from bot.unit import Turn
@@ -65,6 +66,7 @@ async def handle_voice(turn: Turn, event: Voice, heard: Heard) -> None:
         from bot.nlp.diagnosis import diagnose  # (jieba and the readers load on first use)
 
         diagnosis = diagnose(text).as_json()
+    diagnosis = with_codes(diagnosis, turn.env.parts)  # the catalog's code of each part
     note = await turn.unit.new_note(
         source_event=turn.key,
         person_id=turn.person.id,
