@@ -30,10 +30,12 @@ def _pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _engine(url: str, one_trip: bool) -> AsyncEngine:
+def _engine(url: str, one_trip: bool, inline: bool = False) -> AsyncEngine:
     kwargs: dict[str, Any] = {"pool_reset_on_return": None}
     if one_trip:
         kwargs["module"] = sqlite_driver.dbapi()
+    if inline:
+        kwargs["connect_args"] = {sqlite_driver.INLINE: True}
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "connect", _pragmas)
     return engine
@@ -64,7 +66,11 @@ async def main(args: argparse.Namespace) -> None:
                 text("INSERT INTO t (v) VALUES (:v)"), [{"v": str(i)} for i in range(1000)]
             )
         await setup.dispose()
-        engines = {"stock": _engine(url, False), "one trip": _engine(url, True)}
+        engines = {
+            "stock": _engine(url, False),
+            "one trip": _engine(url, True),
+            "inline": _engine(url, True, inline=True),
+        }
         figures: dict[str, list[tuple[float, float]]] = {k: [] for k in engines}
         for _ in range(args.rounds):
             for name, engine in engines.items():

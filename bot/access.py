@@ -290,7 +290,7 @@ class Access:
         known = self._recent.get(digest)
         if known is not None and mono - known[0] < recheck:
             return known[1]
-        async with self.db.reads() as conn:
+        async with self.db.quick() as conn:
             row = await rows.get_session(conn, digest)
         if recheck > 0 and row is not None and row.revoked_at is None:
             if len(self._recent) >= _RECENT_MAX:  # (stale entries first; never unbounded)

@@ -84,7 +84,7 @@ class Work:
         if it raises)."""
         if self.db.is_sqlite:
             async with self._turns:
-                async with self.db.reads() as conn:
+                async with self.db.quick() as conn:
                     store = Store(conn, self.ids)
                     tx = Tx(Unit(self.env, store, now or self.clock()), store)
                     yield tx

@@ -129,19 +129,26 @@ class Database:
             # Every transaction here ends in a commit or a rollback of its own: no reset on
             # return to the pool (a rollback round trip to the driver's thread each time).
             kwargs.update(pool_reset_on_return=None)
-            if url.startswith("sqlite+aiosqlite"):  # one trip to its thread per statement
-                kwargs.update(module=sqlite_driver.dbapi())
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        inline = dict(kwargs)
+        if url.startswith("sqlite+aiosqlite"):  # one trip to its thread per statement …
+            kwargs.update(module=sqlite_driver.dbapi())
+            # … or none: writes (BEGIN excepted) and units' reads run in the loop's thread
+            inline = {**kwargs, "connect_args": {sqlite_driver.INLINE: True}}
+        self.engine: AsyncEngine = create_async_engine(url, **inline)
         self.read_engine: AsyncEngine = self.engine
         self.unit_read_engine: AsyncEngine = self.engine
+        self.quick_engine: AsyncEngine = self.engine
         if self.is_sqlite:
             self.read_engine = create_async_engine(url, **kwargs)
-            # Units read statement by statement (no BEGIN: the driver is in autocommit).
+            # Reads statement by statement (no BEGIN: the driver is in autocommit); the
+            # quick ones (a unit's, a sign-in's: by key, a few rows) in the loop's thread.
             self.unit_read_engine = create_async_engine(url, **kwargs)
+            self.quick_engine = create_async_engine(url, **inline)
             for eng, begin in (
                 (self.engine, _begin_immediate),
                 (self.read_engine, _begin_deferred),
                 (self.unit_read_engine, None),
+                (self.quick_engine, None),
             ):
                 event.listen(eng.sync_engine, "connect", _sqlite_pragmas)
                 if begin is not None:
@@ -178,13 +185,21 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def quick(self) -> AsyncIterator[AsyncConnection]:
+        """As ``reads``, for reads by key of a few rows (a unit of work's, a sign-in's): on
+        SQLite they run in the event loop's thread, which a trip to the driver's costs more
+        than. Scans (dashboards, reports, exports) use ``reads``."""
+        async with self.quick_engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reading (on SQLite it does not take the write lock)."""
         async with self.read_sessions() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:
-        for eng in {self.engine, self.read_engine, self.unit_read_engine}:
+        for eng in {self.engine, self.read_engine, self.unit_read_engine, self.quick_engine}:
             await eng.dispose()
 
 

@@ -1,5 +1,6 @@
 """The one-trip SQLite driver (storage/sqlite_driver.py): what SQLAlchemy reads of a cursor
-is all there, errors are SQLAlchemy's, and a statement is one trip to aiosqlite's thread."""
+is all there, errors are SQLAlchemy's, a statement is one trip to aiosqlite's thread or, inline,
+none."""
 
 from __future__ import annotations
 
@@ -49,9 +50,8 @@ async def test_a_failed_statement_raises_sqlalchemy_s_error_and_rolls_back(
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 0
 
 
-async def test_a_statement_is_one_trip_to_the_driver_s_thread(
-    sqlite: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The trips to aiosqlite's thread from now on, by what each ran."""
     trips: list[str] = []
     real = aiosqlite.Connection._execute
 
@@ -59,10 +59,40 @@ async def test_a_statement_is_one_trip_to_the_driver_s_thread(
         trips.append(getattr(fn, "__name__", repr(fn)))
         return await real(self, fn, *args, **kwargs)
 
-    async with sqlite.engine.connect() as conn:
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return trips
+
+
+async def test_a_statement_is_one_trip_to_the_driver_s_thread(
+    sqlite: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sqlite.read_engine.connect() as conn:  # (reads that may scan: in the thread)
         await conn.execute(text("SELECT 1"))  # (the connection is open and set up)
-        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        trips = _counting(monkeypatch)
         await conn.execute(text("INSERT INTO t (v) VALUES ('x')"))
         assert (await conn.execute(text("SELECT v FROM t"))).scalar() == "x"
         assert trips == ["_run", "_run"]
         await conn.rollback()
+
+
+async def test_inline_statements_take_no_trip_but_what_may_wait_does(
+    sqlite: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's writes and quick reads run in the loop's thread; BEGIN IMMEDIATE (it may wait
+    for another process's lock) and the commit go to the driver's thread."""
+    async with sqlite.quick() as conn:
+        await conn.execute(text("SELECT 1"))
+        trips = _counting(monkeypatch)
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+        assert trips == []
+    async with sqlite.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))  # (open; this began a transaction: BEGIN)
+        await conn.commit()
+        del trips[:]
+        await conn.execute(text("INSERT INTO t (v) VALUES ('x')"))
+        await conn.execute(text("UPDATE t SET v = 'y' WHERE v = 'x'"))
+        assert trips == ["_run"]  # BEGIN IMMEDIATE; the two statements took none
+        await conn.commit()
+        assert trips[1:] == ["commit"]
+    async with sqlite.quick() as conn:  # another connection sees what was committed
+        assert (await conn.execute(text("SELECT v FROM t"))).scalar() == "y"
