@@ -139,6 +139,20 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     _cursor_cls = _Cursor  # type: ignore[assignment]  # (a subclass; the stub says exact)
     _inline: bool  # statements run in the calling (event loop's) thread
 
+    def rollback(self) -> None:
+        if not self._idle():
+            super().rollback()
+
+    def commit(self) -> None:
+        if not self._idle():
+            super().commit()
+
+    def _idle(self) -> bool:
+        """An inline connection with no transaction open (one that only read, in autocommit):
+        a commit or rollback would be a trip to the thread to do nothing."""
+        raw = self._connection._connection if self._inline else None
+        return raw is not None and not raw.in_transaction
+
 
 class _Dbapi(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> _Connection:

@@ -84,7 +84,7 @@ async def test_inline_statements_take_no_trip_but_what_may_wait_does(
         await conn.execute(text("SELECT 1"))
         trips = _counting(monkeypatch)
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 0
-        assert trips == []
+    assert trips == []  # (nor did giving it back: no transaction to roll back)
     async with sqlite.engine.connect() as conn:
         await conn.execute(text("SELECT 1"))  # (open; this began a transaction: BEGIN)
         await conn.commit()
