@@ -83,6 +83,7 @@ from bot.nlp._diagnosis_note import (
     done_clause,
     measurements,
     parts_needed,
+    supplied,
 )
 from bot.nlp.classify import classify
 from bot.nlp.text import normalize
@@ -111,13 +112,19 @@ class Diagnosis:
             "suspected_cause": self.suspected_cause,
             "actions_taken": list(self.actions_taken),
             "parts_needed": [{"name": p.name, "qty": p.qty} for p in self.parts_needed],
-            "measurements": [
-                {"quantity": m.quantity, "value": m.value, "unit": m.unit}
-                for m in self.measurements
-            ],
+            "measurements": [_measurement_json(m) for m in self.measurements],
             "next_step": self.next_step,
             "suggested_state": self.suggested_state,
         }
+
+
+def _measurement_json(m: Measurement) -> dict[str, object]:
+    out: dict[str, object] = {"quantity": m.quantity, "value": m.value, "unit": m.unit}
+    if m.high is not None:
+        out["high"] = m.high
+    if m.approx:
+        out["approx"] = True
+    return out
 
 
 def diagnose(transcript: str) -> Diagnosis:
@@ -128,6 +135,7 @@ def diagnose(transcript: str) -> Diagnosis:
     equipment, note.device = _equipment(
         note, reading.device_name or reading.device_code, reading.device
     )
+    note.equipment = equipment or ""
     for cl in note.clauses:
         _roles(note, cl)
     found = measurements(note)
@@ -288,11 +296,14 @@ def _resolved(note: Note, cl: Clause, found: list[Reading]) -> bool:
 
 def _state(note: Note, parts: tuple[Part, ...], fitting: bool, found: list[Reading]) -> str:
     kinds = {h.kind for cl in note.clauses for h in cl.cues if not h.negated}
-    if any(cl.live("third") and not cl.live("order") for cl in note.clauses):
+    if any(cl.live("third") and not supplied(note, cl) for cl in note.clauses):
         return TicketState.THIRD_PARTY.value
-    ordered = bool(kinds & {"order", "waiting"})
+    brought = any(h.kind == "bring" and cl.text.find("来", h.start - cl.start) >= 0
+                  for cl in note.clauses for h in cl.cues if not h.negated)  # fmt: skip
+    ordered = bool(kinds & {"order", "waiting"}) or brought
+    stock = bool(kinds & {"stock", "fetch"})  # 仓库有, 去领两个: our own stores
     if "nostock" in kinds or (
-        "stock" not in kinds and (ordered or (parts and not fitting))
+        not stock and (ordered or (parts and not fitting))
     ):  # a part being fitted right now (正在更换皮带) is at hand
         return TicketState.WAITING_PARTS.value
     if any(_resolved(note, cl, found) for cl in note.clauses):
