@@ -283,7 +283,10 @@ def _candidates(note: Note, cl: Clause) -> list[tuple[int, int, str, int]]:
     out: list[tuple[int, int, str, int]] = []
     pattern = v.NP_EN if note.lang == "en" else v.NP_ZH
     for m in pattern.finditer(note.text, cl.start, cl.end):
-        name = m.group("name").strip().rsplit("的", 1)[-1].strip()  # 六百三十安的断路器
+        head, _, name = m.group("name").strip().rpartition("的")  # 六百三十安的断路器
+        if re.fullmatch(r"[A-Za-z]*\d[A-Za-z0-9-]*", head.strip()):
+            name = head.strip() + name  # M8x20的螺栓 → M8x20螺栓
+        name = name.strip()
         first = name.split()[0].lower() if name else ""
         if not first or len(name) > 24 or any(first.startswith(w) for w in v.NP_STOP):
             continue  # 两个人, 3 days
