@@ -301,8 +301,14 @@ def _candidates(note: Note, cl: Clause) -> list[tuple[int, int, str, int]]:
 
 
 def _part_name(name: str, note: Note) -> str:
-    """The canonical name of a counted thing: 马达 → 电机, 6205 bearings → 6205 bearing."""
+    """The canonical name of a counted thing: 马达 → 电机, 6205 bearings → 6205 bearing; a known
+    part followed by words that name no part (热电偶这边先拆外罩: a transcript without commas)
+    is that part."""
     if note.lang != "en":
+        if name.lower() not in v.PARTS and (m := v.PART_RE.match(name)):
+            rest = name[m.end() :]
+            if len(rest) >= 2 and not v.PART_RE.search(rest):
+                name = m.group()
         return v.PARTS.get(name.lower(), name)
     words = name.lower().split()
     for k in range(len(words)):

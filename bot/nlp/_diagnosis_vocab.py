@@ -268,7 +268,8 @@ MODEL = re.compile(r"(?<![A-Za-z0-9-])(?P<model>(?=[A-Za-z-]*\d)[A-Za-z0-9][A-Za
 NP_ZH = re.compile(
     rf"(?P<n>\d+|[一二两三四五六七八九十]+)\s*{_CLASSIFIER}{_ZH_ADJ}"
     r"(?!马上|今天|明天|下午|上午|过来|来|备用|吧|就行)(?P<name>[A-Za-z0-9\u4e00-\u9fff-]+?)"
-    r"(?=和|及|与|跟|还有|以及|过来|带来|送来|寄来|回来|来|备用|马上|今天|明天|下午|上午|$)"
+    r"(?=和|及|与|跟|还有|以及|过来|带来|送来|寄来|回来|来|备用|马上|今天|明天|下午|上午|我|等|先|再"
+    r"|就|请|麻烦|然后|顺便|仓库|$)"
 )
 #: A count with no name after a need (跟供应商订两个, 我去领一根马上换): of the last part named.
 ELIDED_ZH = re.compile(
