@@ -8,9 +8,9 @@
 The notes are ``tests/fixtures/voiceset`` (labelled.jsonl: reference transcript, expected
 diagnosis, dev/test split). Whisper base (faster-whisper, int8, beam 5, language detected among
 zh/en, as in production) hears each note's AMR-NB 8 kHz file, and its Opus file where there is
-one. Its raw text is kept in ``--cache`` (recognition is the slow part and does not change when
-the readers do), so a later run only recomputes normalisation and diagnosis with the code as it
-is then; ``--fresh`` hears everything again.
+one. Its raw text is kept in ``--cache`` (``bench/voice_set_heard.json``, committed: recognition
+is the slow part and does not change when the readers do), so a run only recomputes
+normalisation and diagnosis with the code as it is then; ``--fresh`` hears everything again.
 
 Figures, per split and format:
 
@@ -183,7 +183,7 @@ async def time_note(note_id: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/gongdan-voiceset-heard.json"))
+    parser.add_argument("--cache", type=Path, default=SELF.parent / "voice_set_heard.json")
     parser.add_argument("--fresh", action="store_true", help="hear every note again")
     parser.add_argument("--time", metavar="NOTE", help="time one note, audio to diagnosis")
     parser.add_argument("--json", type=Path, help="write the rows here")
