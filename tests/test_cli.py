@@ -143,3 +143,8 @@ def test_transcribe_prints_the_voice_flows_reading_as_json(tmp_path: Path) -> No
             "diagnosing",
         )
         assert row["duration_s"] > 2
+        # …with how sure the reader is of each field (0–1), and the unsure ones listed
+        fields = {"equipment", "symptom", "parts_needed", "measurements", "suggested_state"}
+        assert fields <= set(row["confidence"])
+        assert all(0 <= c <= 1 for c in row["confidence"].values())
+        assert row["unsure"] == [f for f, c in row["confidence"].items() if c < 0.6]

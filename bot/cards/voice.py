@@ -64,6 +64,12 @@ async def voice_card(turn: Turn, ticket: Ticket, audience: str, locale: str) -> 
     return build_voice_card(turn, note, candidates, locale)
 
 
+def _reading(m: dict[str, Any]) -> str:
+    """排气温度 85℃; a range 70–80℃; approximate ≈55A."""
+    value = f"{m['value']:g}–{m['high']:g}" if m.get("high") is not None else f"{m['value']:g}"
+    return f"{m['quantity']} {'≈' if m.get('approx') else ''}{value}{m['unit']}"
+
+
 def _summary(
     diagnosis: dict[str, Any], locale: str, catalog: PartsCatalog
 ) -> list[tuple[str, str]]:
@@ -72,19 +78,18 @@ def _summary(
         parts = stock_text(needed, catalog, locale)
     else:
         parts = "、".join(f"{p['name']}×{p['qty']}" for p in needed)
-    measured = "；".join(
-        f"{m['quantity']} {m['value']:g}{m['unit']}" for m in diagnosis.get("measurements", [])
-    )
+    measured = "；".join(_reading(m) for m in diagnosis.get("measurements", []))
+    unsure = set(diagnosis.get("unsure", []))  # fields the reader is unsure of: shown with "?"
     rows = [
-        ("diag.equipment", diagnosis.get("equipment")),
-        ("diag.symptom", diagnosis.get("symptom")),
-        ("diag.cause", diagnosis.get("suspected_cause")),
-        ("diag.actions", "；".join(diagnosis.get("actions_taken", []))),
-        ("diag.parts", parts),
-        ("diag.measurements", measured),
-        ("diag.next", diagnosis.get("next_step")),
+        ("diag.equipment", "equipment", diagnosis.get("equipment")),
+        ("diag.symptom", "symptom", diagnosis.get("symptom")),
+        ("diag.cause", "suspected_cause", diagnosis.get("suspected_cause")),
+        ("diag.actions", "actions_taken", "；".join(diagnosis.get("actions_taken", []))),
+        ("diag.parts", "parts_needed", parts),
+        ("diag.measurements", "measurements", measured),
+        ("diag.next", "next_step", diagnosis.get("next_step")),
     ]
-    return [(say(k, locale), str(v)) for k, v in rows if v]
+    return [(say(k, locale), f"{v} ?" if name in unsure else str(v)) for k, name, v in rows if v]
 
 
 def build_voice_card(turn: Turn, note: VoiceNote, candidates: list[Ticket], locale: str) -> Card:
@@ -93,7 +98,9 @@ def build_voice_card(turn: Turn, note: VoiceNote, candidates: list[Ticket], loca
     fields = [(say("diag.transcript", locale), note.transcript[:500])]
     fields += _summary(note.diagnosis, locale, turn.env.parts)
     if suggested in TicketState.__members__.values():
-        fields.append((say("diag.suggested", locale), state_label(TicketState(suggested), locale)))
+        label = state_label(TicketState(suggested), locale)
+        unsure = "suggested_state" in note.diagnosis.get("unsure", [])
+        fields.append((say("diag.suggested", locale), f"{label} ?" if unsure else label))
     fields.append((say("diag.status", locale), say(f"diag.status.{note.status}", locale)))
     buttons: list[Button] = []
     if note.status == "draft" and candidates:

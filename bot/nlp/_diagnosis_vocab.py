@@ -14,18 +14,57 @@ from bot.nlp.lexicon import TERMS
 from bot.nlp.text import normalize, word_pattern
 
 __all__ = [
-    "AFTER_RE", "BARE_RE", "BASES", "BASE_RE", "CAUSE_EFFECT", "CAUSE_LEAD", "COMPLETE", "CUES",
-    "CUE_RE", "DONE_PREFIX", "EN_COUNTS", "EN_MODAL", "EN_PAST_START", "GLUE_END", "KINDS",
-    "LEAD_TRIM", "LEXICON_TERMS", "MEASURE_RE", "MODEL", "NOT_READING", "NP_EN", "NP_STOP",
-    "NP_ZH", "PARTS", "PART_RE", "PLAN_START", "POSITIONS", "POSITION_END", "QTY_AFTER",
-    "QTY_EN", "QTY_ZH", "SPLIT", "SUBJECT_END", "SYMPTOMS", "SYMPTOM_RE", "UNITS", "VERB_START",
-    "WORDS", "ZH_MODAL",
+    "AFTER_RE",
+    "APPROX_AFTER",
+    "APPROX_BEFORE",
+    "BARE_RE",
+    "BASES",
+    "BASE_RE",
+    "CAUSE_EFFECT",
+    "CAUSE_LEAD",
+    "COMPLETE",
+    "CONTINUES",
+    "CUES",
+    "CUE_RE",
+    "DONE_PREFIX",
+    "ELIDED_ZH",
+    "EN_COUNTS",
+    "EN_MODAL",
+    "EN_PAST_START",
+    "GLUE_END",
+    "KINDS",
+    "LEAD_TRIM",
+    "LEXICON_TERMS",
+    "MEASURE_RE",
+    "MODEL",
+    "MODEL_AFTER",
+    "NOT_READING",
+    "NP_EN",
+    "NP_STOP",
+    "NP_ZH",
+    "PARTS",
+    "PART_RE",
+    "PER_TIME_RE",
+    "PLAN_START",
+    "POSITIONS",
+    "POSITION_END",
+    "QTY_AFTER",
+    "QTY_EN",
+    "QTY_ZH",
+    "SPLIT",
+    "SUBJECT_END",
+    "SYMPTOMS",
+    "SYMPTOM_RE",
+    "UNITS",
+    "VERB_START",
+    "WORDS",
+    "ZH_MODAL",
 ]  # fmt: skip
 
 DATA = Path(__file__).with_name("data")
 _MATCHED = {"cause", "done", "verb", "replace", "need", "order", "negneed", "waiting",
             "nostock", "stock", "third", "resolved", "temporary", "repairing", "next",
-            "reference"}  # fmt: skip
+            "reference", "fetch", "bring", "conditional"}  # fmt: skip
 _LISTED = {"fault", "symptom", "nonsymptom", "negator", "breaker", "modal", "doneprefix"}
 _LEXICON_SYMPTOMS = {"safety", "gas", "linestop", "down", "degraded"}
 
@@ -144,6 +183,7 @@ _HAN_UNIT_GUARD = {
     "赫": "兹",
     "丝": "杠锥攻",
     "度": "假过",
+    "瓦": "斯片",
 }
 
 
@@ -151,15 +191,29 @@ def _unit_form(form: str) -> str:
     if form[-1].isascii() and form[-1].isalnum():
         return re.escape(form) + "(?![A-Za-z0-9])"
     guard = _HAN_UNIT_GUARD.get(form)
-    return re.escape(form) + (f"(?![{guard}])" if guard else "")
+    behind = "(?<![千兆])" if form in ("帕", "瓦") else ""  # 六十千帕 is 60 kPa, not 六十千 Pa
+    return behind + re.escape(form) + (f"(?![{guard}])" if guard else "")
 
 
 _CN_NUM = "[零〇一二两三四五六七八九十百千]+(?:点[零〇一二三四五六七八九]+)?"
 _NUM = rf"(?P<neg>负|零下|-)?(?P<num>\d+(?:\.\d+)?|{_CN_NUM})"
+#: The low end of a range (七十到八十度, 10-12 MPa, 160~170度): kept as value and high.
+_LOW = rf"(?:(?P<lneg>负|零下|-)?(?P<low>\d+(?:\.\d+)?|{_CN_NUM})\s?(?:到|至|~|～|-|—)\s?)?"
 _UNIT_FORMS = "|".join(_unit_form(f) for f in sorted(UNITS, key=len, reverse=True))
 MEASURE_RE = re.compile(
-    rf"百分之(?P<pct>{_CN_NUM})|(?<![A-Za-z0-9.]){_NUM}\s?(?:多|来|余)?\s?(?P<unit>{_UNIT_FORMS})"
+    rf"百分之(?P<pct>{_CN_NUM})|(?<![A-Za-z0-9.]){_LOW}{_NUM}\s?(?:多|来|余)?\s?"
+    rf"(?P<unit>{_UNIT_FORMS})"
 )
+#: 每分钟八十升, 每小时断二十次, 每分钟才九百转: a per-time reading with the period first.
+PER_TIME_RE = re.compile(
+    rf"每\s?(?P<per>分钟|分|小时|秒钟|秒)[^\d，,。;；、零〇一二两三四五六七八九十百千负]{{0,3}}?"
+    rf"{_NUM}\s?(?P<what>转|次|升|立方米|立方|方)(?![\u4e00-\u9fff]*每)"
+)
+#: Words around a number that make it approximate (大约八十度, 五十五安左右).
+APPROX_BEFORE = re.compile(
+    r"(?:大概|大约|约|差不多|将近|接近|估计|around|about|approx\.?|~)\s*\Z", re.I
+)
+APPROX_AFTER = re.compile(r"\s*(?:左右|上下|多|来|出头|or so)")
 _LINK = (r"(?:是|为|有|在|到|约|大概|只有|才|降到|升到|回到|掉到|达到|高达|显示|[:：=]|is|was"
          r"|at|of|down to|up to|back to|dropped to|rose to|to)")  # fmt: skip
 #: A quantity word's own number without a unit (电流为零, 振动降到二点三).
@@ -167,7 +221,7 @@ BARE_RE = re.compile(
     rf"\s*(?:{_LINK}\s*)?{_NUM}(?=\s*(?:$|[，,。;；!！?？、)]|左右|正常|偏高|偏低|了))", re.I
 )
 #: Right after a number and unit: a specification (六百三十安的断路器) or a rating (40 A rated).
-NOT_READING = re.compile(r"\s*(?:的(?!时)|rated\b|nominal\b|setpoint\b|spec\b)", re.I)
+NOT_READING = re.compile(r"\s*(?:的(?!时)|以下|以上|rated\b|nominal\b|setpoint\b|spec\b)", re.I)
 GLUE_END = re.compile(rf"(?:\s|{_LINK}|只有)*\Z", re.I)
 
 # --- clauses, actions, plans, causes ---
@@ -199,7 +253,7 @@ LEAD_TRIM = re.compile(r"^(?:然后|并且|并|又|也|再)")
 # --- parts and how many ---
 EN_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
              "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}  # fmt: skip
-_CLASSIFIER = "(?P<cls>个|只|根|条|块|台|套|片|把|支|颗|组|副|件|卷|桶|瓶|盒|节|对)"
+_CLASSIFIER = "(?P<cls>个|只|根|条|块|台|套|片|把|支|颗|组|副|件|卷|桶|瓶|盒|节|对|米|升|包|箱|粒)"
 _ZH_ADJ = "(?:新的|新|备用的|备用|原装的|原装|同型号的|同型号)?"
 _EN_UNIT = r"(?:(?:x|pcs\.?|pc|pieces? of|pieces?|units? of|units?|sets? of|sets?)\s+)?"
 _EN_ADJ = r"(?:(?:new|spare|replacement|extra|additional|more|original)\s+)?"
@@ -213,7 +267,22 @@ MODEL = re.compile(r"(?<![A-Za-z0-9-])(?P<model>(?=[A-Za-z-]*\d)[A-Za-z0-9][A-Za
 #: 两个6206轴承, 1个接触器和1个热继电器: a count, a classifier and what is counted.
 NP_ZH = re.compile(
     rf"(?P<n>\d+|[一二两三四五六七八九十]+)\s*{_CLASSIFIER}{_ZH_ADJ}"
-    r"(?P<name>[A-Za-z0-9\u4e00-\u9fff-]+?)(?=和|及|与|跟|$)"
+    r"(?!马上|今天|明天|下午|上午|过来|来|备用|吧|就行)(?P<name>[A-Za-z0-9\u4e00-\u9fff-]+?)"
+    r"(?=和|及|与|跟|还有|以及|过来|带来|送来|寄来|回来|来|备用|马上|今天|明天|下午|上午|我|等|先|再"
+    r"|就|请|麻烦|然后|顺便|仓库|$)"
+)
+#: A count with no name after a need (跟供应商订两个, 我去领一根马上换): of the last part named.
+ELIDED_ZH = re.compile(
+    rf"(?P<n>\d+|[一二两三四五六七八九十]+)\s*{_CLASSIFIER}\s*"
+    r"(?=$|过来|来|备用|吧|就行|马上|今天|明天|下午|上午)"
+)
+#: A clause that goes on with the parts list of the one before (，还有一个门锁；、一个空气滤芯).
+CONTINUES = re.compile(
+    r"^\s*(?:还有|另外还要|另外|以及|和|跟|再加|加上|外加)?\s*(?=\d|[一二两三四五六七八九十])"
+)
+#: 型号6310 after a part: its model number.
+MODEL_AFTER = re.compile(
+    r"型号\s*(?:是|为|:|：)?\s*(?P<model>[A-Za-z0-9][A-Za-z0-9-]{2,})(?![A-Za-z0-9\u4e00-\u9fff])"
 )
 NP_EN = re.compile(
     rf"{_EN_N}{_EN_UNIT}{_EN_ADJ}(?P<name>[A-Za-z0-9][A-Za-z0-9-]*(?:\s+[A-Za-z][A-Za-z-]*){{0,2}}?)"

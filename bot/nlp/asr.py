@@ -188,8 +188,15 @@ class FasterWhisperEngine(_Lazy):
             )
             # Decoded in one piece: Whisper's byte-level tokens split "，" in three, and a
             # character straddling two segments would come out as U+FFFD if each were decoded
-            # alone.
-            tokens = [t for segment in segments for t in segment.tokens if t < _EOT]
+            # alone. In Chinese a space marks where one segment ends (a pause): on noisy notes
+            # Whisper often writes no punctuation, and the normaliser makes the space a comma.
+            gap = model.hf_tokenizer.encode(" ", add_special_tokens=False).ids
+            tokens: list[int] = []
+            for segment in segments:
+                own = [t for t in segment.tokens if t < _EOT]
+                if tokens and own and chosen == "zh":
+                    tokens += gap
+                tokens += own
         finally:
             model.forget()
         text: str = model.hf_tokenizer.decode(tokens)

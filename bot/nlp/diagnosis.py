@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.nlp import _diagnosis_vocab as v
 from bot.nlp._diagnosis_note import (
@@ -83,12 +83,16 @@ from bot.nlp._diagnosis_note import (
     done_clause,
     measurements,
     parts_needed,
+    supplied,
 )
 from bot.nlp.classify import classify
 from bot.nlp.text import normalize
 from bot.tickets import TicketState
 
-__all__ = ["Diagnosis", "Measurement", "Part", "diagnose"]
+__all__ = ["LOW_CONFIDENCE", "Diagnosis", "Measurement", "Part", "diagnose"]
+
+#: Below this a field is shown with a "?" on the voice card: the reader is unsure.
+LOW_CONFIDENCE = 0.6
 
 _PLAN = ("next", "need", "order", "third", "replace")
 
@@ -103,6 +107,8 @@ class Diagnosis:
     measurements: tuple[Measurement, ...]
     next_step: str | None
     suggested_state: str  # repairing | waiting_parts | third_party | resolved | diagnosing
+    confidence: dict[str, float] = field(default_factory=dict, compare=False)
+    """Per field, 0–1: how sure the rules are (see ``_confidence``); not part of equality."""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -111,13 +117,21 @@ class Diagnosis:
             "suspected_cause": self.suspected_cause,
             "actions_taken": list(self.actions_taken),
             "parts_needed": [{"name": p.name, "qty": p.qty} for p in self.parts_needed],
-            "measurements": [
-                {"quantity": m.quantity, "value": m.value, "unit": m.unit}
-                for m in self.measurements
-            ],
+            "measurements": [_measurement_json(m) for m in self.measurements],
             "next_step": self.next_step,
             "suggested_state": self.suggested_state,
+            "confidence": dict(self.confidence),
+            "unsure": [name for name, c in self.confidence.items() if c < LOW_CONFIDENCE],
         }
+
+
+def _measurement_json(m: Measurement) -> dict[str, object]:
+    out: dict[str, object] = {"quantity": m.quantity, "value": m.value, "unit": m.unit}
+    if m.high is not None:
+        out["high"] = m.high
+    if m.approx:
+        out["approx"] = True
+    return out
 
 
 def diagnose(transcript: str) -> Diagnosis:
@@ -128,22 +142,69 @@ def diagnose(transcript: str) -> Diagnosis:
     equipment, note.device = _equipment(
         note, reading.device_name or reading.device_code, reading.device
     )
+    note.equipment = equipment or ""
     for cl in note.clauses:
         _roles(note, cl)
     found = measurements(note)
     symptom, symptom_clause = _symptom(note, found)
     parts, fitting = parts_needed(note)
-    return Diagnosis(
+    cause = next((cl.cause for cl in note.clauses if cl.cause), None)
+    state, state_confidence = _state(note, parts, fitting, found)
+    d = Diagnosis(
         equipment=equipment,
         symptom=symptom,
-        suspected_cause=next((cl.cause for cl in note.clauses if cl.cause), None)
-        or _component_fault(note, symptom_clause),
+        suspected_cause=cause or _component_fault(note, symptom_clause),
         actions_taken=tuple(cl.action for cl in note.clauses if cl.action),
         parts_needed=parts,
         measurements=tuple(m for _, _, m in found),
         next_step=next((_plan_text(note, cl) for cl in note.clauses if cl.plan), None),
-        suggested_state=_state(note, parts, fitting, found),
+        suggested_state=state,
     )
+    d.confidence.update(_confidence(note, d, cause is not None, state_confidence))
+    return d
+
+
+def _confidence(note: Note, d: Diagnosis, cued_cause: bool, state: float) -> dict[str, float]:
+    """How sure each field is, from how it was found (rules of thumb, not calibrated odds):
+
+    * equipment: 0.9 a numbered machine (3号空压机), 0.7 a type, 0.5 none;
+    * symptom 0.75, next step 0.7, actions 0.8 when found; a cause after a cue word (怀疑, 可能是)
+      0.8, a component with a fault word 0.55; any of them 0.5 when none is found;
+    * parts: the least sure part: 0.85 a part in the vocabulary (diagnosis_parts.tsv), 0.6 a
+      counted thing it does not know (its name's edges may be off); no part: 0.85, or 0.5 when
+      the note says something is needed, ordered or fetched;
+    * measurements: the least sure reading: 0.9 named by a quantity word (排气温度), 0.7 by a
+      position word or a modifier before the number (上层温度), 0.55 by its unit alone (温度);
+      none: 0.85, or 0.5 when the note has a number with a unit that was not read;
+    * suggested state: 0.9 a cue word decided it (厂家来修, 缺货, 订, 修好了), 0.7 parts decided
+      it, 0.6 a clause ending in 正常, 0.5 nothing did (diagnosing).
+    """
+    asked = any(cl.live(k) for cl in note.clauses for k in ("need", "order", "fetch", "bring"))
+    kind_names = {zh for zh, _, _ in v.KINDS.values()} | {en for _, en, _ in v.KINDS.values()}
+    canonical = set(v.PARTS.values())
+
+    def reading(quantity: str) -> float:
+        if quantity in kind_names:
+            return 0.55
+        named = any(quantity.lower().endswith(base) for base in v.BASES)
+        return 0.9 if named else 0.7
+
+    def part(name: str) -> float:
+        return 0.85 if any(name.endswith(c) for c in canonical) else 0.6
+
+    numbers = bool(v.MEASURE_RE.search(note.text))
+    return {
+        "equipment": 0.5 if d.equipment is None else 0.9 if re.search(r"\d", d.equipment) else 0.7,
+        "symptom": 0.75 if d.symptom else 0.5,
+        "suspected_cause": (0.8 if cued_cause else 0.55) if d.suspected_cause else 0.5,
+        "actions_taken": 0.8 if d.actions_taken else 0.5,
+        "parts_needed": min((part(p.name) for p in d.parts_needed), default=0.5 if asked else 0.85),
+        "measurements": min(
+            (reading(m.quantity) for m in d.measurements), default=0.5 if numbers else 0.85
+        ),
+        "next_step": 0.7 if d.next_step else 0.5,
+        "suggested_state": state,
+    }
 
 
 def _equipment(note: Note, code: str | None, device: str | None) -> tuple[str | None, str]:
@@ -286,17 +347,23 @@ def _resolved(note: Note, cl: Clause, found: list[Reading]) -> bool:
     return not observed  # 试焊正常 is a fix; 油位正常, 电压三百八十伏正常 are readings
 
 
-def _state(note: Note, parts: tuple[Part, ...], fitting: bool, found: list[Reading]) -> str:
+def _state(
+    note: Note, parts: tuple[Part, ...], fitting: bool, found: list[Reading]
+) -> tuple[str, float]:
     kinds = {h.kind for cl in note.clauses for h in cl.cues if not h.negated}
-    if any(cl.live("third") and not cl.live("order") for cl in note.clauses):
-        return TicketState.THIRD_PARTY.value
-    ordered = bool(kinds & {"order", "waiting"})
+    if any(cl.live("third") and not supplied(note, cl) for cl in note.clauses):
+        return TicketState.THIRD_PARTY.value, 0.9
+    brought = any(h.kind == "bring" and cl.text.find("来", h.start - cl.start) >= 0
+                  for cl in note.clauses for h in cl.cues if not h.negated)  # fmt: skip
+    ordered = bool(kinds & {"order", "waiting"}) or brought
+    stock = bool(kinds & {"stock", "fetch"})  # 仓库有, 去领两个: our own stores
     if "nostock" in kinds or (
-        "stock" not in kinds and (ordered or (parts and not fitting))
+        not stock and (ordered or (parts and not fitting))
     ):  # a part being fitted right now (正在更换皮带) is at hand
-        return TicketState.WAITING_PARTS.value
+        return TicketState.WAITING_PARTS.value, 0.9 if ordered or "nostock" in kinds else 0.7
     if any(_resolved(note, cl, found) for cl in note.clauses):
-        return TicketState.RESOLVED.value
+        cued = any(cl.live("resolved") and not cl.live("temporary") for cl in note.clauses)
+        return TicketState.RESOLVED.value, 0.9 if cued else 0.6
     if "repairing" in kinds or parts:
-        return TicketState.REPAIRING.value
-    return TicketState.DIAGNOSING.value
+        return TicketState.REPAIRING.value, 0.9 if "repairing" in kinds else 0.7
+    return TicketState.DIAGNOSING.value, 0.5

@@ -76,10 +76,14 @@ _END = re.compile(r"(?<=[\u3400-\u9fff])，+$")  # a note that ends on a comma e
 _BROKEN = re.compile("\ufffd+")
 
 
+#: A space Whisper leaves between Chinese phrases (电流65A 油分芯堵了) is a pause: a comma.
+_PAUSE = re.compile(r"(?<=[\u3400-\u9fff%A-Za-z])[ \t]+(?=[\u3400-\u9fff])")
+
+
 def _cjk_punctuation(text: str) -> str:
     # Whisper's byte-level tokens sometimes stop half-way through "，" (EF BC …): the stray
     # bytes decode as U+FFFD. A comma is what was meant; at the end, nothing.
-    text = _BROKEN.sub("，", text)
+    text = _PAUSE.sub("，", _BROKEN.sub("，", text))
     text = _ASCII_PUNCT.sub(lambda m: _FULL[m.group(1) or m.group(2)], text)
     return _END.sub("。", _END_DOT.sub("。", text))
 
@@ -337,7 +341,21 @@ def _domain_dict_words() -> list[str]:
 def load_lexicon(extra: Path | None = None) -> Lexicon:
     """The built-in lexicon, with a deployment's own file (if any) in front of it."""
     terms = [*(_read_terms(extra) if extra is not None else []), *_read_terms(BUILTIN_LEXICON)]
-    return Lexicon(tuple(dict.fromkeys(terms)), tuple(_domain_dict_words()))
+    return Lexicon(tuple(dict.fromkeys(terms)), tuple(_domain_dict_words() + _diagnosis_words()))
+
+
+def _diagnosis_words() -> list[str]:
+    """The diagnosis reader's Chinese parts and quantity words (data/diagnosis_parts.tsv,
+    diagnosis_quantities.tsv): what a field note names, so what a homophone most likely was."""
+    data = BUILTIN_LEXICON.parent
+    words: list[str] = []
+    for name in ("diagnosis_parts.tsv", "diagnosis_quantities.tsv"):
+        for line in (data / name).read_text(encoding="utf-8").splitlines():
+            if line.startswith("#"):
+                continue
+            for col in line.split("\t"):
+                words += [w for w in col.split("|") if _HAN_RUN.fullmatch(w) and 2 <= len(w) <= 6]
+    return words
 
 
 # --- the pipeline -----------------------------------------------------------------------------

@@ -2,11 +2,11 @@
 
 ``python -m tests.nlp.score_diagnosis [labelled.jsonl] [-v]`` prints the scores (and with -v
 every field that differs). Scored, as the issue asks: parts (name + qty) and measurements
-(quantity + value within 1e-6 + unit) as micro precision/recall/F1 over all notes; the
-suggested state and the equipment as accuracy. Shown for information: actions (exact text,
-F1) and exact-match accuracy of symptom, suspected cause and next step; these are free text
-and a label written by hand rarely matches a rule's wording to the character.
-Text compares case-insensitively with surrounding spaces ignored.
+(quantity + value within 1e-6 + unit, and a range's high end likewise; ``approx`` is not
+scored) as micro precision/recall/F1 over all notes; the suggested state and the equipment as
+accuracy. Shown for information: actions (exact text, F1) and exact-match accuracy of symptom,
+suspected cause and next step; these are free text and a label written by hand rarely matches
+a rule's wording to the character. Text compares case-insensitively with surrounding spaces ignored.
 """
 
 from __future__ import annotations
@@ -86,11 +86,19 @@ def _measurements(expected: Sequence[Any], predicted: Sequence[Any]) -> F1:
                 _text(have["quantity"]) == _text(want["quantity"])
                 and have["unit"] == want["unit"]
                 and abs(float(have["value"]) - float(want["value"])) <= TOLERANCE
+                and _same_high(have.get("high"), want.get("high"))
             ):
                 matched += 1
                 del left[i]
                 break
     return _counted(matched, predicted, expected)
+
+
+def _same_high(have: object, want: object) -> bool:
+    """A range (七十到八十度) matches only a range with the same high end."""
+    if have is None or want is None:
+        return have is None and want is None
+    return abs(float(str(have)) - float(str(want))) <= TOLERANCE
 
 
 def _actions(expected: Sequence[Any], predicted: Sequence[Any]) -> F1:

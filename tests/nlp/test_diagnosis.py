@@ -38,7 +38,9 @@ def test_the_issue_example_in_english() -> None:
         "Compressor 3 tripped, discharge temp 85 C, suspect the cooling fan, replaced the fuse, "
         "need to order a fan motor"
     )
-    assert d.as_json() == {
+    got = d.as_json()
+    assert got.pop("confidence") == d.confidence and got.pop("unsure") == []
+    assert got == {
         "equipment": "Compressor 3",
         "symptom": "tripped",
         "suspected_cause": "cooling fan",
@@ -261,7 +263,7 @@ def test_the_labelled_set_is_sound() -> None:
     english = [c for c in cases if c["text"].isascii()]
     assert 0.2 <= len(english) / len(cases) <= 0.35
     for case in cases:
-        assert set(case["expected"]) == set(diagnose("").as_json())
+        assert set(case["expected"]) == set(diagnose("").as_json()) - {"confidence", "unsure"}
 
 
 def test_scores_on_the_labelled_set() -> None:

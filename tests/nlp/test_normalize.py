@@ -71,6 +71,7 @@ def test_quantities_become_digits_and_words_stay(spoken: str, written: str) -> N
         ("已经加了潤华之", "已经加了润滑脂"),
         ("张锦伦也要调整一下", "张紧轮也要调整一下"),
         ("怀疑冷却封上坏了", "怀疑冷却风扇坏了"),  # feng shang ≈ feng shan (-ang/-an)
+        ("还有一个门所", "还有一个门锁"),  # a part the diagnosis reader knows (voice set, dev)
         # real words are left alone
         ("只是等一下", "只是等一下"),  # not 指示灯
         ("我意想不到", "我意想不到"),  # not 异响
@@ -102,6 +103,9 @@ def test_punctuation_is_made_chinese() -> None:
     assert normalize_transcript("保险丝\ufffd要订一个", "zh") == "保险丝，要订一个"  # half a "，"
     assert normalize_transcript("需要电工过来看一下,", "zh") == "需要电工过来看一下。"
     assert normalize_transcript("压力0.8兆帕.", "zh") == "压力0.8兆帕。"  # a digit's dot stays
+    # a pause Whisper writes as a space between Chinese phrases is a comma; 3 号 stays
+    assert normalize_transcript("电流65A 油分芯堵了 先停机", "zh") == "电流65A，油分芯堵了，先停机"
+    assert normalize_transcript("温度 85度", "zh") == "温度 85度"
 
 
 def test_english_is_only_tidied() -> None:
