@@ -9,10 +9,13 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot.parts_catalog import PartsCatalog
 
 __all__ = ["main"]
 
@@ -143,8 +146,10 @@ async def _transcribe(
 ) -> int:
     from bot.hearing import Ears
     from bot.nlp.asr import build_transcriber
+    from bot.parts_catalog import with_codes
     from bot.texts import refusal
 
+    catalog = await _parts_catalog(settings)
     ears = Ears({}, build_transcriber(settings.asr))
     failed = 0
     for path in files:
@@ -153,22 +158,47 @@ async def _transcribe(
             failed += 1
             print(f"{path}: {refusal(heard.problem, settings.locale)}", file=sys.stderr)
             continue
+        diagnosis = with_codes(heard.diagnosis or {}, catalog)  # as the voice flow does
         row = {
             "file": str(path),
             "transcript": heard.transcript,
             "language": heard.language,
             "duration_s": heard.duration_s,
-            **(heard.diagnosis or {}),
+            **diagnosis,
         }
         if as_json:
             print(json.dumps(row, ensure_ascii=False), flush=True)
         else:
             print(f"== {path} ({heard.duration_s or 0:.1f} s, {heard.language})")
             print(heard.transcript)
-            for key, value in (heard.diagnosis or {}).items():
+            for key, value in diagnosis.items():
                 if value:
                     print(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
     return 1 if failed else 0
+
+
+async def _parts_catalog(settings: Settings) -> PartsCatalog:
+    """The configured database's parts catalog, for ``transcribe`` to name each part's code;
+    an empty one when there is no database yet (a SQLite file not made: none is made here) or
+    it cannot be read (said on stderr)."""
+    from bot.parts_catalog import PartsCatalog, load_catalog
+    from storage.db import Database
+
+    url = settings.database.url
+    path = url.partition(":///")[2]
+    if url.startswith("sqlite"):
+        made: bool = bool(path) and await asyncio.to_thread(Path(path).exists)
+        if not made:
+            return PartsCatalog([])
+    db = Database(url)
+    try:
+        async with db.reads() as conn:
+            return await load_catalog(conn)
+    except Exception as exc:  # (an old schema, a server away: transcribe all the same)
+        print(f"no parts catalog ({exc.__class__.__name__}): parts without codes", file=sys.stderr)
+        return PartsCatalog([])
+    finally:
+        await db.dispose()
 
 
 def _audit_key(settings: Settings) -> bytes | None:

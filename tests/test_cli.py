@@ -148,3 +148,27 @@ def test_transcribe_prints_the_voice_flows_reading_as_json(tmp_path: Path) -> No
         assert fields <= set(row["confidence"])
         assert all(0 <= c <= 1 for c in row["confidence"].values())
         assert row["unsure"] == [f for f, c in row["confidence"].items() if c < 0.6]
+
+
+def test_transcribe_names_the_catalog_code_of_each_part_heard(tmp_path: Path) -> None:
+    """With a parts catalog imported into the configured database, ``transcribe --json``
+    gives each part it read the code the voice flow would (Whisper base, a real note)."""
+    fixtures = Path(__file__).parent / "fixtures"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'g.db'}"
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(f'[database]\nurl = "{url}"\n[security]\nsecret_key = "cli-secret"\n')
+    catalog = tmp_path / "parts.csv"
+    catalog.write_text("编码,名称,别名,单位,库存:总仓\nFAN-M1,冷却风扇电机,风扇马达,台,2\n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "bot.cli", "--config", str(cfg), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    assert cli("parts", "import", str(catalog)).returncode == 0
+    proc = cli("transcribe", "--json", str(fixtures / "audio" / "field01.amr"))
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    # "…要订一个风扇电机。": the reader's part, and the catalog's code for it
+    (part,) = row["parts_needed"]
+    assert (part["name"], part["qty"], part["code"]) == ("风扇电机", 1, "FAN-M1")
+    assert 0.85 <= part["code_confidence"] <= 1
