@@ -55,7 +55,9 @@ def counting(db: Database) -> Iterator[Count]:
     def begin(conn: Any) -> None:
         current[id(conn)] = next(transactions)
 
-    engines = {e.sync_engine for e in (db.engine, db.read_engine, db.unit_read_engine)}
+    engines = {
+        e.sync_engine for e in (db.engine, db.read_engine, db.unit_read_engine, db.quick_engine)
+    }
     for eng in engines:
         event.listen(eng, "before_cursor_execute", statement)
     event.listen(db.engine.sync_engine, "begin", begin)
