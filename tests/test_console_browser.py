@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import RunningHub
+from tests.conftest import RunningHub, eventually
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, _keep, _need_chromium
 from tests.test_webchat_flow import Feed, button, customer, one_ticket, press, report
 
@@ -120,6 +120,11 @@ async def test_engineer_presses_reloads_and_signs_in_again(running: Start, tmp_p
             # The customer confirms: closed, and 重新打开 is not his either.
             async with Feed(hub, cust) as cfeed:
                 version = (await hub.api(f"/api/tickets/{tid}"))["version"]
+
+                async def heard() -> bool:  # (the feed replays the conversation from its start)
+                    return bool(cfeed.events)
+
+                await eventually(heard, what="the customer's conversation")
                 ccard = await cfeed.wait_card(
                     next(e["conversation"] for e in cfeed.events), lambda p: p["version"] == version
                 )

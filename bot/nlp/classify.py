@@ -67,10 +67,11 @@ _IT = {Category.NETWORK_IT, Category.SOFTWARE_CONFIG}
 _PRIORITIES = (Priority.P0, Priority.P1, Priority.P2, Priority.P3)
 
 
-#: A report is P0 when the model gives P0 at least this: the highest threshold at which 5-fold
-#: cross-validation on train + dev (``gongdan train --cv``) keeps P0 recall at 0.97 or more
-#: (0.970; macro-F1 0.814, against 0.840 at 0.25).
-P0_THRESHOLD = 0.12
+#: A report is P0 when the model gives P0 at least this. 0.12 (the highest at which 5-fold
+#: cross-validation on train + dev keeps P0 recall at 0.97) read "5号CNC主轴异响" and
+#: "A线输送带有点跑偏" as production stops (tests/test_flood.py): P0 over-calls page people and
+#: start 15-minute clocks, so it stays at 0.25 (CV: P0 recall below 0.97, macro-F1 0.840).
+P0_THRESHOLD = 0.25
 #: A message whose every symptom is denied is a report only when the model is this sure.
 NEGATED_REPORT = 0.9
 
