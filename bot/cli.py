@@ -7,15 +7,17 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:
     from bot.parts_catalog import PartsCatalog
+
+T = TypeVar("T")
 
 __all__ = ["main"]
 
@@ -314,6 +316,24 @@ def _read_password(stdin: bool) -> str:
     return first
 
 
+def _read_sheet(what: str, command: str, path: Path, read: Callable[[], list[T]]) -> list[T] | int:
+    """What ``read`` finds in ``path`` for ``<what> import`` (nothing for other commands), or
+    the exit code once every problem is printed: 1 for bad rows, 2 for an unreadable file."""
+    from bot.sheets import ImportProblems
+
+    try:
+        return read() if command == "import" else []
+    except ImportProblems as exc:
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        print(f"gongdan {what} import: nothing imported ({len(exc.problems)} problems)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except OSError as exc:
+        print(f"gongdan {what} {command}: {exc}", file=sys.stderr)
+        return 2
+
+
 async def _assets(settings: Settings, command: str, target: str) -> int:
     """``assets import FILE``, ``assets export FILE`` and ``assets qr CODE``."""
     from bot.asset_files import ImportProblems, read_assets, write_assets
@@ -324,17 +344,10 @@ async def _assets(settings: Settings, command: str, target: str) -> int:
     from storage.models import utcnow
 
     path = Path(target)
-    try:
-        rows = read_assets(path, {p.id for p in settings.people}) if command == "import" else []
-    except ImportProblems as exc:
-        for problem in exc.problems:
-            print(f"{path}: {problem}", file=sys.stderr)
-        print(f"gongdan assets import: nothing imported ({len(exc.problems)} problems)",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    except OSError as exc:
-        print(f"gongdan assets {command}: {exc}", file=sys.stderr)
-        return 2
+    people = {p.id for p in settings.people}
+    rows = _read_sheet("assets", command, path, lambda: read_assets(path, people))
+    if isinstance(rows, int):
+        return rows
     await migrate_async(settings.database.url)
     db = Database(settings.database.url)
     try:
@@ -374,17 +387,9 @@ async def _parts(settings: Settings, command: str, path: Path) -> int:
     from storage.db import Database, migrate_async
     from storage.models import utcnow
 
-    try:
-        rows = read_parts_file(path) if command == "import" else []
-    except ImportProblems as exc:
-        for problem in exc.problems:
-            print(f"{path}: {problem}", file=sys.stderr)
-        print(f"gongdan parts import: nothing imported ({len(exc.problems)} problems)",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    except OSError as exc:
-        print(f"gongdan parts {command}: {exc}", file=sys.stderr)
-        return 2
+    rows = _read_sheet("parts", command, path, lambda: read_parts_file(path))
+    if isinstance(rows, int):
+        return rows
     await migrate_async(settings.database.url)
     db = Database(settings.database.url)
     try:
