@@ -106,9 +106,19 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 
 def free_port() -> int:
+    """A port free now, for a server in another process (it may be taken before that
+    process binds it; servers in this process use ``serve_on_loopback``)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def serve_on_loopback(runner: web.AppRunner) -> str:
+    """Start ``runner`` on a loopback port the system picks as it binds (no window in which
+    another test process could take it); its base URL."""
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}"
 
 
 STAFF: dict[str, Any] = {
@@ -243,10 +253,9 @@ async def running(
         app = build_app(settings, hub)
         runner = web.AppRunner(app)
         await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        base = await serve_on_loopback(runner)
         http = aiohttp.ClientSession()
-        started = RunningHub(hub, f"http://127.0.0.1:{port}", http, runner)
+        started = RunningHub(hub, base, http, runner)
         stack.append(started)
         return started
 

@@ -100,13 +100,11 @@ def per_second_peak(times: list[float], window: float) -> int:
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    from tests.conftest import free_port
+    from tests.conftest import serve_on_loopback
 
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
+    return runner, await serve_on_loopback(runner)
 
 
 async def enqueue(
