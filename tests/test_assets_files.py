@@ -12,7 +12,7 @@ from pathlib import Path
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
-from bot.cli import _assets
+from bot.cli.registry import assets_command
 from bot.config import Settings
 from storage import assets
 from storage.db import Database
@@ -112,7 +112,7 @@ async def _count(db: Database, model: type) -> int:
 
 
 async def _run(settings: Settings, command: str, target: str | Path) -> int:
-    return await _assets(settings, command, str(target))
+    return await assets_command(settings, command, str(target))
 
 
 async def test_a_csv_with_chinese_headers_imports_and_round_trips(

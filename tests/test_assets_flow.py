@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.assets import AssetLinks
-from bot.cli import _assets
+from bot.cli.registry import assets_command
 from tests.conftest import FakeClock, Feed, RunningHub, eventually, make_settings
 from tests.test_webchat_flow import cid, customer, report, staff
 
@@ -50,7 +50,7 @@ async def _with_assets(running: Start, tmp_path: Path, db_url: str) -> RunningHu
     path = tmp_path / "assets.csv"
     with path.open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows([HEADER, *ROWS])
-    assert await _assets(make_settings(tmp_path, db_url), "import", str(path)) == 0
+    assert await assets_command(make_settings(tmp_path, db_url), "import", str(path)) == 0
     hub = await running(clock=FakeClock(NOW))
     assert len(hub.hub.env.assets) == 3  # loaded when the hub started
     return hub
@@ -223,7 +223,7 @@ async def test_an_import_while_running_is_picked_up(
         csv.writer(f).writerows(
             [["编号", "名称", "站点编号", "站点"], ["AC-A", "空压机A", "S-9", "动力站"]]
         )
-    assert await _assets(make_settings(tmp_path, db_url), "import", str(path)) == 0
+    assert await assets_command(make_settings(tmp_path, db_url), "import", str(path)) == 0
     assert await hub.hub.refresh_assets()  # (the hub does this every 30 s)
     cust = await customer(hub)
     await report(hub, cust, "AC-A 空压机停机了")

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.cli import classify_command, main
+from bot.cli import main
+from bot.cli.reading import classify_command
 
 
 def test_classify_reads_plain_lines_and_jsonl() -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.cli import _assets
+from bot.cli.registry import assets_command
 from tests.conftest import FakeClock, Feed, RunningHub, eventually, make_settings
 from tests.test_webchat_flow import button, current_card, customer, press, report, staff
 
@@ -43,7 +43,7 @@ def _write_assets(path: Path, meter: float | None = None) -> Path:
 
 async def _import(tmp_path: Path, db_url: str, meter: float | None = None) -> None:
     path = _write_assets(tmp_path / "assets.csv", meter)
-    assert await _assets(make_settings(tmp_path, db_url), "import", str(path)) == 0
+    assert await assets_command(make_settings(tmp_path, db_url), "import", str(path)) == 0
 
 
 async def _hub(

@@ -12,7 +12,7 @@ from pathlib import Path
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-from bot.cli import _parts
+from bot.cli.registry import parts_command
 from bot.config import Settings
 from bot.parts_catalog import load_catalog, match
 from storage import parts
@@ -36,7 +36,7 @@ def _csv(path: Path, rows: list[list[str]], header: list[str] = ZH_HEADER) -> Pa
 
 
 async def _parts_import(settings: Settings, path: Path) -> int:
-    return await _parts(settings, "import", path)
+    return await parts_command(settings, "import", path)
 
 
 async def _entries(db: Database) -> dict[str, parts.PartEntry]:
@@ -101,14 +101,14 @@ async def test_an_export_imports_again_unchanged_as_csv_and_xlsx(
     assert await _parts_import(settings, _csv(tmp_path / "parts.csv", GOOD)) == 0
     stored = await _entries(db)
     for name in ("out.csv", "out.xlsx"):
-        assert await _parts(settings, "export", tmp_path / name) == 0
+        assert await parts_command(settings, "export", tmp_path / name) == 0
         assert await _parts_import(settings, tmp_path / name) == 0
         assert await _entries(db) == stored
     with (tmp_path / "out.csv").open(encoding="utf-8-sig") as f:
         header, *rows = list(csv.reader(f))
     assert header == ["code", "name", "aliases", "unit", "stock:总仓", "stock:二仓"]
     assert ["SEAL-50", "密封圈 50", "O型圈 50;油封 50", "套", "12", ""] in rows
-    assert await _parts(settings, "export", tmp_path / "out.txt") == 2
+    assert await parts_command(settings, "export", tmp_path / "out.txt") == 2
 
 
 async def test_one_bad_row_and_nothing_is_imported_with_every_problem_named(
