@@ -10,9 +10,11 @@ when it makes the sentence more likely by more than it costs in sound:
   of 重, 行 …) and every term once. A stretch and a term are compared syllable by syllable:
   initial, final and tone. Confusions common on narrow-band audio cost less than other
   differences: z/zh, c/ch, s/sh, n/l, f/h, j/q/x, b/p, d/t, g/k and the place of a stop
-  (p/t/k, b/d/g: its burst is above 4 kHz); an/ang, en/eng, in/ing, ian/iang, uan/uang, o/uo. Candidates are found through an index of the terms' coarse readings
-  (each syllable's confusion class): a stretch must match a term exactly in classes, or, for
-  terms of three or more syllables, in all but one syllable.
+  (p/t/k, b/d/g: its burst is above 4 kHz); an/ang, en/eng, in/ing, ian/iang, uan/uang,
+  o/uo. A syllable may differ in its initial or its final, not both (``Weights.syllable``).
+  Candidates are found through an index of the terms' coarse readings (each syllable's
+  confusion class): a stretch must match a term exactly in classes, or, for terms of three or
+  more syllables, in all but one syllable.
 * **Context.** Two language models score a window of the sentence around the stretch, before
   and after the change: jieba's word frequencies (the shared tokenizer's dictionary: 349 k
   words and the domain dictionary) as a unigram model over the best segmentation, with the
@@ -286,13 +288,19 @@ class Corrector:
         return out
 
     def _locked(self, text: str) -> set[int]:
-        """Offsets of characters in a word that is a term or common (jieba, domain dict)."""
+        """Offsets of characters in a word that is a term or common (jieba, domain dict), or
+        in a common word inside a rarer one."""
         locked: set[int] = set()
         for token, start, end in nlp_text.token_spans(text):
-            if len(token) >= 2 and (
-                token in self.bonus or self._freq.get(token, 0) >= self.weights.common
-            ):
+            if len(token) < 2:
+                continue
+            if token in self.bonus or self._freq.get(token, 0) >= self.weights.common:
                 locked.update(range(start, end))
+                continue
+            for i in range(len(token) - 1):  # a common word inside a rarer one (符合 in 符合要求)
+                for j in range(i + 2, len(token) + 1):
+                    if self._freq.get(token[i:j], 0) >= self.weights.common:
+                        locked.update(range(start + i, start + j))
         return locked
 
     def _proposals(
