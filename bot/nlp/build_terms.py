@@ -10,14 +10,14 @@ to the maintenance domain (``data/LEXICON_SOURCES.md`` lists each source and its
   MIT): 47 k phrases with their readings, which adds technical compounds jieba lacks.
 
 A word is kept when its shape says it is an equipment, part, medium, fault or measured
-quantity: it ends in a head character of that kind (…泵, …阀, …轴承, …油, …温度) **and**
-contains a technical character (电, 压, 油, 机 …), or it contains a fault word (漏油, 堵塞,
-磨损 …). General words that only look technical (手机, 飞机, 电视) are kept out by a short stop
-list; jieba's words must be tagged as nouns (n, nz, vn), its fault words as verbs, nouns or
-adjectives; pypinyin's phrases (no tags) only give equipment, parts and quantities of 3–6
-characters. The project's own lists (``lexicon_asr.txt``, ``domain_dict.txt``, the diagnosis
-reader's parts, quantities and units) are added at run time, not here, and so is a
-deployment's catalog of assets and parts.
+quantity: it ends in a head character of that kind (…泵, …阀, …轴承, …油, …温度) and
+contains a technical character (电, 压, 油, 机 …) or its head is technical itself (…阀,
+…导线), or it contains a fault word (漏油, 堵塞, 磨损 …). General words that only look
+technical (手机, 飞机, 电视) are kept out by a short stop list; jieba's words must be tagged as
+nouns (n, nz, vn), its fault words as verbs, nouns or adjectives; pypinyin's phrases (no
+tags) only give equipment, parts and quantities of 3–6 characters. The project's own lists
+(``lexicon_asr.txt``, ``domain_dict.txt``, the diagnosis reader's parts, quantities and
+units) are added at run time, not here, and so is a deployment's catalog of assets and parts.
 
 One term a line: ``TERM <TAB> KIND <TAB> SOURCE``; KIND is equipment, part, medium, fault,
 quantity or unit.
@@ -36,111 +36,32 @@ __all__ = ["OUT", "build", "main"]
 OUT = Path(__file__).with_name("data") / "maintenance_terms.txt"
 _HAN = re.compile(r"[\u4e00-\u9fff]{2,6}")
 
+
+def _split(words: str) -> tuple[str, ...]:
+    return tuple(words.split())
+
+
 #: Last characters (or words) that make a word a thing of each kind.
 _HEADS: dict[str, tuple[str, ...]] = {
-    "equipment": tuple(["机", "器", "炉", "塔", "床", "柜", "梯"]),
-    "part": tuple(
-        [
-            "泵",
-            "阀",
-            "管",
-            "轴",
-            "轮",
-            "带",
-            "线",
-            "芯",
-            "片",
-            "圈",
-            "环",
-            "垫",
-            "罐",
-            "缸",
-            "杆",
-            "座",
-            "架",
-            "盘",
-            "嘴",
-            "锁",
-            "链",
-            "栓",
-            "钉",
-            "簧",
-            "表",
-            "计",
-            "仪",
-            "膜",
-            "刀",
-            "扇",
-            "灯",
-            "壳",
-            "塞",
-            "销",
-            "罩",
-            "闸",
-            "缆",
-            "轴承",
-            "开关",
-            "电机",
-            "马达",
-            "螺母",
-            "螺丝",
-            "螺杆",
-            "齿轮",
-            "丝杠",
-            "导轨",
-            "滤芯",
-            "密封",
-            "探头",
-            "模块",
-            "电极",
-            "电阻",
-            "电容",
-            "保险",
-            "触点",
-            "端子",
-            "喷嘴",
-            "叶轮",
-            "叶片",
-            "线圈",
-            "传感器",
-        ]
+    "equipment": _split("机 器 炉 塔 床 柜 梯"),
+    "part": _split(
+        "泵 阀 管 轴 轮 带 线 芯 片 圈 环 垫 罐 缸 杆 座 架 盘 嘴 锁 链 栓 钉 簧 表 计 仪 "
+        "膜 刀 扇 灯 壳 塞 销 罩 闸 缆 件 轴承 开关 电机 马达 螺母 螺丝 螺杆 齿轮 丝杠 导轨 "
+        "滤芯 密封 探头 模块 电极 电阻 电容 保险 触点 端子 喷嘴 叶轮 叶片 线圈 导线 传感器"
     ),
-    "medium": tuple(
-        ["油", "液", "剂", "脂", "气", "胶", "冷媒", "氟利昂", "制冷剂", "乳化液", "切削液"]
-    ),
-    "quantity": tuple(
-        [
-            "温度",
-            "压力",
-            "电流",
-            "电压",
-            "转速",
-            "流量",
-            "功率",
-            "频率",
-            "湿度",
-            "速度",
-            "间隙",
-            "真空度",
-            "负压",
-            "液位",
-            "油位",
-            "扭矩",
-            "振动",
-            "阻值",
-            "电阻",
-            "行程",
-            "压差",
-            "温差",
-            "张力",
-            "浓度",
-            "粘度",
-            "硬度",
-            "厚度",
-            "尺寸",
-        ]
+    "medium": _split("油 液 剂 脂 气 胶 冷媒 氟利昂 制冷剂 乳化液 切削液"),
+    "quantity": _split(
+        "温度 压力 电流 电压 转速 流量 功率 频率 湿度 速度 间隙 真空度 负压 液位 油位 "
+        "扭矩 振动 阻值 电阻 行程 压差 温差 张力 浓度 粘度 硬度 厚度 尺寸"
     ),
 }
+#: Heads that are technical themselves: any noun ending in one is kept (单向阀, 补偿导线).
+_STRONG_HEADS = frozenset(
+    _split(
+        "泵 阀 缸 轴承 电机 马达 螺母 螺杆 齿轮 丝杠 导轨 滤芯 传感器 继电器 接触器 变频器 "
+        "导线 电缆 密封件 密封圈 联轴器 减速机 压缩机 电磁阀 油封 皮带 链条 弹簧 垫片"
+    )
+)
 #: A kept part, equipment or medium word has one of these characters.
 _TECH = frozenset(
     "电压油气液热冷温阀泵轴齿螺焊钢铁铜铝磁感控变频传动机械风水滤密封缸塞轮承杆链簧栓铆"
@@ -148,193 +69,27 @@ _TECH = frozenset(
     "液压气动伺服步进编码光栅丝杠导轨滑块减速离合制动刹皮带同步"
 )
 #: Fault words: contain one of these and are tagged as verbs, nouns of action or adjectives.
-_FAULTS = tuple(
-    [
-        "漏油",
-        "漏气",
-        "漏水",
-        "漏电",
-        "漏料",
-        "渗漏",
-        "泄漏",
-        "堵塞",
-        "堵死",
-        "卡死",
-        "卡住",
-        "卡滞",
-        "磨损",
-        "磨坏",
-        "松动",
-        "松脱",
-        "断裂",
-        "断开",
-        "断路",
-        "短路",
-        "烧坏",
-        "烧毁",
-        "烧焦",
-        "锈蚀",
-        "生锈",
-        "腐蚀",
-        "振动",
-        "震动",
-        "异响",
-        "噪音",
-        "跳闸",
-        "过热",
-        "过载",
-        "过流",
-        "过压",
-        "欠压",
-        "失压",
-        "击穿",
-        "失灵",
-        "老化",
-        "变形",
-        "破损",
-        "开裂",
-        "裂纹",
-        "结垢",
-        "结霜",
-        "打滑",
-        "抱死",
-        "偏移",
-        "偏差",
-        "跳动",
-        "报警",
-        "故障",
-        "损坏",
-        "失效",
-        "漂移",
-        "超差",
-        "温升",
-        "发热",
-        "冒烟",
-        "打火",
-        "抖动",
-        "卡顿",
-        "堵转",
-        "缺相",
-        "缺油",
-        "缺水",
-    ]
+_FAULTS = _split(
+    "漏油 漏气 漏水 漏电 漏料 渗漏 泄漏 堵塞 堵死 卡死 卡住 卡滞 磨损 磨坏 松动 松脱 断裂 "
+    "断开 断路 短路 烧坏 烧毁 烧焦 锈蚀 生锈 腐蚀 振动 震动 异响 噪音 跳闸 过热 过载 过流 "
+    "过压 欠压 失压 击穿 失灵 老化 变形 破损 开裂 裂纹 结垢 结霜 打滑 抱死 偏移 偏差 跳动 "
+    "报警 故障 损坏 失效 漂移 超差 温升 发热 冒烟 打火 抖动 卡顿 堵转 缺相 缺油 缺水"
 )
 _FAULT_TAGS = frozenset({"v", "vn", "a", "an", "n"})
 _NOUN_TAGS = frozenset({"n", "nz", "vn"})
 #: General words that only look technical.
 _STOP = frozenset(
-    [
-        "手机",
-        "飞机",
-        "电视",
-        "电视机",
-        "电脑",
-        "司机",
-        "时机",
-        "机会",
-        "危机",
-        "生机",
-        "动机",
-        "心机",
-        "有机",
-        "随机",
-        "投机",
-        "契机",
-        "专机",
-        "战机",
-        "班机",
-        "客机",
-        "军机",
-        "敌机",
-        "玄机",
-        "良机",
-        "杀机",
-        "转机",
-        "天机",
-        "先机",
-        "商机",
-        "电台",
-        "电话",
-        "电影",
-        "电报",
-        "电梯门",
-        "油画",
-        "油条",
-        "油饼",
-        "油菜",
-        "汽车",
-        "火车",
-        "马车",
-        "列车",
-        "战车",
-        "车站",
-        "线索",
-        "线路",
-        "天线",
-        "路线",
-        "前线",
-        "视线",
-        "防线",
-        "战线",
-        "界线",
-        "直线",
-        "曲线",
-        "热线",
-        "热线电话",
-        "表情",
-        "表示",
-        "表明",
-        "表达",
-        "表演",
-        "代表",
-        "发表",
-        "外表",
-        "仪表堂堂",
-        "温度计",
-        "体温计",
-        "卡片",
-        "照片",
-        "影片",
-        "图片",
-        "名片",
-        "唱片",
-        "刀片",
-        "气氛",
-        "气质",
-        "勇气",
-        "力气",
-        "运气",
-        "生气",
-        "客气",
-        "脾气",
-        "空气",
-        "天气",
-        "名气",
-        "福气",
-        "热情",
-        "热爱",
-        "热心",
-        "热闹",
-        "冷静",
-        "冷淡",
-        "冷漠",
-        "冷笑",
-        "温柔",
-        "温暖",
-        "温和",
-        "响应",
-        "影响",
-        "声响",
-        "反响",
-        "跳舞",
-        "跳槽",
-        "松鼠",
-        "断言",
-        "裂痕",
-        "烧烤",
-        "烧饼",
-        "烧鸡",
-    ]
+    _split(
+        "手机 飞机 电视 电视机 电脑 司机 时机 机会 危机 生机 动机 心机 有机 随机 投机 契机 "
+        "专机 战机 班机 客机 军机 敌机 玄机 良机 杀机 转机 天机 先机 商机 "
+        "电台 电话 电影 电报 电梯门 油画 油条 油饼 油菜 汽车 火车 马车 列车 战车 车站 "
+        "线索 线路 天线 路线 前线 视线 防线 战线 界线 直线 曲线 热线 热线电话 "
+        "表情 表示 表明 表达 表演 代表 发表 外表 仪表堂堂 温度计 体温计 "
+        "卡片 照片 影片 图片 名片 唱片 刀片 文件 条件 事件 案件 邮件 软件 证件 稿件 "
+        "气氛 气质 勇气 力气 运气 生气 客气 脾气 空气 天气 名气 福气 "
+        "热情 热爱 热心 热闹 冷静 冷淡 冷漠 冷笑 温柔 温暖 温和 "
+        "响应 影响 声响 反响 跳舞 跳槽 松鼠 断言 裂痕 烧烤 烧饼 烧鸡"
+    )
 )
 
 
@@ -360,7 +115,8 @@ def _kind(word: str, tag: str | None) -> str | None:
         for head in _HEADS[kind]:
             if word.endswith(head) and len(word) > len(head):
                 stem = word[: -len(head)]
-                if any(c in _TECH for c in stem) and (tag is None or tag in _NOUN_TAGS):
+                technical = head in _STRONG_HEADS or any(c in _TECH for c in stem)
+                if technical and (tag is None or tag in _NOUN_TAGS):
                     return kind
     if tag in _FAULT_TAGS and 2 <= len(word) <= 4 and any(f in word for f in _FAULTS):
         return "fault"

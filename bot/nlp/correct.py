@@ -11,7 +11,7 @@ when it makes the sentence more likely by more than it costs in sound:
   initial, final and tone. Confusions common on narrow-band audio cost less than other
   differences: z/zh, c/ch, s/sh, n/l, f/h, j/q/x, b/p, d/t, g/k and the place of a stop
   (p/t/k, b/d/g: its burst is above 4 kHz); an/ang, en/eng, in/ing, ian/iang, uan/uang,
-  o/uo. A syllable may differ in its initial or its final, not both (``Weights.syllable``).
+  o/uo/ou. A syllable may differ in its initial or its final, not both (``Weights.syllable``).
   Candidates are found through an index of the terms' coarse readings (each syllable's
   confusion class): a stretch must match a term exactly in classes, or, for terms of three or
   more syllables, in all but one syllable.
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import json
 import math
 import re
@@ -58,7 +59,7 @@ _HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 _MIN, _MAX = 2, 6
 
 _INITIAL_CLASSES = ("z zh c ch", "s sh", "n l", "f h", "j q x", "b p", "d t", "g k")
-_FINAL_CLASSES = ("an ang", "en eng", "in ing", "ian iang", "uan uang", "o uo")
+_FINAL_CLASSES = ("an ang", "en eng", "in ing", "ian iang", "uan uang", "o uo ou")
 _INITIAL_CLASS = {p: c.split()[0] for c in _INITIAL_CLASSES for p in c.split()}
 _FINAL_CLASS = {p: c.split()[0] for c in _FINAL_CLASSES for p in c.split()}
 _FUZZY_INITIALS = {
@@ -68,7 +69,7 @@ _FUZZY_INITIALS = {
                            # the place of a stop is in its burst, above 4 kHz: lost at 8 kHz
                            ("p", "t"), ("t", "k"), ("p", "k"), ("b", "d"), ("d", "g"), ("b", "g"))
 }  # fmt: skip
-_FUZZY_FINALS = {frozenset(c.split()) for c in _FINAL_CLASSES}
+_FUZZY_FINALS = {frozenset(p) for c in _FINAL_CLASSES for p in itertools.combinations(c.split(), 2)}
 
 
 @dataclass(frozen=True, slots=True)
