@@ -95,8 +95,9 @@ class Weights:
     price: float = 5.0  # μ: every change
     fuzzy: float = 0.4  # an initial or final in the same confusion class
     other: float = 1.0  # any other initial or final
-    tone: float = 0.3  # a different tone
+    tone: float = 0.5  # a different tone
     syllable: float = 1.0  # most a syllable may cost: one part differs, or a confusion + tone
+    open2: float = 3.0  # more price for a two-syllable term that differs in one class
     common: float = 100.0  # no character of a word this frequent in jieba's dictionary changes
     window: int = 4  # characters of context each side for the word model
     strong: float = 3000.0  # frequency added to a project or deployment term
@@ -211,7 +212,7 @@ class Corrector:
             syllables = _readings(term)
             key = tuple(s.key for s in syllables)
             self._exact[key].append((term, syllables))
-            if len(term) >= 3:
+            if len(term) >= 2:
                 for p in range(len(term)):
                     self._wild[_wild(key, p)].append((term, syllables))
 
@@ -316,7 +317,8 @@ class Corrector:
                 span = run[i : i + length]
                 key = tuple(keys[i : i + length])
                 candidates = list(self._exact.get(key, ()))
-                if length >= 3:
+                exact = {t for t, _ in candidates}
+                if length >= 3 or w.open2 < math.inf:
                     for p in range(length):
                         candidates += self._wild.get(_wild(key, p), ())
                 seen: set[str] = set()
@@ -331,6 +333,8 @@ class Corrector:
                         continue
                     gain = self._gain(text, folded, offset, run, i, length, term)
                     gain -= w.sound * sound + w.price
+                    if length == 2 and term not in exact:
+                        gain -= w.open2
                     if gain > 0:
                         found.append(_Proposal(offset + i, offset + i + length, term, gain))
         return found
