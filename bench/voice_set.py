@@ -16,7 +16,9 @@ Figures, per split and format:
 
 * ``CER raw``: Whisper's text against the reference (corpus CER: all edits / all reference
   characters, punctuation and spaces ignored; ``bot.nlp.normalize.cer``); ``CER corrected``: after
-  ``normalize_transcript`` (script, homophone lexicon, numerals) — what the ticket shows.
+  ``normalize_transcript`` (script, the corrector of ``bot/nlp/correct.py``: pinyin and tone
+  matches of the maintenance lexicon kept where a word and a character model say the sentence
+  reads better, numerals) — what the ticket shows.
 * parts F1, measurements F1, suggested-state accuracy (``tests/nlp/score_diagnosis``) of
   ``diagnose`` on the corrected transcript; the same on the reference text ("text") shows how much
   is lost to recognition and how much to the readers.

@@ -5,14 +5,12 @@
 1. ``bot.nlp.text.normalize`` (NFKC: full-width digits and letters to ASCII);
 2. Traditional → Simplified with OpenCC (``t2s``): Whisper base often prints Traditional;
 3. ASCII ``, ? ! ; :`` next to Chinese → full-width (Whisper mixes them);
-4. the homophone pass (``Lexicon.correct``): on 8 kHz AMR most errors sound like the right word
-   (变频器 heard as 便评器, 断网 as 段网). A stretch that matches a lexicon term by toneless pinyin,
-   allowing the confusions of narrow-band audio (zh/z, n/l, in/ing, j/q …) within a budget
-   that grows with the term's length, is replaced by the term, unless that would change text
-   jieba (with the domain dictionary) reads as words: a stretch never starts or ends inside a
-   dictionary word, never changes a character of a common word (机械避 → 机械臂 keeps 机械;
-   只是等 stays), is not itself a two-character word (意想 stays), and never changes a
-   grammatical character (处理过了 stays);
+4. the homophone pass (``Lexicon.correct``, ``bot.nlp.correct``): on 8 kHz AMR most errors
+   sound like the right word (变频器 heard as 便评器, 兆帕 as 罩怕). A stretch whose pinyin (with
+   tones, allowing the confusions of narrow-band audio: zh/z, n/l, in/ing, j/q/x …) matches a
+   term of the maintenance lexicon is replaced when a word model and a character n-gram model
+   say the sentence is more likely with the term by more than the sound difference costs; no
+   character of a common word is changed (只是等 stays);
 5. Chinese numerals → digits where they are quantities: before a unit (八十五度 → 85度,
    零点八兆帕 → 0.8兆帕, 三号机 → 3号机), after 第, in 百分之…, decimals, and multi-character
    numbers. Single 一/两 before a classifier stay (一个, 两个小时), and words such as 一下,
@@ -30,9 +28,12 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.nlp import text as nlp_text
+
+if TYPE_CHECKING:
+    from bot.nlp.correct import Corrector
 
 __all__ = [
     "BUILTIN_LEXICON",
@@ -148,61 +149,7 @@ def numerals_to_digits(text: str) -> str:
 
 # --- lexicon and homophones -------------------------------------------------------------------
 
-_Syllable = tuple[str, str]  # (initial, final), toneless
-_Targets = dict[int, list[tuple[str, tuple[_Syllable, ...]]]]
-_FUZZY_INITIALS = {
-    frozenset(p)
-    for p in (("z", "zh"), ("c", "ch"), ("s", "sh"), ("n", "l"), ("f", "h"), ("j", "q"),
-              ("z", "c"), ("zh", "ch"), ("b", "p"), ("d", "t"), ("g", "k"))
-}  # fmt: skip
-_FUZZY_FINALS = {
-    frozenset(p)
-    for p in (("an", "ang"), ("en", "eng"), ("in", "ing"), ("ian", "iang"), ("uan", "uang"),
-              ("eng", "ong"), ("o", "uo"))
-}  # fmt: skip
-#: Grammatical characters: a stretch is never corrected by changing one of them.
-_FUNCTION_CHARS = frozenset("了的地得着过吗呢吧啊呀是在也都就还又和与或把被给让很")
-#: Largest total cost accepted for a term of each length (fuzzy = 0.5, other = 1 per part).
-_BUDGET = {2: 0.5, 3: 1.0, 4: 1.5, 5: 2.0, 6: 2.0}
-
-
-def _part_cost(a: str, b: str, fuzzy: set[frozenset[str]]) -> float:
-    if a == b:
-        return 0.0
-    return 0.5 if frozenset((a, b)) in fuzzy else 1.0
-
-
-def _syllable_cost(readings: Iterable[_Syllable], target: _Syllable) -> float:
-    best = 2.0
-    for initial, final in readings:
-        cost = _part_cost(initial, target[0], _FUZZY_INITIALS) + _part_cost(
-            final, target[1], _FUZZY_FINALS
-        )
-        best = min(best, cost)
-    return best
-
-
-def _readings(run: str) -> list[tuple[_Syllable, ...]]:
-    """Per character of a Han run: its reading in context (pypinyin's phrase dictionary) and
-    its usual reading alone. Rare readings are left out: they match too much (受 as dao)."""
-    in_context = _term_syllables(run)
-    return [tuple(dict.fromkeys((s, _usual(ch)))) for s, ch in zip(in_context, run, strict=True)]
-
-
-@functools.lru_cache(maxsize=8192)
-def _usual(char: str) -> _Syllable:
-    return _term_syllables(char)[0]
-
-
-def _term_syllables(term: str) -> tuple[_Syllable, ...]:
-    from pypinyin import Style, lazy_pinyin
-
-    initials = lazy_pinyin(term, style=Style.INITIALS, strict=False)
-    finals = lazy_pinyin(term, style=Style.FINALS, strict=False)
-    return tuple(zip(initials, finals, strict=True))
-
-
-_index_lock = threading.Lock()
+_corrector_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -212,7 +159,9 @@ class Lexicon:
     terms: tuple[str, ...]
     extra_targets: tuple[str, ...] = ()
     """More correction targets that are not prompted (the jieba domain dictionary)."""
-    _index: _Targets = field(default_factory=dict, init=False, repr=False, compare=False)
+    _built: dict[tuple[str, ...], Corrector] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def prompt(self, max_terms: int) -> str:
         """Whisper's initial prompt: Simplified Chinese, listing the first terms."""
@@ -221,102 +170,28 @@ class Lexicon:
         han = [t for t in self.terms if _HAN.search(t)][:max_terms]
         return "设备维修语音记录：" + "，".join(han) + "。" if han else ""
 
-    def _targets(self) -> _Targets:
-        with _index_lock:  # worker threads share a lexicon; build its index once
-            if not self._index:
-                built: _Targets = {}
-                for term in dict.fromkeys((*self.terms, *self.extra_targets)):
-                    if _HAN_RUN.fullmatch(term) and 2 <= len(term) <= 6:
-                        built.setdefault(len(term), []).append((term, _term_syllables(term)))
-                self._index.update(built)
-            return self._index
+    def corrector(self, more: Iterable[str] = ()) -> Corrector:
+        """The corrector of these terms (built once; worker threads share it), with ``more``
+        run-time terms (a deployment's assets and parts) when given (the last set is kept)."""
+        from bot.nlp.correct import Corrector, domain_corpus, maintenance_terms
 
-    def correct(self, text: str) -> str:
-        """Replace stretches that sound like a term but are not words (see module doc)."""
-        targets = self._targets()
-        if not targets or not _HAN.search(text):
+        key = tuple(sorted(set(more)))
+        with _corrector_lock:
+            if () not in self._built:
+                own = (*self.terms, *self.extra_targets)
+                self._built[()] = Corrector(own, maintenance_terms(), domain_corpus())
+            if key not in self._built:
+                for old in [k for k in self._built if k]:
+                    del self._built[old]
+                self._built[key] = self._built[()].extended(key)
+            return self._built[key]
+
+    def correct(self, text: str, more: Iterable[str] = ()) -> str:
+        """Replace stretches that sound like a term where the sentence reads better with the
+        term (``bot.nlp.correct``)."""
+        if not _HAN.search(text):
             return text
-        words = _word_structure(text)
-        out: list[str] = []
-        pos = 0
-        for run in _HAN_RUN.finditer(text):
-            out.append(text[pos : run.start()])
-            out.append(self._correct_run(run.group(), run.start(), targets, words))
-            pos = run.end()
-        out.append(text[pos:])
-        return "".join(out)
-
-    def _correct_run(
-        self, run: str, offset: int, targets: _Targets, words: tuple[set[int], set[int]]
-    ) -> str:
-        readings = _readings(run)
-        out: list[str] = []
-        i = 0
-        while i < len(run):
-            best = self._best_at(run, i, offset, readings, targets, words)
-            out.append(best or run[i])
-            i += len(best) if best else 1
-        return "".join(out)
-
-    @staticmethod
-    def _best_at(
-        run: str,
-        i: int,
-        offset: int,
-        readings: list[tuple[_Syllable, ...]],
-        targets: _Targets,
-        words: tuple[set[int], set[int]],
-    ) -> str | None:
-        inside, locked = words
-        if offset + i in inside:
-            return None  # never start in the middle of a word
-        for length in sorted(targets, reverse=True):  # longest term first
-            end = i + length
-            if end > len(run) or offset + end in inside:
-                continue
-            fixed = [k - i for k in range(i, end) if offset + k in locked]
-            window, budget = run[i:end], _BUDGET[length]
-            if length == 2 and nlp_text.is_word(window):  # 意想 (in 意想不到) stays
-                continue
-            best: tuple[float, str] | None = None
-            for term, syllables in targets[length]:
-                if term == window:
-                    return None  # already right
-                if any(window[k] != term[k] for k in fixed):
-                    continue  # 只是等 must not become 指示灯; 机械避 may become 机械臂
-                if any(a != b and a in _FUNCTION_CHARS for a, b in zip(window, term, strict=True)):
-                    continue  # 处理过了 must not become 处理过热
-                cost = 0.0
-                for k, target in enumerate(syllables):
-                    part = _syllable_cost(readings[i + k], target)
-                    cost += part
-                    if part > 1.0 or cost > budget:
-                        break
-                else:
-                    if best is None or cost < best[0]:
-                        best = (cost, term)
-            if best is not None:
-                return best[1]
-        return None
-
-
-#: No character of a word jieba knows this well (its dictionary frequency) is ever changed;
-#: a two-character stretch that is a dictionary word at all is left alone too.
-_COMMON_WORD = 100
-
-
-def _word_structure(text: str) -> tuple[set[int], set[int]]:
-    """(offsets inside a multi-character dictionary word, offsets of characters that belong
-    to a common word) by jieba with the domain dictionary."""
-    frequency = nlp_text._load().FREQ  # the shared tokenizer's dictionary, loaded once
-    inside: set[int] = set()
-    locked: set[int] = set()
-    for token, start, end in nlp_text.token_spans(text):
-        if len(token) >= 2:
-            inside.update(range(start + 1, end))
-            if frequency.get(token, 0) >= _COMMON_WORD:
-                locked.update(range(start, end))
-    return inside, locked
+        return self.corrector(more).correct(text)
 
 
 def _read_terms(path: Path) -> list[str]:
@@ -361,14 +236,17 @@ def _diagnosis_words() -> list[str]:
 # --- the pipeline -----------------------------------------------------------------------------
 
 
-def normalize_transcript(raw: str, language: str, lexicon: Lexicon | None = None) -> str:
-    """Whisper's text → what the ticket shows (see the module doc for the steps)."""
+def normalize_transcript(
+    raw: str, language: str, lexicon: Lexicon | None = None, more: Iterable[str] = ()
+) -> str:
+    """Whisper's text → what the ticket shows (see the module doc for the steps); ``more``
+    are run-time correction targets (a deployment's asset and part names)."""
     text = nlp_text.normalize(raw)
     if language != "zh" and not _HAN.search(text):
         return text
     text = _cjk_punctuation(to_simplified(text))
     if lexicon is not None:
-        text = lexicon.correct(text)
+        text = lexicon.correct(text, more)
     return numerals_to_digits(text)
 
 
