@@ -197,6 +197,7 @@ async def test_decoding_and_recognition_never_run_on_the_event_loop(
 
     monkeypatch.setattr(asr, "decode_audio", decode)
     transcriber = PooledTranscriber(settings, engine)
+    await transcriber.warm_up()  # as the hub does at start: the one-off loading is not a note's
     async with loop_lag() as lags:
         await asyncio.gather(*(transcriber.transcribe(NOTE) for _ in range(4)))
     loop_thread = threading.current_thread().name
