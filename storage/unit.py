@@ -149,8 +149,14 @@ class Conflict(Exception):
     """A compare-and-set found a row changed by someone else: the unit must be run again."""
 
 
-#: Columns the repeat check's copies leave out (``recent_tickets``).
-_BULKY = frozenset({"intake", "diagnosis"})
+#: What the repeat check's copies of a site's recent tickets hold (``recent_tickets``): what it
+#: compares, links and tells; the other columns keep their defaults. ``intake`` and
+#: ``diagnosis`` come back cut to the repeat status and the suspected cause.
+_RECENT = (
+    "id", "number", "title", "description", "priority", "category", "state", "reporter_id",
+    "origin_chat", "created_at", "updated_at", "device_code", "site", "alarm_code",
+    "assignee_id", "team_key", "root_cause", "asset_id", "merged_into", "closed_at",
+)  # fmt: skip
 
 
 def _cols(table: Any, record: type) -> list[Any]:
@@ -431,18 +437,19 @@ class Store:
         self, *, asset_id: int | None, site: str | None, since: datetime, limit: int
     ) -> list[Ticket]:
         """Tickets of the asset (else: at the site) changed since ``since``, not merged, the most
-        recently changed first — copies to compare with, never written (repeat reports,
+        recently changed first — partial copies to compare with, never written (repeat reports,
         ``bot/flows/repeats.py``). The order is the index's (``ix_tickets_site_updated`` /
         ``…asset_updated``), so the read stops after ``limit`` rows however busy the site is.
-        Of the bulky JSON columns only what the comparison reads comes back: ``intake`` holds
-        just the repeat status, ``diagnosis`` just the suspected cause (decoding ten tickets'
-        routing explanations per report was a twentieth of the engine's time in a burst)."""
+        Only the columns in ``_RECENT`` come back: ``intake`` holds just the repeat status,
+        ``diagnosis`` just the suspected cause, and clocks, parts, checklist and the audit head
+        are left at their defaults (decoding ten full tickets per report was a tenth of the
+        engine's time in a burst at one site)."""
         by = "asset_id" if asset_id is not None else "site"
         stmt = _cached(
             ("recent", by),
             lambda: (
                 select(
-                    *(T.c[n] for n in columns(Ticket) if n not in _BULKY),
+                    *(T.c[n] for n in _RECENT),
                     T.c.intake[("repeat", "status")].as_string().label("repeat_status"),
                     T.c.diagnosis[("suspected_cause",)].as_string().label("suspected_cause"),
                 )
@@ -456,13 +463,12 @@ class Store:
             ),
         )
         params = {"by": asset_id if asset_id is not None else site, "since": since, "limit": limit}
-        out = []
+        out, n = [], len(_RECENT)
         for r in await self.conn.execute(stmt, params):
-            row = dict(r._mapping)
-            status, cause = row.pop("repeat_status"), row.pop("suspected_cause")
+            status, cause = r[n], r[n + 1]
             out.append(
                 Ticket(
-                    **row,
+                    **dict(zip(_RECENT, r, strict=False)),
                     intake={"repeat": {"status": status}} if status else None,
                     diagnosis={"suspected_cause": cause} if cause else None,
                 )
