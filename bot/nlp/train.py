@@ -12,7 +12,8 @@ was made). Training is deterministic (lbfgs, fixed order), so the shipped
 The held-out splits (test, test2) are never read by training; ``gongdan train --score test2``
 (or ``test``, or ``test+test2``) scores the shipped model on them (what the README reports).
 ``gongdan train --cv`` cross-validates the whole reader on train + dev at several P0
-thresholds (how ``classify.P0_THRESHOLD`` is chosen); ``--add-batch FILE`` adds newly written
+thresholds (how ``classify.P0_THRESHOLD`` is chosen; a message with a ``running`` cue and no
+stop keeps ``classify.RUNNING_P0_THRESHOLD``); ``--add-batch FILE`` adds newly written
 messages to train and dev. scikit-learn is needed here only (the ``train`` extra);
 reading a message needs numpy alone.
 """
@@ -360,6 +361,7 @@ def main(
         shipped = intake_model.load().regularisation
         results = cross_validate(examples, shipped)
         print(f"{len(examples)} train + dev messages, 5-fold, C as shipped {shipped}")
+        print(f"(a running cue and no stop: P0 from {reader.RUNNING_P0_THRESHOLD} throughout)")
         print("P0 threshold  report acc  macro-F1  P0 recall  P0 precision  code exact")
         for t, r in results.items():
             m = r["confusion"]["matrix"]
