@@ -21,7 +21,7 @@ _HINTS = {"equipment_failure", "network_it", "software_config", "facility"}
 _KINDS = {"safety", "gas", "linestop", "scope", "line", "down", "intermittent", "degraded",
           "urgent", "calm", "request", "question", "greeting", "device", "topic",
           "recovered", "workaround", "redundancy", "impact", "fyi", "cosmetic", "chase",
-          "business", "hotline", "hazard"}  # fmt: skip
+          "business", "hotline", "hazard", "running"}  # fmt: skip
 _FLAGS = {"part", "generic", "minor", "air"}
 
 

@@ -258,6 +258,62 @@ def test_as_json_has_the_contract_keys_and_serialises() -> None:
     }  # fmt: skip
 
 
+# Written for this check after the P0 threshold went to 0.07 (issue 11), in no split and never
+# trained on: short running faults, and stops, outages and hazards. At 0.07, 5 of the 26
+# running faults read as P0 (1 at 0.25): the price of P0 recall, kept from growing here.
+RUNNING_FAULTS = [  # none is a stop, a hazard or an outage
+    "6号机床换刀时有咯噔一声",
+    "二号线的传送带边缘磨毛了",
+    "注塑机料斗下料有点慢",
+    "冷水机有点结霜",
+    "7号冲床模具有点松",
+    "包装机热封条温度不太稳",
+    "A2线贴标偶尔贴反",
+    "空压机油分有点漏油",
+    "机器人第三轴有点抖",
+    "烘箱风机有异味",
+    "切割机割出来边上有挂渣",
+    "挤出机螺杆有点响",
+    "4号线辊筒有一个转得慢",
+    "液压缸动作有点顿",
+    "分条机张力有点不稳",
+    "Press brake 2 hums louder than normal",
+    "Line 5 conveyor belt is fraying at the edge",
+    "Small oil puddle under the mixer gearbox",
+    "CNC 12 spindle sounds gritty",
+    "Palletizer wraps are a bit loose",
+    "Capper torque drifts a little high",
+    "Chiller 1 is short cycling",
+    "Bearing on the extruder drive is warm",
+    "Screen on the HMI flickers now and then",
+    "Line A case erector squeaks",
+    "Coolant pump on lathe 9 is noisy",
+]
+STOPS_AND_HAZARDS = [  # each is P0
+    "6号机床开不了机了，活干不了",
+    "二号线整个停下来了",
+    "注塑机全部停了，冷却水断了",
+    "冲床卡住动不了，没法生产",
+    "包装线瘫了，货出不去",
+    "配电房有焦糊味还冒烟",
+    "车间断电了全停",
+    "ERP全公司都登不进去",
+    "Press brake 2 won't start, line is stopped",
+    "Line 5 is completely down",
+    "The mixer seized and the whole batch line stopped",
+    "Smoke from the extruder panel",
+    "No network anywhere on site",
+    "Someone's hand got caught in the capper",
+]
+
+
+def test_running_faults_are_seldom_read_as_stops_and_stops_always_are() -> None:
+    over = [t for t in RUNNING_FAULTS if classify(t).priority is P0]
+    assert len(over) <= 5, over
+    assert all(classify(t).priority is P0 for t in STOPS_AND_HAZARDS)
+    assert classify("A线输送带有点跑偏").priority is not P0  # a running cue: P0 only from 0.25
+
+
 def test_tokens_keep_domain_words_whole() -> None:
     assert tokens("３号注塑机没有漏油, isn't down") == [
         "3", "号", "注塑机", "没有", "漏油", ",", "isn't", "down",
