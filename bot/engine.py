@@ -228,11 +228,18 @@ class Engine:
         it claimed."""
         rows: list[Claimed] = []
         self._drained = self._retrying = False
+        sqlite = self.db.is_sqlite
+        more = False  # SQLite: an event beyond this unit's was waiting
         try:
             async with self.work.unit() as tx:
+                # SQLite's claim is a plain read: one event more than the unit takes tells
+                # whether to look again after it (a full claim alone cannot tell).
                 rows = await inbound.claimable(
-                    tx.store.conn, limit=size, max_attempts=self.max_attempts
-                )
+                    tx.store.conn, limit=size + 1 if sqlite else size,
+                    max_attempts=self.max_attempts,
+                )  # fmt: skip
+                if len(rows) > size:
+                    rows, more = rows[:size], True
                 now = utcnow()
                 taken = [r for r in rows if r.kind in inbound.LEASED]  # done on the side
 
@@ -246,9 +253,9 @@ class Engine:
                 rest = [r for r in rows if r.kind not in inbound.LEASED]
                 if rest:
                     taken += await self._handle(tx, rest)
-            if rows and self.db.is_sqlite:
-                self._cost.add(len(rows), self.work.last_write, full=len(rows) == size)
-                self._drained = len(rows) < size and not self._retrying
+            if rows and sqlite:
+                self._cost.add(len(rows), self.work.last_write, full=more)
+                self._drained = not more and not self._retrying
         except (Conflict, Taken) as exc:  # someone else changed what we read: read again
             log.info("a unit of %d events met a change made meanwhile (%s); again", len(rows), exc)
             return len(rows)

@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
+from bot.engine import WriteCost
 from storage.db import Database
 from storage.models import Ticket, WebchatFeed
 from tests.conftest import RunningHub, eventually
@@ -110,6 +112,33 @@ async def test_a_new_ticket_with_its_replies_costs_15_statements_in_3_transactio
             assert count.write_transactions <= 3, (first, count.write_transactions)
     finally:
         await watcher.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # (PostgreSQL: full batches)
+async def test_a_unit_of_one_event_looks_no_further_when_nothing_waits(
+    running: Start, db_url: str
+) -> None:
+    """On a slow or loaded machine the write-cost line sizes SQLite's units at one event. A
+    unit that took the only event waiting must not look again for more (it failed this way
+    under load: a 16th statement)."""
+    hub = await running()
+    await _quiet(hub)
+    hub.hub.engine._cost = WriteCost(fixed=0.009, per_event=0.009)
+    assert hub.hub.engine._batch_size() == 1
+    session = await customer(hub)
+    with counting(hub.hub.db) as count:
+        await report(hub, session, "3号注塑机停机了，报警E102，在二车间")
+
+        async def ticket() -> bool:
+            async with hub.hub.db.read() as s:
+                return (await s.scalar(select(Ticket.number))) is not None
+
+        await eventually(ticket, what="the ticket")
+        await hub.hub.idle()
+    claims = [
+        s for s in count.statements if s.startswith(("SELECT inbound_events.id", "WITH picked"))
+    ]
+    assert len(claims) == 1, "\n".join(count.statements)
 
 
 async def test_a_button_press_costs_a_handful_of_statements(running: Start, db_url: str) -> None:
