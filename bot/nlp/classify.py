@@ -157,6 +157,8 @@ _NEGATORS = frozenset(
     _words("没 没有 无 未 不 不是 并非 非 别 并没有 并没 并不 并无 毫无 暂无 尚未 从未 从没 从来没")
     | _words("从来没有 没再 不再 不会 未见 不曾 也没 也没有 都没 都没有 还没 还没有 无任何")
     | _words("no not never without none nothing nor neither cannot hardly")
+    # a hazard or stop guarded against is not happening (防漏电的插座, 避免停机, 防爆电机)
+    | _words("防 防止 预防 避免 以防 防范 prevent prevents preventing avoid avoiding")
 )
 _BREAKERS = frozenset(
     _words(", . ; : ! ? ， 。 ； ： ！ ？ … ~ ～ 但 但是 可是 不过 却 而是 而且 并且 导致 所以")
