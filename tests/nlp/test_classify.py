@@ -100,6 +100,9 @@ NEGATIONS = [
     ("Machine 3 isn't down, it's just a bit noisy", True, P2),
     ("没漏油，也没冒烟", False, P3),
     ("there is no smoke", False, P3),
+    # a hazard or stop guarded against is not happening
+    ("有没有防漏电的插座", False, P3),
+    ("为了避免停机，请下周提前检修一下", False, P3),
 ]
 
 
