@@ -53,27 +53,30 @@ def notes(split: str | None = None) -> list[dict[str, Any]]:
     return [r for r in rows if split in (None, "all", r["split"])]
 
 
-def hear(cache: Path, fresh: bool) -> dict[str, dict[str, Any]]:
-    """Whisper's raw text for every note and format (from the cache when it is there)."""
+def hear(cache: Path, fresh: bool, beam: int = 5, split: str = "all") -> dict[str, dict[str, Any]]:
+    """Whisper's raw text for every note of ``split`` and format (from the cache when it is
+    there), heard with beam search of ``beam``."""
     heard: dict[str, dict[str, Any]] = {}
     if cache.exists() and not fresh:
         heard = json.loads(cache.read_text(encoding="utf-8"))
     todo = [
         SET / f"{n['id']}.{ext}"
-        for n in notes()
+        for n in notes(split)
         for ext in FORMATS
         if (SET / f"{n['id']}.{ext}").exists() and f"{n['id']}.{ext}" not in heard
     ]
     if todo:
-        asyncio.run(_recognise(todo, heard, cache))
+        asyncio.run(_recognise(todo, heard, cache, beam))
     return heard
 
 
-async def _recognise(todo: list[Path], heard: dict[str, dict[str, Any]], cache: Path) -> None:
+async def _recognise(
+    todo: list[Path], heard: dict[str, dict[str, Any]], cache: Path, beam: int
+) -> None:
     from bot.config import AsrSettings
     from bot.nlp.asr import build_transcriber
 
-    transcriber = build_transcriber(AsrSettings(cpu_threads=2, workers=1))
+    transcriber = build_transcriber(AsrSettings(cpu_threads=2, workers=1, beam_size=beam))
     for k, path in enumerate(todo, 1):
         data = await asyncio.to_thread(path.read_bytes)
         started = time.perf_counter()
@@ -158,13 +161,13 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-async def time_note(note_id: str) -> str:
+async def time_note(note_id: str, beam: int = 5) -> str:
     from bot.config import AsrSettings
     from bot.hearing import Ears
     from bot.nlp.asr import build_transcriber
     from bot.nlp.text import warm_up
 
-    transcriber = build_transcriber(AsrSettings(cpu_threads=1, workers=1))
+    transcriber = build_transcriber(AsrSettings(cpu_threads=1, workers=1, beam_size=beam))
     await transcriber.warm_up()
     warm_up()
     ears = Ears({}, transcriber)
@@ -185,16 +188,21 @@ async def time_note(note_id: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
-    parser.add_argument("--cache", type=Path, default=SELF.parent / "voice_set_heard.json")
+    parser.add_argument("--cache", type=Path, help="default: voice_set_heard[_beamN].json")
+    parser.add_argument(
+        "--beam", type=int, default=5, help="Whisper's beam size ([asr] beam_size; default 5)"
+    )
     parser.add_argument("--fresh", action="store_true", help="hear every note again")
     parser.add_argument("--time", metavar="NOTE", help="time one note, audio to diagnosis")
     parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     if args.time:
-        print(asyncio.run(time_note(args.time)))
+        print(asyncio.run(time_note(args.time, args.beam)))
         return
-    heard = hear(args.cache, args.fresh)
+    suffix = "" if args.beam == 5 else f"_beam{args.beam}"
+    cache = args.cache or SELF.parent / f"voice_set_heard{suffix}.json"
+    heard = hear(cache, args.fresh, args.beam, args.split)
     splits = ("dev", "test") if args.split == "all" else (args.split,)
     rows = [row for split in splits for row in evaluate(split, heard, args.verbose)]
     print(table(rows))
