@@ -171,6 +171,8 @@ async def test_an_xlsx_with_english_headers_and_typed_cells_round_trips(
     assert await _run(settings, "import", out) == 0
     async with db.reads() as conn:
         assert await assets.rows(conn) == stored
+    # A folder that is not there: said in one line, exit 2 (not a traceback).
+    assert await _run(settings, "export", tmp_path / "missing" / "out.csv") == 2
 
 
 async def test_one_bad_row_and_nothing_is_imported_with_every_problem_named(

@@ -39,6 +39,18 @@ def _read_sheet(what: str, command: str, path: Path, read: Callable[[], list[T]]
         return 2
 
 
+def _wrote(what: str, path: Path, write: Callable[[], None]) -> bool:
+    """Whether ``<what> export`` wrote ``path``; if not, why is printed (an unknown file type,
+    a folder that is not there, no permission)."""
+    try:
+        write()
+    except (ImportProblems, OSError) as exc:
+        problem = exc.problems[0] if isinstance(exc, ImportProblems) else str(exc)
+        print(f"gongdan {what} export: {path}: {problem}", file=sys.stderr)
+        return False
+    return True
+
+
 async def assets_command(settings: Settings, command: str, target: str) -> int:
     """``assets import FILE``, ``assets export FILE`` and ``assets qr CODE``."""
     path = Path(target)
@@ -59,10 +71,7 @@ async def assets_command(settings: Settings, command: str, target: str) -> int:
         elif command == "export":
             async with db.reads() as conn:
                 found = await assets.rows(conn)
-            try:
-                write_assets(path, found)
-            except ImportProblems as exc:
-                print(f"gongdan assets export: {exc.problems[0]}", file=sys.stderr)
+            if not _wrote("assets", path, lambda: write_assets(path, found)):
                 return 2
             print(f"exported {len(found)} assets to {path}")
         else:
@@ -89,11 +98,7 @@ async def parts_command(settings: Settings, command: str, path: Path) -> int:
         if command == "export":
             async with db.reads() as conn:
                 found = await parts.entries(conn)
-            try:
-                write_parts(path, found)
-            except (ImportProblems, OSError) as exc:
-                problem = exc.problems[0] if isinstance(exc, ImportProblems) else str(exc)
-                print(f"gongdan parts export: {problem}", file=sys.stderr)
+            if not _wrote("parts", path, lambda: write_parts(path, found)):
                 return 2
             print(f"exported {len(found)} parts to {path}")
             return 0
