@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from bot.adapters.base import Adapter
@@ -33,9 +33,13 @@ class Ears:
         *,
         max_mb: float = 20,
         download_timeout: float = 60.0,
+        terms: Callable[[], Sequence[str]] = tuple,
     ) -> None:
+        """``terms``: the deployment's own names (its assets and parts) at the time of a note,
+        which the transcript's correction trusts most (``Hub.voice_terms``)."""
         self.adapters = adapters
         self.transcriber = transcriber
+        self.terms = terms
         self.max_mb = max_mb
         self.download_timeout = download_timeout
 
@@ -51,7 +55,9 @@ class Ears:
         if self.transcriber is None:
             return Heard()
         try:
-            transcript = await self.transcriber.transcribe(audio, language=language)
+            transcript = await self.transcriber.transcribe(
+                audio, language=language, terms=self.terms()
+            )
         except AudioRejected as rejected:
             return Heard(problem=rejected)
         from bot.nlp.diagnosis import diagnose

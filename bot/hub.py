@@ -32,6 +32,7 @@ from bot.flows.housekeeping import auto_close, reconcile
 from bot.hearing import Ears
 from bot.inbox import Inbox, TextCap
 from bot.metrics import Metrics
+from bot.nlp.correct import catalog_terms
 from bot.nlp.similar import SimilarCases
 from bot.outbox import OutboxSender
 from bot.progress import ProgressLinks
@@ -109,7 +110,13 @@ class Hub:
         for adapter in self.adapters.values():  # the console draws cards for each viewer
             if isinstance(adapter, WebchatAdapter):
                 adapter.console = ConsoleCards(self.work)
-        ears = Ears(self.adapters, self.transcriber, max_mb=settings.asr.max_bytes / 1e6)
+        self._terms: tuple[object, tuple[str, ...]] = (None, ())
+        ears = Ears(
+            self.adapters,
+            self.transcriber,
+            max_mb=settings.asr.max_bytes / 1e6,
+            terms=self.voice_terms,
+        )
         self.engine = Engine(
             self.db,
             self.work,
@@ -276,6 +283,17 @@ class Hub:
             self.env.parts.load(await part_rows.entries(conn), seen)
         log.info("parts catalog loaded: %d parts", len(self.env.parts))
         return True
+
+    def voice_terms(self) -> tuple[str, ...]:
+        """The registered assets' and the parts catalog's names and aliases as correction
+        terms for voice transcripts (``bot.nlp.correct.catalog_terms``); drawn again only
+        when either was reloaded."""
+        seen = (self.env.assets.fingerprint, self.env.parts.fingerprint)
+        if self._terms[0] != seen:
+            names = [n for e in self.env.parts.entries for n in (e.name, *e.aliases)]
+            names += [n for a in self.env.assets.by_id.values() for n in (a.name, *a.aliases)]
+            self._terms = (seen, catalog_terms(names))
+        return self._terms[1]
 
     async def _assets_tick(self) -> None:
         await self._job("refreshing the asset registry", self.refresh_assets)

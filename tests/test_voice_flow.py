@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,8 @@ from bot import lifecycle
 from bot.hearing import Ears
 from bot.tickets import NoteAction, TicketAction
 from bot.unit import Turn
+from storage.assets import AssetEntry
+from storage.parts import PartEntry
 from tests.adapters.telegram_driver import webhook
 from tests.adapters.test_telegram import (
     CUSTOMER,
@@ -52,9 +54,13 @@ class KnownWords:
     def __init__(self, text: str) -> None:
         self.text = text
         self.heard: list[bytes] = []
+        self.terms: list[tuple[str, ...]] = []  # the correction terms each note came with
 
-    async def transcribe(self, audio: bytes, *, language: str | None = None) -> _Transcript:
+    async def transcribe(
+        self, audio: bytes, *, language: str | None = None, terms: Sequence[str] = ()
+    ) -> _Transcript:
         self.heard.append(audio)
+        self.terms.append(tuple(terms))
         return _Transcript(self.text)
 
 
@@ -94,7 +100,7 @@ async def deliver(hub: RunningHub, update: dict[str, Any]) -> None:
 
 def hearing(hub: RunningHub, words: str) -> KnownWords:
     ears = KnownWords(words)
-    hub.hub.engine.ears = Ears(hub.hub.adapters, ears)
+    hub.hub.engine.ears = Ears(hub.hub.adapters, ears, terms=hub.hub.voice_terms)
     return ears
 
 
@@ -193,6 +199,34 @@ async def test_a_voice_note_becomes_a_confirmed_diagnosis_and_moves_the_ticket(
         return str(calls[0].params.get("text")) if calls else None
 
     assert "已经处理过" in await eventually(toast, what="the second press's toast")
+
+
+async def test_a_note_is_heard_with_the_hubs_own_asset_and_part_names(
+    api: FakeBotApi, running: Start
+) -> None:
+    """The deployment's names are the corrector's surest targets (bot/nlp/correct.py): each
+    note is transcribed with the registered assets' and the catalog's names, current ones."""
+    hub = await running(**enabled(api))
+    words = hearing(hub, NOTE)
+    env = hub.hub.env
+    env.assets.load([AssetEntry(1, "AC-03", "3号空压机", aliases=("螺杆空压机",))], (1, "a"))
+    env.parts.load([PartEntry("P-1", "SKF 6205 轴承", aliases=("深沟球轴承",))], (1, "p"))
+    ticket = await assigned_ticket(hub, api)
+    await move_to(hub, ticket["id"], TicketAction.ACCEPT, TicketAction.DEPART, TicketAction.ARRIVE)
+    api.add_file("voice-1", b"OggS" + bytes(4000))
+    await deliver(hub, voice_note(LI, LI_CHAT, "voice-1"))
+    await sent_to(api, LI_CHAT["id"], "语音诊断")
+    assert set(words.terms[0]) == {"号空压机", "螺杆空压机", "轴承", "深沟球轴承"}
+
+    env.parts.load([PartEntry("P-2", "油分芯")], (2, "p"))  # a new catalog import
+    api.add_file("voice-2", b"OggS" + bytes(4001))
+    await deliver(hub, voice_note(LI, LI_CHAT, "voice-2"))
+
+    async def heard_twice() -> bool:
+        return len(words.terms) == 2
+
+    await eventually(heard_twice, what="the second note heard")
+    assert "油分芯" in words.terms[1] and "轴承" not in words.terms[1]
 
 
 async def test_a_customers_voice_note_is_their_report(api: FakeBotApi, running: Start) -> None:

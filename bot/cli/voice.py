@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.hearing import Ears
 from bot.nlp.asr import build_transcriber
+from bot.nlp.correct import catalog_terms
 from bot.parts_catalog import PartsCatalog, load_catalog, with_codes
 from bot.texts import refusal
 from storage.db import Database
@@ -22,7 +23,8 @@ async def transcribe_command(
     settings: Settings, files: list[Path], as_json: bool, language: str | None
 ) -> int:
     catalog = await _parts_catalog(settings)
-    ears = Ears({}, build_transcriber(settings.asr))
+    terms = catalog_terms([n for e in catalog.entries for n in (e.name, *e.aliases)])
+    ears = Ears({}, build_transcriber(settings.asr), terms=lambda: terms)  # as the hub hears
     failed = 0
     for path in files:
         heard = await ears.understand(path.read_bytes(), language)

@@ -15,7 +15,6 @@ the audit trail and, where the state table leads there (an on-site ticket), move
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,15 +57,11 @@ async def handle_voice(turn: Turn, event: Voice, heard: Heard) -> None:
     if not text:
         turn.reply(Text(say("voice.unheard", turn.locale)))
         return
-    diagnosis = heard.diagnosis
-    if heard.transcript:
-        corrected = await _with_catalog(turn, text)
-        if corrected != text:
-            text, diagnosis = corrected, None  # read again from the corrected text
     if turn.person.role == "customer":
         await customer_report(turn, event, text)
         return
     candidates = await drafts_of(turn, turn.person.id)
+    diagnosis = heard.diagnosis
     if diagnosis is None:
         from bot.nlp.diagnosis import diagnose  # (jieba and the readers load on first use)
 
@@ -91,23 +86,6 @@ async def handle_voice(turn: Turn, event: Voice, heard: Heard) -> None:
     ref = await turn.unit.new_card_ref(candidates[0], event.chat, f"voice:{note.id}", turn.locale)
     card = build_voice_card(turn, note, candidates, turn.locale)
     turn.send(event.chat, card, ticket_id=candidates[0].id, card_ref=ref)
-
-
-async def _with_catalog(turn: Turn, text: str) -> str:
-    """The transcript corrected once more with this hub's asset and part names (and aliases)
-    as strong targets of the homophone pass (``bot.nlp.correct``); in a worker thread, since
-    the first call builds the corrector."""
-    names = [n for e in turn.env.parts.entries for n in (e.name, *e.aliases)]
-    names += [n for a in turn.env.assets.by_id.values() for n in (a.name, *a.aliases)]
-    if not names:
-        return text
-    from bot.nlp.correct import catalog_terms
-    from bot.nlp.normalize import load_lexicon
-
-    terms = catalog_terms(names)
-    if not terms:
-        return text
-    return await asyncio.to_thread(load_lexicon().correct, text, terms)
 
 
 async def confirm_note(turn: Turn, ticket: Ticket, note_id: int, presser: Person) -> None:

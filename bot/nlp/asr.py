@@ -32,7 +32,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -71,8 +71,11 @@ class Transcript:
 
 
 class Transcriber(Protocol):
-    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
-        """Raises ``AudioRejected`` ("too_large", "too_long", "not_audio", "busy")."""
+    async def transcribe(
+        self, audio: bytes, *, language: str | None = None, terms: Sequence[str] = ()
+    ) -> Transcript:
+        """``terms``: a deployment's own names (assets, parts), the corrector's surest targets.
+        Raises ``AudioRejected`` ("too_large", "too_long", "not_audio", "busy")."""
         ...
 
 
@@ -295,14 +298,16 @@ class PooledTranscriber:
         """Load the model and the text tables now rather than on the first note."""
         await asyncio.get_running_loop().run_in_executor(self._pool, self._prepare)
 
-    async def transcribe(self, audio: bytes, *, language: str | None = None) -> Transcript:
+    async def transcribe(
+        self, audio: bytes, *, language: str | None = None, terms: Sequence[str] = ()
+    ) -> Transcript:
         check_size(audio, self.settings.max_bytes)
         with self._count_lock:
             if self._in_hand >= self._capacity:
                 raise AudioRejected("busy", self._capacity)
             self._in_hand += 1
         try:
-            job = self._pool.submit(self._work, audio, language)
+            job = self._pool.submit(self._work, audio, language, terms)
         except BaseException:
             self._release()
             raise
@@ -315,7 +320,7 @@ class PooledTranscriber:
         with self._count_lock:
             self._in_hand -= 1
 
-    def _work(self, audio: bytes, language: str | None) -> Transcript:
+    def _work(self, audio: bytes, language: str | None, terms: Sequence[str]) -> Transcript:
         s = self.settings
         decoded = decode_audio(audio, max_duration_s=s.max_duration_s, max_bytes=s.max_bytes)
         lexicon = self._lexicon()
@@ -326,7 +331,7 @@ class PooledTranscriber:
             allowed=tuple(s.languages),
             prompt=lexicon.prompt(s.prompt_terms),
         )
-        text = normalize_transcript(heard.text, heard.language, lexicon)
+        text = normalize_transcript(heard.text, heard.language, lexicon, terms)
         log.debug(
             "transcribed %.1f s of %s in %.2f s", decoded.duration_s, decoded.container,
             time.perf_counter() - started,
