@@ -28,12 +28,10 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.nlp import text as nlp_text
-
-if TYPE_CHECKING:
-    from bot.nlp.correct import Corrector
+from bot.nlp.correct import Corrector, domain_corpus, maintenance_terms
 
 __all__ = [
     "BUILTIN_LEXICON",
@@ -173,8 +171,6 @@ class Lexicon:
     def corrector(self, more: Iterable[str] = ()) -> Corrector:
         """The corrector of these terms (built once; worker threads share it), with ``more``
         run-time terms (a deployment's assets and parts) when given (the last set is kept)."""
-        from bot.nlp.correct import Corrector, domain_corpus, maintenance_terms
-
         key = tuple(sorted(set(more)))
         with _corrector_lock:
             if () not in self._built:
