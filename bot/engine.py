@@ -60,6 +60,7 @@ class _LeaseLost(Exception):
 
 
 _LEAST_PER_EVENT = 0.00005  # s: no event's rows are written faster (a noisy line's floor)
+_QUIET = 0.2  # s without a new event: the intake is quiet (nobody waits on the write lock)
 
 
 def _point(events: int, fixed: float, per_event: float) -> list[float]:
@@ -124,11 +125,17 @@ class Engine:
         max_attempts: int = 3,
         batch: int = 64,
         budget: float = 0.010,
+        quiet_budget: float = 0.050,
         yield_to_intake: Callable[[], Awaitable[None]] | None = None,
+        intake_quiet_for: Callable[[], float] | None = None,
     ) -> None:
         """``batch``: most events per unit; ``budget``: seconds a unit's write aims to hold
         SQLite's write lock (the intake waits for it); ``yield_to_intake``: waits while the
-        intake has a commit due (answers wait on those, so they go first)."""
+        intake has a commit due (answers wait on those, so they go first); ``intake_quiet_for``:
+        seconds since the intake last took an event — after ``_QUIET`` of them a unit's write
+        may hold the lock for ``quiet_budget`` instead (a backlog drains in larger units, each
+        paying its reads, BEGIN and COMMIT once; an answer that comes meanwhile waits at most
+        that long, once)."""
         self.db = db
         self.work = work
         self.adapters = adapters
@@ -137,7 +144,9 @@ class Engine:
         self.max_attempts = max_attempts
         self.batch = batch
         self.budget = budget
+        self.quiet_budget = quiet_budget
         self.yield_to_intake = yield_to_intake
+        self.intake_quiet_for = intake_quiet_for
         self.wake = asyncio.Event()
         self._stopping = False
         self._voice: set[asyncio.Task[None]] = set()
@@ -221,7 +230,10 @@ class Engine:
             return 1
         if not self.db.is_sqlite:
             return self.batch
-        return self._cost.size(self.budget, self.batch)
+        budget = self.budget
+        if self.intake_quiet_for is not None and self.intake_quiet_for() >= _QUIET:
+            budget = self.quiet_budget
+        return self._cost.size(budget, self.batch)
 
     async def step(self, size: int = 1) -> int:
         """One unit of at most ``size`` events: claim, decide, write. Returns how many events

@@ -125,6 +125,7 @@ class Hub:
             lease=timedelta(seconds=settings.engine.lease_seconds),
             max_attempts=settings.engine.max_attempts,
             yield_to_intake=self.inbox.wait_turn if self.db.is_sqlite else None,
+            intake_quiet_for=self.inbox.quiet_for,
         )
         self.sender = OutboxSender(
             self.db,

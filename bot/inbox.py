@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -195,6 +197,7 @@ class Inbox:
         self._writer: asyncio.Task[None] | None = None
         self._committing = False
         self._committed = asyncio.Event()
+        self._last_event = -math.inf  # (monotonic) when ``accept`` was last given events
         self.closed = False
 
     async def accept(self, events: Sequence[Inbound], raw: str | None = None) -> list[Accepted]:
@@ -207,6 +210,7 @@ class Inbox:
         rows = [self._row(self.cap.apply(e), raw) for e in events]
         if not rows:
             return []
+        self._last_event = time.monotonic()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="inbox-writer")
         pending = _Pending(rows, asyncio.get_running_loop().create_future())
@@ -241,6 +245,10 @@ class Inbox:
         platform, so that it stops retrying, and dropped)."""
         if self._metrics is not None:
             self._metrics.inbound.labels(platform, outcome).inc()
+
+    def quiet_for(self) -> float:
+        """Seconds since the intake was last given an event."""
+        return time.monotonic() - self._last_event
 
     async def wait_turn(self) -> None:
         """Return when the intake has no commit due: at once if idle, else after its next

@@ -10,6 +10,7 @@ watches for the replies on a connection of its own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -123,7 +124,7 @@ async def test_a_unit_of_one_event_looks_no_further_when_nothing_waits(
     under load: a 16th statement)."""
     hub = await running()
     await _quiet(hub)
-    hub.hub.engine._cost = WriteCost(fixed=0.009, per_event=0.009)
+    hub.hub.engine._cost = WriteCost(fixed=0.009, per_event=0.05)
     assert hub.hub.engine._batch_size() == 1
     session = await customer(hub)
     with counting(hub.hub.db) as count:
@@ -139,6 +140,23 @@ async def test_a_unit_of_one_event_looks_no_further_when_nothing_waits(
         s for s in count.statements if s.startswith(("SELECT inbound_events.id", "WITH picked"))
     ]
     assert len(claims) == 1, "\n".join(count.statements)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # (PostgreSQL: full batches)
+async def test_a_backlog_drains_in_larger_units_while_no_answer_waits(
+    running: Start, db_url: str
+) -> None:
+    """SQLite: a unit's write holds the lock that every answer waits for, so while events
+    keep coming units are sized to a short write; once the intake has been quiet a moment,
+    a backlog drains in larger units (each pays its reads, BEGIN and COMMIT once)."""
+    hub = await running()
+    engine, inbox = hub.hub.engine, hub.hub.inbox
+    engine._cost = WriteCost(fixed=0.002, per_event=0.0005)  # 10 ms: about 16 events
+    inbox._last_event = time.monotonic()  # an event came in just now
+    busy = engine._batch_size()
+    inbox._last_event = time.monotonic() - 1.0  # the last one a second ago
+    quiet = engine._batch_size()
+    assert 14 <= busy <= 16 and quiet == engine.batch == 64, (busy, quiet)
 
 
 async def test_a_button_press_costs_a_handful_of_statements(running: Start, db_url: str) -> None:
