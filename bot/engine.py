@@ -61,6 +61,7 @@ class _LeaseLost(Exception):
 
 _LEAST_PER_EVENT = 0.00005  # s: no event's rows are written faster (a noisy line's floor)
 _QUIET = 0.2  # s without a new event: the intake is quiet (nobody waits on the write lock)
+_RECHECK = (0.05, 2.0)  # PostgreSQL: first and last wait before looking again unwoken (s)
 
 
 def _point(events: int, fixed: float, per_event: float) -> list[float]:
@@ -157,6 +158,9 @@ class Engine:
         # nothing is waiting, so the pump stops without one more look.
         self._drained = False
         self._retrying = False  # the last unit left an event pending, to be tried again
+        # PostgreSQL: the last claim that found events took a full batch — a backlog, which
+        # other workers' units may be holding when this one's next claim finds nothing.
+        self._backlog = False
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -179,15 +183,36 @@ class Engine:
             await asyncio.gather(*late, return_exceptions=True)
 
     async def run_forever(self) -> None:
+        recheck = 0.0  # s until looking again unwoken (0: until woken)
         while not self._stopping:
             self.wake.clear()
             self._idle.clear()
+            handled = 0
             try:
-                await self.pump()
+                handled = await self.pump()
             except Exception:
                 log.exception("inbound processing loop failed; retrying")
             self._idle.set()
-            await self.wake.wait()
+            recheck = self._recheck(handled, recheck)
+            if not recheck:
+                await self.wake.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), recheck)
+
+    def _recheck(self, handled: int, last: float) -> float:
+        """PostgreSQL: how long to wait before claiming again when nothing wakes this worker.
+        The events of a backlog are in other workers' units for a moment (their chats are
+        locked to them) and nobody wakes this one when those commit: after a full claim it
+        looks again soon, then less and less often (the heartbeat's tick takes over)."""
+        if self.db.is_sqlite or not self._backlog:
+            return 0.0
+        first, most = _RECHECK
+        wait = first if handled or not last else last * 2
+        if wait > most:
+            self._backlog = False
+            return 0.0
+        return wait
 
     async def reclaim(self) -> None:
         """Give back voice notes whose worker died holding them (their lease lapsed); the
@@ -268,6 +293,8 @@ class Engine:
             if rows and sqlite:
                 self._cost.add(len(rows), self.work.last_write, full=more)
                 self._drained = not more and not self._retrying
+            elif rows:
+                self._backlog = len(rows) >= size
         except (Conflict, Taken) as exc:  # someone else changed what we read: read again
             log.info("a unit of %d events met a change made meanwhile (%s); again", len(rows), exc)
             return len(rows)

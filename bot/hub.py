@@ -45,6 +45,7 @@ from storage import repo
 from storage.audit import audit_key
 from storage.db import Database
 from storage.models import utcnow
+from storage.planner import refresh_statistics
 
 __all__ = ["Hub", "load_secret"]
 
@@ -194,6 +195,15 @@ class Hub:
                 await run()
             except Exception:
                 log.exception("%s failed", what)
+
+    async def _statistics_tick(self) -> None:
+        async def refresh() -> None:
+            async with self.db.begin() as conn:
+                analysed = await refresh_statistics(conn)
+            if analysed:
+                log.info("planner statistics refreshed: %s", ", ".join(analysed))
+
+        await self._job("planner statistics", refresh)
 
     async def _auto_close(self) -> None:
         after = timedelta(hours=self.settings.tickets.auto_close_hours)
@@ -413,6 +423,10 @@ class Hub:
         self.scheduler.add_job(
             self._inbound_tick, "interval", seconds=5, id="inbound-tick", name="inbound tick"
         )
+        if not self.db.is_sqlite:  # tables that grew fast are planned by their real size
+            self._every(
+                self._statistics_tick, "planner-statistics", "planner statistics", seconds=10
+            )
         self._every(
             self._assets_tick, "assets-refresh", "asset and parts refresh", seconds=REFRESH_SECONDS
         )
