@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -301,3 +301,30 @@ def test_sqlite_units_grow_past_a_write_whose_cost_is_mostly_fixed() -> None:
         size = dear.size(0.010, 64)
         dear.add(size, 0.001 + 0.003 * size, full=True)
     assert 2 <= dear.size(0.010, 64) <= 3  # (10 ms − 1 ms) / 3 ms per event
+
+
+async def test_a_postgresql_worker_looks_again_after_a_full_claim_without_being_woken() -> None:
+    """Several workers share a backlog, each unit holding its chats; a worker whose claim then
+    finds nothing is woken by nobody when those units commit, so after a full claim it looks
+    again soon, then less and less often until the heartbeat's tick takes over. SQLite's one
+    worker is woken by its own intake."""
+    from bot.engine import Engine
+    from storage.db import Database
+
+    pg = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none")  # (never connected)
+    sqlite = Database("sqlite+aiosqlite:///:memory:")
+    try:
+        worker = Engine(pg, cast(Any, None), {})
+        assert worker._recheck(5, 0.0) == 0.0  # no backlog seen: wait to be woken
+        worker._backlog = True  # its last claim that found events was a full batch
+        waits = [worker._recheck(64, 0.0)]
+        while waits[-1]:
+            waits.append(worker._recheck(0, waits[-1]))
+        assert waits == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 0.0]
+        assert worker._recheck(0, 0.0) == 0.0  # and then it waits to be woken again
+        alone = Engine(sqlite, cast(Any, None), {})
+        alone._backlog = True
+        assert alone._recheck(64, 0.0) == 0.0
+    finally:
+        await pg.dispose()
+        await sqlite.dispose()
