@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import (
 
 from storage import sqlite_driver
 
-__all__ = ["Database", "WriteGate", "insert_stmt", "migrate", "migrate_async"]
+__all__ = ["Database", "WriteGate", "insert_stmt", "migrate", "migrate_async", "opened"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -217,3 +217,16 @@ def migrate(url: str, revision: str = "head") -> None:
 
 async def migrate_async(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(migrate, url, revision)
+
+
+@asynccontextmanager
+async def opened(url: str, *, migrated: bool = False) -> AsyncIterator[Database]:
+    """The database at ``url`` for one command (migrated first if ``migrated``), its
+    connections closed when the block ends however it ends."""
+    if migrated:
+        await migrate_async(url)
+    db = Database(url)
+    try:
+        yield db
+    finally:
+        await db.dispose()

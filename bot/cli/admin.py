@@ -14,7 +14,7 @@ from bot.errors import BadRequest
 from bot.hub import load_secret
 from storage import repo
 from storage.audit import audit_key
-from storage.db import Database, migrate_async
+from storage.db import opened
 from storage.models import utcnow
 
 __all__ = ["access_command", "audit_command", "audit_key_of"]
@@ -41,8 +41,7 @@ async def audit_command(settings: Settings, command: str) -> int:
     key = audit_key_of(settings)
     if key is None:
         return 2
-    db = Database(settings.database.url)
-    try:
+    async with opened(settings.database.url) as db:
         if command == "checkpoint":
             cp = await take_checkpoint(db, settings, key)
             assert cp is not None
@@ -59,8 +58,6 @@ async def audit_command(settings: Settings, command: str) -> int:
                 now=utcnow(),
                 stale_after=timedelta(minutes=2 * minutes) if minutes else None,
             )
-    finally:
-        await db.dispose()
     for p in report.problems:
         print(f"TAMPERED: {p}")
     for note in report.notes:
@@ -84,29 +81,26 @@ async def access_command(
     if person not in {p.id for p in settings.people}:
         print(f"gongdan {command}: no person {person!r} in [[people]]", file=sys.stderr)
         return 2
-    await migrate_async(settings.database.url)
-    db = Database(settings.database.url)
-    access = Access(db, settings, load_secret(settings))
-    try:
-        if command == "login-link":
-            print(access.issue_link(person, "cli"))
-            minutes = settings.security.login_link_minutes
-            print(f"(works once, within {minutes:g} minutes)", file=sys.stderr)
-        elif command == "sign-out":
-            ended = await access.sign_out_everywhere(person)
-            print(f"{ended} sign-ins of {person} ended")
-        else:
-            password = None if remove else _read_password(stdin)
-            if password is not None:
-                check_password(password)
-            await access.set_password(person, password)
-            done = "removed" if remove else "set"
-            print(f"password of {person} {done}; their sign-ins have ended")
-    except BadRequest as exc:
-        print(f"gongdan {command}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        await db.dispose()
+    async with opened(settings.database.url, migrated=True) as db:
+        access = Access(db, settings, load_secret(settings))
+        try:
+            if command == "login-link":
+                print(access.issue_link(person, "cli"))
+                minutes = settings.security.login_link_minutes
+                print(f"(works once, within {minutes:g} minutes)", file=sys.stderr)
+            elif command == "sign-out":
+                ended = await access.sign_out_everywhere(person)
+                print(f"{ended} sign-ins of {person} ended")
+            else:
+                password = None if remove else _read_password(stdin)
+                if password is not None:
+                    check_password(password)
+                await access.set_password(person, password)
+                done = "removed" if remove else "set"
+                print(f"password of {person} {done}; their sign-ins have ended")
+        except BadRequest as exc:
+            print(f"gongdan {command}: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

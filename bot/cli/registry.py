@@ -15,7 +15,7 @@ from bot.hub import load_secret
 from bot.part_files import read_parts_file, write_parts
 from bot.sheets import ImportProblems
 from storage import assets, parts
-from storage.db import Database, migrate_async
+from storage.db import opened
 from storage.models import utcnow
 
 __all__ = ["assets_command", "parts_command"]
@@ -58,9 +58,7 @@ async def assets_command(settings: Settings, command: str, target: str) -> int:
     rows = _read_sheet("assets", command, path, lambda: read_assets(path, people))
     if isinstance(rows, int):
         return rows
-    await migrate_async(settings.database.url)
-    db = Database(settings.database.url)
-    try:
+    async with opened(settings.database.url, migrated=True) as db:
         if command == "import":
             async with db.begin() as conn:
                 done = await assets.upsert(conn, rows, utcnow())
@@ -81,8 +79,6 @@ async def assets_command(settings: Settings, command: str, target: str) -> int:
                 print(f"gongdan assets qr: no asset {target!r}", file=sys.stderr)
                 return 1
             print(AssetLinks(load_secret(settings)).url(settings.public_url, asset.id))
-    finally:
-        await db.dispose()
     return 0
 
 
@@ -92,9 +88,7 @@ async def parts_command(settings: Settings, command: str, path: Path) -> int:
     rows = _read_sheet("parts", command, path, lambda: read_parts_file(path))
     if isinstance(rows, int):
         return rows
-    await migrate_async(settings.database.url)
-    db = Database(settings.database.url)
-    try:
+    async with opened(settings.database.url, migrated=True) as db:
         if command == "export":
             async with db.reads() as conn:
                 found = await parts.entries(conn)
@@ -104,8 +98,6 @@ async def parts_command(settings: Settings, command: str, path: Path) -> int:
             return 0
         async with db.begin() as conn:
             done = await parts.upsert(conn, rows, utcnow())
-    finally:
-        await db.dispose()
     print(f"imported {len(rows)} parts ({done.new} new, {done.updated} updated), "
           f"stock of {done.stores} stores")  # fmt: skip
     return 0

@@ -22,7 +22,7 @@ from bot.service_report import UnknownReportTicket, service_report
 from bot.unit import Env, Staff, Unit
 from bot.web.api import ticket_ref
 from storage import assets, repo
-from storage.db import Database
+from storage.db import opened
 from storage.models import utcnow
 from storage.unit import Ids, Store
 
@@ -35,8 +35,7 @@ async def rules_command(settings: Settings, number: str | None, locale: str | No
     if number is None:
         print(sop(settings, locale), end="")
         return 0
-    db = Database(settings.database.url)
-    try:
+    async with opened(settings.database.url) as db:
         async with db.read() as s:
             staff = Staff(*await repo.staff(s))
         async with db.reads() as conn:
@@ -53,8 +52,6 @@ async def rules_command(settings: Settings, number: str | None, locale: str | No
             scored = await ranking(unit, job_of(unit, ticket))
             assignee = unit.known_person(ticket.assignee_id)
             asset = env.assets.get(ticket.asset_id)
-    finally:
-        await db.dispose()
     print(explain_ticket(ticket, scored, assignee=assignee.name if assignee else None,
                          asset=asset.code if asset else None, locale=locale), end="")  # fmt: skip
     return 0
@@ -70,13 +67,9 @@ async def report_command(settings: Settings, day: str, lang: str | None, team: s
     if team is not None and team not in {t.id for t in settings.teams}:
         print(f"gongdan report: no team {team!r}", file=sys.stderr)
         return 2
-    db = Database(settings.database.url)
-    try:
-        async with db.reads() as conn:
-            teams = frozenset({team}) if team else None
-            text = await compose(conn, settings, when, lang or settings.locale, teams=teams)
-    finally:
-        await db.dispose()
+    async with opened(settings.database.url) as db, db.reads() as conn:
+        teams = frozenset({team}) if team else None
+        text = await compose(conn, settings, when, lang or settings.locale, teams=teams)
     print(text)
     return 0
 
@@ -91,14 +84,12 @@ async def service_report_command(
         print(f"gongdan service-report: {exc}", file=sys.stderr)
         return 2
     key = audit_key_of(settings)  # (None: the report says the chain could not be checked)
-    db = Database(settings.database.url)
-    try:
-        pdf = await service_report(db, settings, key, which, locale or settings.locale)
-    except UnknownReportTicket:
-        print(f"gongdan service-report: no ticket {ref!r}", file=sys.stderr)
-        return 1
-    finally:
-        await db.dispose()
+    async with opened(settings.database.url) as db:
+        try:
+            pdf = await service_report(db, settings, key, which, locale or settings.locale)
+        except UnknownReportTicket:
+            print(f"gongdan service-report: no ticket {ref!r}", file=sys.stderr)
+            return 1
     await asyncio.to_thread(output.write_bytes, pdf)
     print(f"{output} ({len(pdf) // 1024} KB)")
     return 0

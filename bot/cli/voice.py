@@ -14,7 +14,7 @@ from bot.nlp.asr import build_transcriber
 from bot.nlp.correct import catalog_terms
 from bot.parts_catalog import PartsCatalog, load_catalog, with_codes
 from bot.texts import refusal
-from storage.db import Database
+from storage.db import opened
 
 __all__ = ["transcribe_command"]
 
@@ -61,12 +61,9 @@ async def _parts_catalog(settings: Settings) -> PartsCatalog:
         made: bool = bool(path) and await asyncio.to_thread(Path(path).exists)
         if not made:
             return PartsCatalog([])
-    db = Database(url)
     try:
-        async with db.reads() as conn:
+        async with opened(url) as db, db.reads() as conn:
             return await load_catalog(conn)
     except Exception as exc:  # (an old schema, a server away: transcribe all the same)
         print(f"no parts catalog ({exc.__class__.__name__}): parts without codes", file=sys.stderr)
         return PartsCatalog([])
-    finally:
-        await db.dispose()
