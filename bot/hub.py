@@ -34,6 +34,7 @@ from bot.inbox import Inbox, TextCap
 from bot.metrics import Metrics
 from bot.nlp.correct import catalog_terms
 from bot.nlp.similar import SimilarCases
+from bot.nlp.text import warm_up
 from bot.outbox import OutboxSender
 from bot.progress import ProgressLinks
 from bot.sla.policy import Policies
@@ -388,8 +389,6 @@ class Hub:
         self.sender.wake.set()
 
     async def start(self) -> None:
-        from bot.nlp.text import warm_up
-
         await asyncio.to_thread(warm_up)  # jieba loads its dictionary once, off the event loop
         # What start-up built lives as long as the process: keep the collector off it, so
         # that a full collection under load walks only what requests leave behind.
