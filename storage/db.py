@@ -13,12 +13,15 @@ transactions. The busy timeout still covers other processes (the CLI).
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -33,9 +36,42 @@ from sqlalchemy.ext.asyncio import (
 
 from storage import sqlite_driver
 
-__all__ = ["Database", "WriteGate", "insert_stmt", "migrate", "migrate_async", "opened"]
+__all__ = [
+    "Database",
+    "WriteGate",
+    "insert_stmt",
+    "json_dumps",
+    "json_loads",
+    "migrate",
+    "migrate_async",
+    "opened",
+]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def json_dumps(value: Any) -> str:
+    """A JSON column's text: orjson (several times faster than ``json``: every card, feed row
+    and event is a JSON column), else ``json`` for what orjson refuses (an integer beyond 64
+    bits, a lone surrogate), so that nothing the old serializer stored is refused now."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def json_loads(text: str | bytes) -> Any:
+    """A JSON column's value (``json`` where a number may be beyond 64 bits, which orjson would
+    read as a float, or where orjson refuses what ``json`` wrote: NaN)."""
+    if _LONG_NUMBER.search(text if isinstance(text, str) else text.decode()):
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -122,7 +158,11 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        kwargs: dict[str, Any] = {
+            "echo": echo,
+            "json_serializer": json_dumps,
+            "json_deserializer": json_loads,
+        }
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         else:

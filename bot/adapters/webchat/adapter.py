@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import secrets
 from collections import Counter
@@ -47,7 +46,7 @@ from bot.texts import say
 from bot.web.auth import COOKIE, client_of, forget, remember, staff_of
 from storage import assets as asset_rows
 from storage import feed
-from storage.db import Database
+from storage.db import Database, json_dumps
 from storage.records import FeedEntry
 
 if TYPE_CHECKING:
@@ -512,7 +511,7 @@ class WebchatAdapter(Adapter):
                     rows = await feed.since(conn, convs, last)
                 for item in await self._shown(rows, session, viewer, convs, locale):
                     item["replay"] = item["id"] <= replayed  # (the page toasts live notices)
-                    data = json.dumps(item, ensure_ascii=False)
+                    data = json_dumps(item)
                     await resp.write(f"id: {item['id']}\ndata: {data}\n\n".encode())
                 if rows:
                     last = rows[-1].id
