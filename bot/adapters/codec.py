@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ __all__ = ["ActionToken", "TokenCodec"]
 _MAGIC = b"g1"
 _MAC_LEN = 10
 MAX_TOKEN_BYTES = 64
+_DRAWN_MAX = 8192
 
 _CODES: dict[Press, int] = {
     TicketAction.ASSIGN: 1,
@@ -112,25 +112,34 @@ class TokenCodec:
     def __init__(self, secret: bytes) -> None:
         # A key of its own, so a token MAC can never be replayed as another signature.
         self._key = hmac.new(secret, b"gongdan/action-token/v1", hashlib.sha256).digest()
+        # The same token is drawn on several cards (customer, assignee, team): remembered,
+        # by its fields (a frozen dataclass hashes in Python, a tuple in C).
+        self._drawn: dict[tuple[int, Press, int, int | None], str] = {}
 
     def _mac(self, body: bytes) -> bytes:
         return hmac.digest(self._key, body, "sha256")[:_MAC_LEN]
 
     def encode(self, token: ActionToken) -> str:
-        """The token's text (the same token is drawn on several cards: remembered)."""
-        return self._encode(token)
+        """The token's text."""
+        return self.sign(token.ticket_id, token.action, token.version, token.arg)
 
-    @functools.lru_cache(maxsize=8192)  # noqa: B019 (one codec per hub, for its lifetime)
-    def _encode(self, token: ActionToken) -> str:
-        body = (
-            _MAGIC
-            + _varint(token.ticket_id)
-            + bytes([_CODES[token.action]])
-            + _varint(token.version)
-            + _varint(0 if token.arg is None else token.arg + 1)
-        )
-        text = base64.urlsafe_b64encode(body + self._mac(body)).rstrip(b"=").decode()
-        assert len(text) <= MAX_TOKEN_BYTES
+    def sign(self, ticket_id: int, action: Press, version: int, arg: int | None = None) -> str:
+        """``encode(ActionToken(ticket_id, action, version, arg))``, without the token."""
+        key = (ticket_id, action, version, arg)
+        text = self._drawn.get(key)
+        if text is None:
+            body = (
+                _MAGIC
+                + _varint(ticket_id)
+                + bytes([_CODES[action]])
+                + _varint(version)
+                + _varint(0 if arg is None else arg + 1)
+            )
+            text = base64.urlsafe_b64encode(body + self._mac(body)).rstrip(b"=").decode()
+            assert len(text) <= MAX_TOKEN_BYTES
+            if len(self._drawn) >= _DRAWN_MAX:  # (bounded; older versions are stale anyway)
+                self._drawn.clear()
+            self._drawn[key] = text
         return text
 
     def decode(self, text: str) -> ActionToken:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from bot import progress
-from bot.adapters.codec import ActionToken, TokenCodec
+from bot.adapters.codec import TokenCodec
 from bot.cards.asset import asset_fields
 from bot.cards.closure import closure_parts
 from bot.cards.parts import parts_fields
@@ -75,15 +76,24 @@ def action_button(
 ) -> Button:
     """A button that carries ``action`` on ``ticket`` as a signed token (the table gives its
     style and whether it asks for confirmation)."""
+    name, shown_style, confirm = _face(action, locale)
+    return Button(
+        label or name,
+        codec.sign(ticket.id, action, ticket.version, arg),
+        style or shown_style,
+        confirm,
+        action.value,
+    )
+
+
+@functools.cache
+def _face(action: Press, locale: str) -> tuple[str, str, str | None]:
+    """An action's label, style and confirmation question in ``locale`` (the same for every
+    card: each press redraws a dozen buttons)."""
     rule = TRANSITIONS.get(action) if isinstance(action, TicketAction) else None
     name = action_label(action, locale)
-    return Button(
-        label=label or name,
-        token=codec.encode(ActionToken(ticket.id, action, ticket.version, arg)),
-        style=style or (rule.style.value if rule else "default"),
-        confirm=say("confirm.action", locale, action=name) if rule and rule.confirm else None,
-        action=action.value,
-    )
+    confirm = say("confirm.action", locale, action=name) if rule and rule.confirm else None
+    return name, rule.style.value if rule else "default", confirm
 
 
 async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) -> Card:
