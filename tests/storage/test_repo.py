@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 
 from storage import inbound, outbox, repo
 from storage.audit import audit_key
@@ -335,3 +335,23 @@ async def test_only_the_newest_pending_card_update_is_sent(db: Database) -> None
     async with db.read() as s:
         rows = await outbox.rows(s, destination="web:team", states=["pending"])
     assert [r.payload["v"] for r in rows] == [4]
+
+
+async def test_json_and_time_columns_read_back_what_was_written(db: Database) -> None:
+    """JSON columns go through orjson, with the standard library where orjson would refuse or
+    misread (an integer beyond 64 bits comes back exact, not as a float); a moment stored
+    from another zone reads back as the same instant in UTC, to the microsecond."""
+    shanghai = timezone(timedelta(hours=8))
+    created = datetime(2026, 12, 4, 9, 30, 15, 123456, tzinfo=shanghai)
+    intake = {"serial": 2**70, "order": "12345678901234567890", "text": "注塑机 ✓", "n": [1.5]}
+    ticket_id = await _customer_ticket(db, intake=intake, created_at=created)
+    async with db.read() as s:
+        ticket = await repo.get_ticket(s, ticket_id)
+        assert ticket is not None
+        assert ticket.intake == intake and isinstance(ticket.intake["serial"], int)
+        assert ticket.created_at == created and ticket.created_at.utcoffset() == timedelta(0)
+        earlier = created - timedelta(microseconds=1)
+        found = await s.scalar(
+            select(TicketRow.id).where(TicketRow.id == ticket_id, TicketRow.created_at > earlier)
+        )
+        assert found == ticket_id
