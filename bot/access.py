@@ -257,7 +257,7 @@ class Access:
     # ---------------------------------------------------------------------- sessions
 
     def csrf(self, digest: str) -> str:
-        return hmac.new(self._csrf_key, digest.encode(), hashlib.sha256).hexdigest()[:40]
+        return hmac.digest(self._csrf_key, digest.encode(), "sha256").hex()[:40]
 
     async def authenticate(self, token: str) -> StaffUser:
         """The staff member a session token belongs to, or ``SignatureInvalid`` saying why not."""
