@@ -21,7 +21,7 @@ log = logging.getLogger("gongdan")
 #: Young objects allocated before the collector looks (Python's default is 700). A busy hub
 #: allocates a few hundred thousand a second, nearly all freed by reference counting: at 700
 #: the collector ran some 200 times a second (about 3.5 % of a press's CPU); at this it runs
-#: a few times a second, and what waits for it is a few megabytes at most.
+#: about once a second, and what waits for it is a few megabytes at most.
 GC_YOUNG = 20_000
 
 
