@@ -267,6 +267,11 @@ async def test_what_no_table_can_hold_is_refused_and_what_no_database_takes_is_d
             (row,) = (await s.scalars(select(InboundEvent))).all()
         assert row.payload["text"] == "停机?" and row.payload["sender"]["name"] == "N"
         assert row.raw == '{"text": "?"}'
+        nul_only = Message("e3", chat, Sender("slack", "U1"), "group", now, "漏\x00油")
+        (accepted,) = await inbox.accept([nul_only])
+        async with db.read() as s:
+            row = await s.scalar(select(InboundEvent).where(InboundEvent.event_id == "e3"))
+        assert accepted.new and row is not None and row.payload["text"] == "漏油"
     finally:
         await inbox.close()
         await db.dispose()

@@ -42,3 +42,13 @@ def test_a_token_signed_with_another_key_is_refused() -> None:
 def test_garbage_is_refused(garbage: str) -> None:
     with pytest.raises(TokenInvalid):
         codec.decode(garbage)
+
+
+def test_a_token_read_before_is_read_the_same_and_a_tampered_copy_still_refused() -> None:
+    token = ActionToken(7, TicketAction.DEPART, 4)
+    text = codec.encode(token)
+    assert codec.decode(text) == token and codec.decode(text) == token
+    assert codec.encode(ActionToken(7, TicketAction.DEPART, 5)) != text  # a new version
+    tampered = text[:8] + ("A" if text[8] != "A" else "B") + text[9:]
+    with pytest.raises(TokenInvalid):
+        codec.decode(tampered)
