@@ -236,6 +236,7 @@ class Unit:
         self._loads: dict[int, int] | None = None
         self._identities: dict[int, list[str]] = {}
         self._history: dict[int, list[TicketBrief]] = {}  # asset id → its newest tickets
+        self._recent: dict[tuple[int | None, str | None, datetime, int], list[Ticket]] = {}
         self._mark: _Mark | None = None
 
     # ------------------------------------------------------------------------ loading
@@ -394,6 +395,21 @@ class Unit:
             if t.asset_id == asset_id:
                 found[t.id] = TicketBrief(t.id, asset_id, t.number, t.title, t.state, t.created_at)
         return sorted(found.values(), key=lambda b: b.id, reverse=True)
+
+    async def recent_tickets(
+        self, *, asset_id: int | None, site: str | None, since: datetime, limit: int
+    ) -> list[Ticket]:
+        """``Reads.recent_tickets`` (stored partial copies, never written), read once per unit
+        for each asset or site: in a burst about one line stop every report is compared with
+        the same few tickets. What this unit changed is not in them; the caller lays it over."""
+        key = (asset_id, site, since, limit)
+        found = self._recent.get(key)
+        if found is None:
+            found = await self.reads.recent_tickets(
+                asset_id=asset_id, site=site, since=since, limit=limit
+            )
+            self._recent[key] = found
+        return found
 
     async def identities(self, person_id: int) -> list[str]:
         """A person's chat identities (``platform:id``)."""

@@ -328,3 +328,30 @@ async def test_a_postgresql_worker_looks_again_after_a_full_claim_without_being_
     finally:
         await pg.dispose()
         await sqlite.dispose()
+
+
+async def test_reports_at_one_site_in_one_unit_read_its_recent_tickets_once(env: Env) -> None:
+    """A burst about one line stop: every report of the unit is compared with the same stored
+    tickets (read once) and with the reports the unit made before it."""
+    reads = MemoryReads()
+    stored = _assigned(reads)
+    stored.site, stored.description = "二车间", "二车间3号注塑机停机了"
+    calls: list[tuple[int | None, str | None]] = []
+    recent = reads.recent_tickets
+
+    async def counted(**kw: Any) -> list[Ticket]:
+        calls.append((kw["asset_id"], kw["site"]))
+        return await recent(**kw)
+
+    reads.recent_tickets = counted  # type: ignore[method-assign]
+    unit = Unit(env, reads, NOW)
+    for n, text in enumerate(["二车间的冷却塔水泵漏水了", "二车间冷却塔水泵漏水，地上全是水"]):
+        event = message(text)
+        with unit.turn():
+            await handle_message(Turn(unit, f"web:m{n}", CUSTOMER, event), event)
+    first, second = sorted(
+        (t for t in unit.tickets.values() if t.id != stored.id), key=lambda t: t.id
+    )
+    assert calls == [(None, "二车间")]
+    assert (second.intake or {}).get("repeat", {}).get("id") == first.id  # the unit's own
+    assert "repeat" not in (first.intake or {})  # a pump is not the injection moulder

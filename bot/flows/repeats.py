@@ -148,9 +148,7 @@ async def _candidates(
     """The asset's (else the site's) tickets changed since ``since``, newest first: one read;
     what this unit holds, changed or new, wins over the stored copy."""
     unit = turn.unit
-    stored = await unit.reads.recent_tickets(
-        asset_id=asset_id, site=site, since=since, limit=_LOOKED_AT
-    )
+    stored = await unit.recent_tickets(asset_id=asset_id, site=site, since=since, limit=_LOOKED_AT)
     found = {t.id: unit.tickets.get(t.id, t) for t in stored}
     for t in unit.tickets.values():
         if (t.asset_id == asset_id) if asset_id is not None else (t.site == site):
