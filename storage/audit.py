@@ -68,7 +68,7 @@ def chain_hash(
     message = (prev_hash + canonical).encode()
     if key is None:
         return hashlib.sha256(message).hexdigest()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()  # (hmac.new(…).hexdigest(), in one call)
 
 
 class CheckpointDigest:
