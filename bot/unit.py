@@ -237,6 +237,7 @@ class Unit:
         self._identities: dict[int, list[str]] = {}
         self._history: dict[int, list[TicketBrief]] = {}  # asset id → its newest tickets
         self._recent: dict[tuple[int | None, str | None, datetime, int], list[Ticket]] = {}
+        self._last_sites: dict[tuple[int, str, datetime], tuple[str, str] | None] = {}
         self._mark: _Mark | None = None
 
     # ------------------------------------------------------------------------ loading
@@ -410,6 +411,25 @@ class Unit:
             )
             self._recent[key] = found
         return found
+
+    async def last_site(
+        self, reporter_id: int, origin_chat: str, since: datetime
+    ) -> tuple[str, str] | None:
+        """(site, number) of the reporter's newest ticket from this chat since ``since`` that
+        names a site: one this unit made (newer than any stored), else the stored one, read
+        once per unit for each reporter and chat."""
+        made = [
+            self.tickets[i] for i in self.new_tickets
+            if self.tickets[i].reporter_id == reporter_id
+            and self.tickets[i].origin_chat == origin_chat and self.tickets[i].site
+        ]  # fmt: skip
+        if made:
+            newest = max(made, key=lambda t: t.id)
+            return newest.site or "", newest.number or ""
+        key = (reporter_id, origin_chat, since)
+        if key not in self._last_sites:
+            self._last_sites[key] = await self.reads.last_site(reporter_id, origin_chat, since)
+        return self._last_sites[key]
 
     async def identities(self, person_id: int) -> list[str]:
         """A person's chat identities (``platform:id``)."""

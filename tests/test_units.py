@@ -355,3 +355,15 @@ async def test_reports_at_one_site_in_one_unit_read_its_recent_tickets_once(env:
     assert calls == [(None, "二车间")]
     assert (second.intake or {}).get("repeat", {}).get("id") == first.id  # the unit's own
     assert "repeat" not in (first.intake or {})  # a pump is not the injection moulder
+
+
+async def test_a_second_report_in_the_same_unit_takes_the_site_of_the_first(env: Env) -> None:
+    """Two reports from one customer, handled in one unit: the second names no site and is
+    taken to be where the first one was (as it would be a unit later)."""
+    unit = Unit(env, MemoryReads(), NOW)
+    for text in ("二车间3号注塑机停机了", "冷却塔水泵也漏水了"):
+        event = message(text)
+        with unit.turn():
+            await handle_message(Turn(unit, f"web:{text}", CUSTOMER, event), event)
+    first, second = sorted(unit.tickets.values(), key=lambda t: t.id)
+    assert first.site == "二车间" and second.site == "二车间"

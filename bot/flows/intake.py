@@ -182,7 +182,7 @@ async def create_ticket(
         site = asset.site_name
     if site is None and settings.reuse_days > 0:
         since = turn.now - timedelta(days=settings.reuse_days)
-        last = await unit.reads.last_site(turn.person.id, event.chat.ref, since)
+        last = await unit.last_site(turn.person.id, event.chat.ref, since)
         if last is not None:
             site, site_from = last
     named = asset.name if asset is not None else reading.device  # (rather than "机器")
