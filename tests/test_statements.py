@@ -10,6 +10,7 @@ watches for the replies on a connection of its own.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -73,9 +74,13 @@ def counting(db: Database) -> Iterator[Count]:
 
 
 async def _quiet(hub: RunningHub) -> None:
-    """No periodic job runs while we count (the SLA sweep, the outbox heartbeat), and the
-    start-up work is over."""
-    hub.hub.scheduler.pause()
+    """No periodic job runs while we count (the SLA sweep, the outbox heartbeat, the
+    auto-close sweep), none submitted before the pause is still running, and the start-up
+    work is over."""
+    scheduler = hub.hub.scheduler
+    scheduler.pause()
+    running = [f for ex in scheduler._executors.values() for f in ex._pending_futures]
+    await asyncio.gather(*running, return_exceptions=True)
     await hub.hub.idle()
 
 
