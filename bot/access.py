@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import Person, Settings
 from bot.errors import BadRequest, SignatureInvalid, TooManyRequests
+from bot.mac import KeyedSha256
 from bot.ratelimit import Limiter, per_minutes
 from storage import access as rows
 from storage.db import Database
@@ -105,7 +106,7 @@ class Access:
         self.settings = settings
         self.people = {p.id: p for p in settings.people}
         self._link_key = hmac.new(secret, b"gongdan/sign-in-link/v1", hashlib.sha256).digest()
-        self._csrf_key = hmac.new(secret, b"gongdan/csrf/v1", hashlib.sha256).digest()
+        self._csrf = KeyedSha256(hmac.new(secret, b"gongdan/csrf/v1", hashlib.sha256).digest())
         self.hasher = PasswordHasher()  # Argon2id, RFC 9106's low-memory profile
         self._dummy: str | None = None
         sec = settings.security
@@ -257,7 +258,7 @@ class Access:
     # ---------------------------------------------------------------------- sessions
 
     def csrf(self, digest: str) -> str:
-        return hmac.digest(self._csrf_key, digest.encode(), "sha256").hex()[:40]
+        return self._csrf.digest(digest.encode()).hex()[:40]
 
     async def authenticate(self, token: str) -> StaffUser:
         """The staff member a session token belongs to, or ``SignatureInvalid`` saying why not."""

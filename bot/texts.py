@@ -462,9 +462,14 @@ TEXTS: Mapping[str, tuple[str, str]] = _merged(
 )
 
 
+#: Texts with no placeholder, given as they are (a card asks for twenty labels).
+_PLAIN = frozenset(k for k, (zh, en) in TEXTS.items() if "{" not in zh and "{" not in en)
+
+
 def say(key: str, locale: str, **values: object) -> str:
     zh, en = TEXTS[key]
-    return (zh if locale == "zh" else en).format(**values)
+    text = zh if locale == "zh" else en
+    return text if key in _PLAIN else text.format(**values)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -9,6 +9,7 @@ in the code base encodes the rules.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -502,6 +503,11 @@ def allowed_actions(facts: TicketFacts, roles: frozenset[Role]) -> list[TicketAc
     Requirements that the presser can still satisfy (evidence) do not hide a button; the click
     is then refused with the reason, which tells the engineer what is missing.
     """
+    return list(_allowed(facts, roles))
+
+
+@functools.lru_cache(maxsize=4096)  # (facts and roles are few: every card asks again)
+def _allowed(facts: TicketFacts, roles: frozenset[Role]) -> tuple[TicketAction, ...]:
     out: list[TicketAction] = []
     for action, rule in TRANSITIONS.items():
         if action in NOT_A_BUTTON:
@@ -510,7 +516,7 @@ def allowed_actions(facts: TicketFacts, roles: frozenset[Role]) -> list[TicketAc
             if Requirement.HAS_ASSIGNEE in rule.requires and not facts.has_assignee:
                 continue
             out.append(action)
-    return out
+    return tuple(out)
 
 
 class ClockKind(StrEnum):

@@ -20,6 +20,7 @@ import hmac
 from dataclasses import dataclass
 
 from bot.errors import TokenInvalid
+from bot.mac import KeyedSha256
 from bot.tickets import (
     ClosureAction,
     CsatAction,
@@ -37,6 +38,7 @@ _MAGIC = b"g1"
 _MAC_LEN = 10
 MAX_TOKEN_BYTES = 64
 _DRAWN_MAX = 8192
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 → base64url (``urlsafe_b64encode``'s way)
 
 _CODES: dict[Press, int] = {
     TicketAction.ASSIGN: 1,
@@ -84,9 +86,16 @@ class ActionToken:
     # otherwise a voice note. REPORT/DISMISS carry an inbound event's id in ticket_id.
 
 
+_SMALL = [bytes((n,)) for n in range(0x80)]  # one-byte varints, made once
+
+
 def _varint(n: int) -> bytes:
+    if 0 <= n < 0x80:
+        return _SMALL[n]
     if n < 0:
         raise ValueError("varint must be non-negative")
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -111,14 +120,15 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
 class TokenCodec:
     def __init__(self, secret: bytes) -> None:
         # A key of its own, so a token MAC can never be replayed as another signature.
-        self._key = hmac.new(secret, b"gongdan/action-token/v1", hashlib.sha256).digest()
+        key = hmac.new(secret, b"gongdan/action-token/v1", hashlib.sha256).digest()
+        self._keyed = KeyedSha256(key)
         # The same token is drawn on several cards (customer, assignee, team): remembered,
         # by its fields (a frozen dataclass hashes in Python, a tuple in C).
         self._drawn: dict[tuple[int, Press, int, int | None], str] = {}
         self._read: dict[str, ActionToken] = {}  # texts verified lately (only good ones)
 
     def _mac(self, body: bytes) -> bytes:
-        return hmac.digest(self._key, body, "sha256")[:_MAC_LEN]
+        return self._keyed.digest(body)[:_MAC_LEN]
 
     def encode(self, token: ActionToken) -> str:
         """The token's text."""
@@ -136,7 +146,8 @@ class TokenCodec:
                 + _varint(version)
                 + _varint(0 if arg is None else arg + 1)
             )
-            text = base64.urlsafe_b64encode(body + self._mac(body)).rstrip(b"=").decode()
+            raw = body + self._mac(body)
+            text = binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
             assert len(text) <= MAX_TOKEN_BYTES
             if len(self._drawn) >= _DRAWN_MAX:  # (bounded; older versions are stale anyway)
                 self._drawn.clear()
