@@ -124,7 +124,7 @@ def promise_summary(clocks: Sequence[Clock], now: datetime, locale: str, tz: Zon
     (a running respond, arrive or resolve clock), never a stay clock or its internal state."""
     parts = []
     for kind in _PROMISED:
-        clock = next((c for c in clocks if c.kind == kind.value), None)
+        clock = next((c for c in clocks if c.kind == kind), None)  # (a StrEnum equals its text)
         if clock is None or clock.met_at is not None or clock.due_at is None:
             continue
         if clock.running_since is None:

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _OPEN = frozenset(s.value for s in OPEN_STATES)
+_PRIORITIES = tuple(p.value for p in Priority)  # (in the PRIORITY token's order)
 _SETTLED = frozenset(
     {TicketState.RESOLVED.value, TicketState.CLOSED.value, TicketState.CANCELLED.value}
 )
@@ -76,24 +77,24 @@ def action_button(
 ) -> Button:
     """A button that carries ``action`` on ``ticket`` as a signed token (the table gives its
     style and whether it asks for confirmation)."""
-    name, shown_style, confirm = _face(action, locale)
+    name, shown_style, confirm, value = _face(action, locale)
     return Button(
         label or name,
         codec.sign(ticket.id, action, ticket.version, arg),
         style or shown_style,
         confirm,
-        action.value,
+        value,
     )
 
 
 @functools.cache
-def _face(action: Press, locale: str) -> tuple[str, str, str | None]:
-    """An action's label, style and confirmation question in ``locale`` (the same for every
-    card: each press redraws a dozen buttons)."""
+def _face(action: Press, locale: str) -> tuple[str, str, str | None, str]:
+    """An action's label, style, confirmation question in ``locale`` and name (the same for
+    every card: each press redraws a dozen buttons)."""
     rule = TRANSITIONS.get(action) if isinstance(action, TicketAction) else None
     name = action_label(action, locale)
     confirm = say("confirm.action", locale, action=name) if rule and rule.confirm else None
-    return name, rule.style.value if rule else "default", confirm
+    return name, rule.style.value if rule else "default", confirm, action.value
 
 
 async def ticket_card(turn: Turn, ticket: Ticket, audience: str, locale: str) -> Card:
@@ -245,9 +246,9 @@ def _intake_buttons(codec: TokenCodec, ticket: Ticket, audience: str, locale: st
         ]  # fmt: skip
     return [
         action_button(codec, ticket, IntakeAction.PRIORITY, locale, arg=i,
-                      label=say("priority.button", locale, priority=p.value))
-        for i, p in enumerate(Priority)
-        if p.value != ticket.priority
+                      label=say("priority.button", locale, priority=p))
+        for i, p in enumerate(_PRIORITIES)
+        if p != ticket.priority
     ]  # fmt: skip
 
 

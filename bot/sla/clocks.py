@@ -17,6 +17,7 @@ unit's records.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -211,11 +212,17 @@ def extend(
 
 
 def rule_of(clock: Clock) -> ClockRule:
-    kind = ClockKind(clock.kind)
-    if kind == ClockKind.STAY:
-        state = TicketState(clock.state or "")
-        return ClockRule(runs_in=frozenset({state}), met_in=frozenset(TicketState) - {state})
-    return CLOCK_RULES[kind]
+    if clock.kind == ClockKind.STAY:
+        return _stay_rule(clock.state or "")
+    return CLOCK_RULES[ClockKind(clock.kind)]
+
+
+@functools.cache
+def _stay_rule(state: str) -> ClockRule:
+    """A stay clock runs in its state and is met by leaving it (one rule per state, made once:
+    every transition settles every clock)."""
+    stay = TicketState(state)
+    return ClockRule(runs_in=frozenset({stay}), met_in=frozenset(TicketState) - {stay})
 
 
 def _running(clock: Clock, state: TicketState, pause_in: frozenset[TicketState]) -> bool:
