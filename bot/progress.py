@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.mac import KeyedSha256
 from bot.texts import TEXTS, local_time, say, short_time
 from bot.tickets import ClockKind, TicketAction, TicketState
 from storage.records import Clock
@@ -51,10 +52,12 @@ class ProgressLinks:
     MAX_ID_BYTES = 8
 
     def __init__(self, secret: bytes) -> None:
-        self._key = hmac.new(secret, b"gongdan/progress-link/v1", hashlib.sha256).digest()
+        self._keyed = KeyedSha256(
+            hmac.new(secret, b"gongdan/progress-link/v1", hashlib.sha256).digest()
+        )
 
     def _mac(self, body: bytes) -> bytes:
-        return hmac.digest(self._key, body, "sha256")[: self.MAC_LEN]
+        return self._keyed.digest(body)[: self.MAC_LEN]
 
     def sign(self, ticket_id: int) -> str:
         if ticket_id < 0:
