@@ -106,7 +106,7 @@ class Access:
         self.settings = settings
         self.people = {p.id: p for p in settings.people}
         self._link_key = hmac.new(secret, b"gongdan/sign-in-link/v1", hashlib.sha256).digest()
-        self._csrf = KeyedSha256(hmac.new(secret, b"gongdan/csrf/v1", hashlib.sha256).digest())
+        self._csrf = KeyedSha256.derived(secret, b"gongdan/csrf/v1")
         self.hasher = PasswordHasher()  # Argon2id, RFC 9106's low-memory profile
         self._dummy: str | None = None
         sec = settings.security

@@ -24,6 +24,12 @@ class KeyedSha256:
         self._inner = hashlib.sha256(key.translate(hmac.trans_36))
         self._outer = hashlib.sha256(key.translate(hmac.trans_5C))
 
+    @classmethod
+    def derived(cls, secret: bytes, purpose: bytes) -> KeyedSha256:
+        """Under a key of its own for ``purpose`` (HMAC of it under ``secret``), so that a MAC
+        made for one purpose is never valid for another."""
+        return cls(hmac.digest(secret, purpose, "sha256"))
+
     def digest(self, message: bytes) -> bytes:
         inner = self._inner.copy()
         inner.update(message)

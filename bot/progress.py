@@ -16,7 +16,6 @@ on the customer's card (``promise_summary``) and the page's timeline (``timeline
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,9 +51,7 @@ class ProgressLinks:
     MAX_ID_BYTES = 8
 
     def __init__(self, secret: bytes) -> None:
-        self._keyed = KeyedSha256(
-            hmac.new(secret, b"gongdan/progress-link/v1", hashlib.sha256).digest()
-        )
+        self._keyed = KeyedSha256.derived(secret, b"gongdan/progress-link/v1")
 
     def _mac(self, body: bytes) -> bytes:
         return self._keyed.digest(body)[: self.MAC_LEN]

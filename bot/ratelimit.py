@@ -8,6 +8,7 @@ Which client a request comes from, and which clients are exempt, is decided here
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
@@ -19,7 +20,6 @@ from limits.storage import storage_from_string
 __all__ = ["Limiter", "per_hour", "per_minute", "per_minutes"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_KNOWN_MAX = 4096
 
 
 def per_minute(amount: int) -> RateLimitItem:
@@ -41,24 +41,18 @@ class Limiter:
         uri = storage if storage.startswith("async+") else "async+" + storage
         self._window = MovingWindowRateLimiter(storage_from_string(uri))
         self._exempt: list[Network] = [ipaddress.ip_network(n, strict=False) for n in exempt]
-        self._known: dict[str, bool] = {}  # client → exempt (parsing an address costs more)
+        # Whether a client is exempt, remembered (parsing an address costs more than a look-up).
+        self.exempt = functools.lru_cache(maxsize=4096)(self._exempt_now)
 
-    def exempt(self, client: str) -> bool:
+    def _exempt_now(self, client: str) -> bool:
         """A client no web chat limit applies to (``[limits] exempt``)."""
         if not self._exempt:
             return False
-        known = self._known.get(client)
-        if known is None:
-            try:
-                address = ipaddress.ip_address(client)
-            except ValueError:
-                known = False
-            else:
-                known = any(address in net for net in self._exempt)
-            if len(self._known) >= _KNOWN_MAX:  # (bounded: clients are many, the answers two)
-                self._known.clear()
-            self._known[client] = known
-        return known
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(address in net for net in self._exempt)
 
     async def hit(self, rate: RateLimitItem, *key: str) -> float | None:
         """Count one request; None when it is within ``rate``, else seconds to wait."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import functools
 import hmac
 from dataclasses import dataclass
 
@@ -37,7 +37,7 @@ __all__ = ["ActionToken", "TokenCodec"]
 _MAGIC = b"g1"
 _MAC_LEN = 10
 MAX_TOKEN_BYTES = 64
-_DRAWN_MAX = 8192
+_REMEMBERED = 8192  # tokens drawn, and tokens read, kept per codec
 _URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 → base64url (``urlsafe_b64encode``'s way)
 
 _CODES: dict[Press, int] = {
@@ -120,12 +120,13 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
 class TokenCodec:
     def __init__(self, secret: bytes) -> None:
         # A key of its own, so a token MAC can never be replayed as another signature.
-        key = hmac.new(secret, b"gongdan/action-token/v1", hashlib.sha256).digest()
-        self._keyed = KeyedSha256(key)
-        # The same token is drawn on several cards (customer, assignee, team): remembered,
-        # by its fields (a frozen dataclass hashes in Python, a tuple in C).
-        self._drawn: dict[tuple[int, Press, int, int | None], str] = {}
-        self._read: dict[str, ActionToken] = {}  # texts verified lately (only good ones)
+        self._keyed = KeyedSha256.derived(secret, b"gongdan/action-token/v1")
+        # The same token is drawn on several cards (customer, assignee, team), and a press's
+        # token is read twice (by the engine, for what to load, and by its flow): both are
+        # remembered, by plain arguments (a frozen dataclass would hash in Python). A forged
+        # token raises, and nothing is remembered of it.
+        self.sign = functools.lru_cache(maxsize=_REMEMBERED)(self._sign)
+        self.decode = functools.lru_cache(maxsize=_REMEMBERED)(self._decode)
 
     def _mac(self, body: bytes) -> bytes:
         return self._keyed.digest(body)[:_MAC_LEN]
@@ -134,38 +135,22 @@ class TokenCodec:
         """The token's text."""
         return self.sign(token.ticket_id, token.action, token.version, token.arg)
 
-    def sign(self, ticket_id: int, action: Press, version: int, arg: int | None = None) -> str:
+    def _sign(self, ticket_id: int, action: Press, version: int, arg: int | None = None) -> str:
         """``encode(ActionToken(ticket_id, action, version, arg))``, without the token."""
-        key = (ticket_id, action, version, arg)
-        text = self._drawn.get(key)
-        if text is None:
-            body = (
-                _MAGIC
-                + _varint(ticket_id)
-                + bytes([_CODES[action]])
-                + _varint(version)
-                + _varint(0 if arg is None else arg + 1)
-            )
-            raw = body + self._mac(body)
-            text = binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
-            assert len(text) <= MAX_TOKEN_BYTES
-            if len(self._drawn) >= _DRAWN_MAX:  # (bounded; older versions are stale anyway)
-                self._drawn.clear()
-            self._drawn[key] = text
+        body = (
+            _MAGIC
+            + _varint(ticket_id)
+            + bytes([_CODES[action]])
+            + _varint(version)
+            + _varint(0 if arg is None else arg + 1)
+        )
+        raw = body + self._mac(body)
+        text = binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
+        assert len(text) <= MAX_TOKEN_BYTES
         return text
 
-    def decode(self, text: str) -> ActionToken:
-        """The token's content, or ``TokenInvalid`` for anything forged or malformed (a
-        press's token is read twice: by the engine, for what to load, and by the flow)."""
-        token = self._read.get(text)
-        if token is None:
-            token = self._decode(text)
-            if len(self._read) >= _DRAWN_MAX:
-                self._read.clear()
-            self._read[text] = token
-        return token
-
     def _decode(self, text: str) -> ActionToken:
+        """The token's content, or ``TokenInvalid`` for anything forged or malformed."""
         if not text or len(text) > MAX_TOKEN_BYTES:
             raise TokenInvalid()
         try:
