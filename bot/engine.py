@@ -31,6 +31,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.adapters.base import Adapter
+from bot.env import Env
 from bot.errors import FlowError, TokenInvalid
 from bot.events import Action, Image, Inbound, Message, Text, Voice, inbound_from_json
 from bot.flows.actions import handle_action, record_refusal
@@ -41,7 +42,7 @@ from bot.hearing import Ears
 from bot.sight import look
 from bot.texts import refusal as refusal_text
 from bot.texts import say
-from bot.unit import Env, Turn
+from bot.unit import Turn
 from bot.work import Tx, Work
 from storage import inbound
 from storage.db import Database

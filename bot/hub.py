@@ -26,6 +26,7 @@ from bot.config import Settings
 from bot.console import ConsoleCards
 from bot.directory import Directory
 from bot.engine import Engine
+from bot.env import Env, Staff
 from bot.events import Address
 from bot.flows import csat, escalation, maintenance, reoffer, reports
 from bot.flows.housekeeping import auto_close, reconcile
@@ -38,7 +39,6 @@ from bot.nlp.text import warm_up
 from bot.outbox import OutboxSender
 from bot.progress import ProgressLinks
 from bot.sla.policy import Policies
-from bot.unit import Env, Staff
 from bot.work import Work
 from storage import assets as asset_rows
 from storage import parts as part_rows

@@ -29,8 +29,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.adapters.base import Adapter, Capability
+from bot.env import Env
 from bot.events import outbound_to_json
-from bot.unit import Env, Unit
+from bot.unit import Unit
 from storage import evidence
 from storage.db import Database
 from storage.models import utcnow

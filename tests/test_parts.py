@@ -15,6 +15,7 @@ from bot.adapters.codec import ActionToken, TokenCodec
 from bot.cards import build
 from bot.config import load_settings
 from bot.directory import Directory
+from bot.env import Env, Staff
 from bot.errors import ConfigError, InvalidTransition, NotAllowed, QuestionAnswered
 from bot.events import Action, Address, Card, Message, Notice, Sender, Text
 from bot.flows.actions import handle_action
@@ -23,7 +24,7 @@ from bot.metrics import Metrics
 from bot.nlp.parts import read_date, read_parts
 from bot.sla.policy import Policies
 from bot.tickets import PartsAction, Press, TicketAction
-from bot.unit import Env, Staff, Turn, Unit
+from bot.unit import Turn, Unit
 from storage.records import CardRef, Person, Ticket
 from tests.conftest import make_settings
 from tests.test_units import CUSTOMER, LI, NOW, WANG, ZHAO, MemoryReads

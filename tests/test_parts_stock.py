@@ -9,11 +9,12 @@ from pathlib import Path
 
 from bot.cards import build
 from bot.cards.voice import build_voice_card
+from bot.env import Env
 from bot.events import Address, Sender, Voice
 from bot.flows.voice import Heard, handle_voice
 from bot.parts_catalog import PartsCatalog
 from bot.tickets import PartsAction, TicketAction
-from bot.unit import Env, Turn, Unit
+from bot.unit import Turn, Unit
 from storage.parts import PartEntry
 from storage.records import VoiceNote
 from tests.test_parts import Desk, _env, cards, eta_buttons, field, texts

@@ -11,10 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bot.env import Env
 from bot.events import Address, Sender, Text
 from bot.flows.intake import handle_message
 from bot.flows.repeats import same_fault
-from bot.unit import Env, Turn, Unit
+from bot.unit import Turn, Unit
 from storage import repo
 from storage.records import Person
 from tests.conftest import FakeClock, Feed, RunningHub, button, eventually

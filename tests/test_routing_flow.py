@@ -17,6 +17,7 @@ from bot.adapters.codec import ActionToken, TokenCodec
 from bot.assets import AssetIndex
 from bot.cards.ticket import ticket_card
 from bot.directory import Directory
+from bot.env import Env, Staff
 from bot.errors import StaleTransition
 from bot.events import Action, Address, Card, Sender
 from bot.flows.actions import handle_action
@@ -25,7 +26,7 @@ from bot.flows.routing import job_for, ranking
 from bot.metrics import Metrics
 from bot.routing_rules import reason_text
 from bot.tickets import TicketAction
-from bot.unit import Env, Staff, Turn, Unit
+from bot.unit import Turn, Unit
 from storage.assets import AssetEntry, TicketBrief
 from storage.records import Person, Ticket
 from tests.conftest import STAFF, FakeClock, make_settings

@@ -16,6 +16,7 @@ import pytest
 
 from bot.adapters.codec import ActionToken, TokenCodec
 from bot.directory import Directory
+from bot.env import Env, Staff
 from bot.errors import NotAllowed, StaleTransition
 from bot.events import Action, Address, Card, Message, Sender, Text
 from bot.flows.actions import handle_action
@@ -24,7 +25,7 @@ from bot.lifecycle import apply
 from bot.metrics import Metrics
 from bot.sla.policy import Policies
 from bot.tickets import TicketAction
-from bot.unit import Env, Staff, Turn, Unit
+from bot.unit import Turn, Unit
 from storage.records import CardRef, Clock, Person, Ticket, VoiceNote
 from tests.conftest import make_settings
 

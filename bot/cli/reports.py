@@ -13,13 +13,14 @@ from bot.assets import AssetIndex
 from bot.cli.admin import audit_key_of
 from bot.config import Settings
 from bot.directory import Directory
+from bot.env import Env, Staff
 from bot.errors import BadRequest
 from bot.flows.reports import compose
 from bot.flows.routing import job_of, ranking
 from bot.metrics import Metrics
 from bot.routing_explain import explain_ticket, sop
 from bot.service_report import UnknownReportTicket, service_report
-from bot.unit import Env, Staff, Unit
+from bot.unit import Unit
 from bot.web.api import ticket_ref
 from storage import assets, repo
 from storage.db import opened
