@@ -352,6 +352,13 @@ class Engine:
                 with contextlib.suppress(TokenInvalid):  # (the flow refuses it, with reasons)
                     ids.append(self.env.codec.decode(e.token).ticket_id)
         await tx.unit.preload(ids, lock=True)
+        await tx.unit.expect_reports(  # the reports' ticket numbers and last sites, at once
+            [
+                (p.id, e.chat.ref)
+                for e, p in zip(events, people, strict=True)
+                if isinstance(e, Message)
+            ]
+        )
         outcomes: list[tuple[int, str, str | None]] = []
         handled: list[Claimed] = []
         waiting: set[str] = set()  # lanes with an event to try again

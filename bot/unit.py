@@ -17,9 +17,9 @@ in-memory one in tests that run flows without a database.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,9 +49,9 @@ class Reads(Protocol):
 
     async def inbound_message(self, event_id: int) -> tuple[str, dict[str, Any]] | None: ...
 
-    async def last_site(
-        self, reporter_id: int, origin_chat: str, since: datetime
-    ) -> tuple[str, str] | None: ...
+    async def last_sites(
+        self, pairs: Collection[tuple[int, str]], since: datetime
+    ) -> dict[tuple[int, str], tuple[str, str]]: ...
 
     async def assignments(
         self,
@@ -97,6 +97,8 @@ class Reads(Protocol):
     ) -> list[Ticket]: ...
 
     async def new_id(self, table: str) -> int: ...
+
+    async def reserve_ids(self, table: str, n: int) -> None: ...
 
     async def csat(self, ticket_id: int) -> CsatRow | None: ...
 
@@ -348,8 +350,27 @@ class Unit:
             return newest.site or "", newest.number or ""
         key = (reporter_id, origin_chat, since)
         if key not in self._last_sites:
-            self._last_sites[key] = await self.reads.last_site(reporter_id, origin_chat, since)
+            await self.load_last_sites([(reporter_id, origin_chat)], since)
         return self._last_sites[key]
+
+    async def load_last_sites(self, pairs: Iterable[tuple[int, str]], since: datetime) -> None:
+        """Read the last sites of these (reporter, chat) pairs now, in one query."""
+        wanted = [p for p in dict.fromkeys(pairs) if (*p, since) not in self._last_sites]
+        if wanted:
+            found = await self.reads.last_sites(wanted, since)
+            for pair in wanted:
+                self._last_sites[(*pair, since)] = found.get(pair)
+
+    async def expect_reports(self, reporters: Sequence[tuple[int, str]]) -> None:
+        """Before deciding a batch of messages from these (person, chat) pairs: the ticket
+        numbers they may take and their last sites (for a report that names none), each in
+        one query rather than one per report."""
+        if not reporters:
+            return
+        await self.reads.reserve_ids("tickets", len(reporters))
+        days = self.env.settings.intake.reuse_days
+        if days > 0 and len(reporters) > 1:  # (one report reads it only if it names no site)
+            await self.load_last_sites(reporters, self.now - timedelta(days=days))
 
     async def identities(self, person_id: int) -> list[str]:
         """A person's chat identities (``platform:id``)."""

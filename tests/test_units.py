@@ -60,18 +60,20 @@ class MemoryReads:
     async def inbound_message(self, event_id: int) -> tuple[str, dict[str, Any]] | None:
         return self.messages_.get(event_id)
 
-    async def last_site(
-        self, reporter_id: int, origin_chat: str, since: datetime
-    ) -> tuple[str, str] | None:
-        found = [
-            t
-            for t in self.tickets_.values()
-            if (t.reporter_id, t.origin_chat) == (reporter_id, origin_chat)
-            and t.created_at >= since
-            and t.site
-        ]
-        best = max(found, key=lambda t: t.id, default=None)
-        return (best.site, best.number or "") if best and best.site else None
+    async def last_sites(
+        self, pairs: Collection[tuple[int, str]], since: datetime
+    ) -> dict[tuple[int, str], tuple[str, str]]:
+        out = {}
+        for pair in pairs:
+            found = [
+                t
+                for t in self.tickets_.values()
+                if (t.reporter_id, t.origin_chat) == pair and t.created_at >= since and t.site
+            ]
+            best = max(found, key=lambda t: t.id, default=None)
+            if best is not None and best.site:
+                out[pair] = (best.site, best.number or "")
+        return out
 
     async def open_ticket_ids(
         self, states: Collection[str], *, limit: int = 10, **fields: Any
@@ -143,6 +145,9 @@ class MemoryReads:
         self.ids[table] += 1
         return self.ids[table]
 
+    async def reserve_ids(self, table: str, n: int) -> None:
+        pass
+
 
 @pytest.fixture
 def env(tmp_path: Path) -> Env:
@@ -166,11 +171,11 @@ def said(unit: Unit, where: str) -> list[Text | Card]:
     return [o.message for o in unit.outgoing if o.destination.ref == where]  # type: ignore[misc]
 
 
-def message(text: str) -> Message:
+def message(text: str, chat: str = "c-1") -> Message:
     return Message(
         event_id=f"m-{text}",
-        chat=Address("web", "c-1"),
-        sender=Sender("web", "c-1", "张三"),
+        chat=Address("web", chat),
+        sender=Sender("web", chat, "张三"),
         chat_type="direct",
         received_at=NOW,
         text=text,
@@ -368,3 +373,35 @@ async def test_a_second_report_in_the_same_unit_takes_the_site_of_the_first(env:
             await handle_message(Turn(unit, f"web:{text}", CUSTOMER, event), event)
     first, second = sorted(unit.tickets.values(), key=lambda t: t.id)
     assert first.site == "二车间" and second.site == "二车间"
+
+
+async def test_a_unit_reads_its_reporters_last_sites_once_for_all_its_reports(env: Env) -> None:
+    """Reports that name no site: the unit reads where each reporter last was in one query for
+    the batch, and each report still takes its own reporter's site."""
+    reads = MemoryReads()
+    other = Person(id=11, key="cust-web-c-2", name="李四", role="customer")
+    reads.people_[other.id] = other
+    for i, (who, site) in enumerate(((CUSTOMER, "二车间"), (other, "三号仓库"))):
+        reads.tickets_[200 + i] = Ticket(
+            id=200 + i, number=f"GD-{200 + i}", title="旧单", description="旧单",
+            state="closed", priority="P2", category="mechanical", reporter_id=who.id,
+            origin_chat=f"web:c-{i + 1}", site=site,
+            created_at=NOW - timedelta(days=1), updated_at=NOW - timedelta(days=1),
+        )  # fmt: skip
+    calls: list[list[tuple[int, str]]] = []
+    last_sites = reads.last_sites
+
+    async def counted(pairs: Any, since: datetime) -> dict[tuple[int, str], tuple[str, str]]:
+        calls.append(list(pairs))
+        return await last_sites(pairs, since)
+
+    reads.last_sites = counted  # type: ignore[method-assign]
+    unit = Unit(env, reads, NOW)
+    events = [(CUSTOMER, message("冷却塔水泵漏水了")), (other, message("叉车充不进电", chat="c-2"))]
+    await unit.expect_reports([(p.id, e.chat.ref) for p, e in events])
+    for n, (who, event) in enumerate(events):
+        with unit.turn():
+            await handle_message(Turn(unit, f"web:s{n}", who, event), event)
+    made = sorted(unit.new_tickets)
+    assert [unit.tickets[i].site for i in made] == ["二车间", "三号仓库"]
+    assert len(calls) == 1 and set(calls[0]) == {(CUSTOMER.id, "web:c-1"), (other.id, "web:c-2")}

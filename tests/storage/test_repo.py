@@ -29,8 +29,7 @@ async def _customer_ticket(db: Database, **fields: object) -> int:
             category="equipment_failure",
             state="new",
             reporter_id=person.id,
-            origin_chat="web:c-1",
-            **fields,
+            **{"origin_chat": "web:c-1", **fields},
         )
         return ticket.id
 
@@ -123,6 +122,47 @@ async def test_the_repeat_check_reads_a_site_s_recent_tickets_with_what_it_compa
     assert by_id[suspected].intake == {"repeat": {"status": "suspected"}}
     assert by_id[suspected].diagnosis == {"suspected_cause": "保险丝熔断"}
     assert by_id[plain].intake is None and by_id[plain].diagnosis is None
+
+
+async def test_last_sites_are_each_reporter_s_newest_sited_ticket_from_that_chat(
+    db: Database,
+) -> None:
+    """One query for many (reporter, chat) pairs: the newest ticket naming a site wins, a
+    newer one without a site or from another chat does not, nor one from before ``since``."""
+    old = await _customer_ticket(db, site="一车间")
+    newest = await _customer_ticket(db, site="二车间")
+    await _customer_ticket(db)  # newer, but names no site
+    await _customer_ticket(db, site="三车间", origin_chat="web:elsewhere")
+    async with db.begin() as conn:
+        (ticket,) = await Store(conn, Ids()).tickets([old])
+        reporter = ticket.reporter_id
+        store = Store(conn, Ids())
+        since = datetime.now(UTC) - timedelta(days=1)
+        found = await store.last_sites([(reporter, "web:c-1"), (reporter + 99, "web:c-1")], since)
+        later = await store.last_sites([(reporter, "web:c-1")], datetime.now(UTC) + timedelta(1))
+    assert found == {(reporter, "web:c-1"): ("二车间", f"GD-{newest}")}
+    assert later == {}
+
+
+async def test_ticket_ids_reserved_for_a_unit_are_handed_out_in_order_and_kept(
+    db: Database,
+) -> None:
+    """A unit about to decide three reports takes their numbers at once (PostgreSQL: one
+    trip); the ones it leaves go to the next unit of the process, lowest first."""
+    ids = Ids()
+    async with db.begin() as conn:
+        store = Store(conn, ids)
+        await store.reserve_ids("tickets", 3)
+        first, second = await store.new_id("tickets"), await store.new_id("tickets")
+    async with db.begin() as conn:
+        store = Store(conn, ids)
+        await store.reserve_ids("tickets", 2)
+        third, fourth = await store.new_id("tickets"), await store.new_id("tickets")
+    assert first < second < third < fourth
+    if db.is_sqlite:
+        assert (second, third, fourth) == (first + 1, first + 2, first + 3)
+    else:  # the third came with the first reservation; the fourth was taken once it ran out
+        assert (second, third) == (first + 1, first + 2)
 
 
 async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
