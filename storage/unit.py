@@ -127,7 +127,8 @@ class Ids:
             return
         block = self._blocks.setdefault(table, [])
         if len(block) < n:
-            block[:0] = await self._block(conn, table, n - len(block))  # (higher: used later)
+            block += await self._block(conn, table, n - len(block))
+            block.sort(reverse=True)  # (another unit may have added meanwhile: lowest first)
 
     async def _largest(self, conn: AsyncConnection) -> None:
         maxima = select(
