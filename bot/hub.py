@@ -66,6 +66,16 @@ def load_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+
+def _on_loop(wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    """A scheduled wake-up as a coroutine: APScheduler runs a plain function in a pool thread,
+    and an ``asyncio.Event`` set from another thread may not wake the loop (nor is it safe)."""
+
+    async def tick() -> None:
+        wake()
+
+    return tick
+
 class Hub:
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
         """``clock``: what "now" is for tickets and SLA clocks (tests pass a controllable one)."""
@@ -417,8 +427,9 @@ class Hub:
         # The scheduler is the heartbeat: it retries what is due even when nothing new arrives
         # (events a failed unit gave back, outbox rows waiting out a backoff or a rate limit).
         self.scheduler.add_job(
-            self.sender.wake.set, "interval", seconds=1, id="outbox-tick", name="outbox tick"
-        )
+            _on_loop(self.sender.wake.set), "interval", seconds=1, id="outbox-tick",
+            name="outbox tick",
+        )  # fmt: skip
         self.scheduler.add_job(
             self._inbound_tick, "interval", seconds=5, id="inbound-tick", name="inbound tick"
         )
@@ -472,7 +483,7 @@ class Hub:
             self._tasks.append(asyncio.create_task(self._sla_reconcile(), name="sla-reconcile"))
             self._tasks.append(asyncio.create_task(self._sla_loop(), name="sla-sweep"))
             self.scheduler.add_job(
-                self._sla_wake.set,
+                _on_loop(self._sla_wake.set),
                 "interval",
                 seconds=self.settings.sla.sweep_seconds,
                 id="sla-tick",

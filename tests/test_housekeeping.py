@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -59,3 +60,13 @@ async def test_unanswered_resolved_tickets_close_once(running: Start) -> None:
     )
     assert (await hub.api(f"/api/tickets/{recent}"))["state"] == "resolved"
     assert len([t for t in feed.texts() if "工单已自动关闭" in t]) == 1
+
+
+async def test_every_scheduled_job_runs_on_the_event_loop(running: Start) -> None:
+    """APScheduler runs a plain function in a pool thread. The hub's heartbeats set asyncio
+    events and its jobs use the database, neither of which is safe from another thread: each
+    job is a coroutine function, run on the loop (the outbox and SLA ticks were not)."""
+    hub = await running(sla={"enabled": True})
+    jobs = {job.id: job.func for job in hub.hub.scheduler.get_jobs()}
+    assert {"outbox-tick", "inbound-tick", "sla-tick"} <= set(jobs)
+    assert [i for i, func in jobs.items() if not inspect.iscoroutinefunction(func)] == []
