@@ -10,7 +10,7 @@ length are taken: the inbox cuts them to ``[limits] text_chars`` as for every pl
 from __future__ import annotations
 
 import base64
-import hashlib
+import functools
 import hmac
 import json
 import re
@@ -21,6 +21,7 @@ from typing import Any, Literal
 from bot.assets import AssetLinks
 from bot.errors import BadRequest, SignatureInvalid
 from bot.events import Action, Address, Message, Sender
+from bot.mac import KeyedSha256
 
 __all__ = ["Session", "SessionSigner", "parse_action", "parse_message", "parse_reply"]
 
@@ -38,7 +39,10 @@ class Session:
 
 class SessionSigner:
     def __init__(self, secret: bytes) -> None:
-        self._key = hmac.new(secret, b"gongdan/webchat-session/v1", hashlib.sha256).digest()
+        self._mac = KeyedSha256.derived(secret, b"gongdan/webchat-session/v1")
+        # Every post carries its session: a token already verified is remembered (a token is
+        # valid for good or never, so remembering changes no answer; a forged one is not kept).
+        self._verified = functools.lru_cache(maxsize=4096)(self._check)
 
     def sign(self, session: Session) -> str:
         body = json.dumps(
@@ -46,21 +50,23 @@ class SessionSigner:
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode()
-        mac = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+        mac = self._mac.digest(body)[:16]
         enc = base64.urlsafe_b64encode
         return f"{enc(body).decode().rstrip('=')}.{enc(mac).decode().rstrip('=')}"
 
     def verify(self, token: object) -> Session:
         if not isinstance(token, str) or token.count(".") != 1 or len(token) > 1000:
             raise SignatureInvalid("missing or malformed session")
+        return self._verified(token)
+
+    def _check(self, token: str) -> Session:
         body_b64, mac_b64 = token.split(".")
         try:
             body = base64.urlsafe_b64decode(body_b64 + "=" * (-len(body_b64) % 4))
             mac = base64.urlsafe_b64decode(mac_b64 + "=" * (-len(mac_b64) % 4))
         except ValueError:
             raise SignatureInvalid("malformed session") from None
-        good = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
-        if not hmac.compare_digest(mac, good):
+        if not hmac.compare_digest(mac, self._mac.digest(body)[:16]):
             raise SignatureInvalid("session signature does not match")
         d = json.loads(body)
         return Session(kind=d["k"], user_id=d["u"], name=d["n"], locale=d.get("l"))
