@@ -102,9 +102,10 @@ def text_of(raw: bytes, what: str = "body") -> str:
 def loads(raw: bytes | str, *, depth: int = DEFAULT_JSON_DEPTH, what: str = "body") -> Any:
     """The JSON value in ``raw``, checked in this order: nesting, UTF-8, syntax."""
     data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
-    brackets = _brackets(data)
-    if brackets.count(2) > depth and _deepest(brackets) > depth:
-        raise BadRequest(f"JSON nested deeper than {depth}")
+    if data.count(b"{") + data.count(b"[") > depth:  # (else it cannot nest that deep)
+        brackets = _brackets(data)
+        if brackets.count(2) > depth and _deepest(brackets) > depth:
+            raise BadRequest(f"JSON nested deeper than {depth}")
     text = raw if isinstance(raw, str) else text_of(raw, what)
     try:
         value = json.loads(text)
