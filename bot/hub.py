@@ -66,7 +66,6 @@ def load_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-
 def _on_loop(wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
     """A scheduled wake-up as a coroutine: APScheduler runs a plain function in a pool thread,
     and an ``asyncio.Event`` set from another thread may not wake the loop (nor is it safe)."""
@@ -75,6 +74,7 @@ def _on_loop(wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
         wake()
 
     return tick
+
 
 class Hub:
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
