@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
 from bot.errors import BadRequest
@@ -297,8 +298,7 @@ class Inbox:
             for r in p.rows:
                 unique.setdefault((r.platform, r.event_id), r)
         try:
-            async with self._db.begin(urgent=True) as conn:
-                new = await inbound.insert(conn, list(unique.values()))
+            new = await self._insert(list(unique.values()))
         except Exception as exc:  # every waiter learns it failed and answers the platform 5xx
             log.exception("storing %d inbound events failed", len(unique))
             for p in batch:
@@ -312,6 +312,19 @@ class Inbox:
             if not p.done.done():
                 p.done.set_result(mine)
         self._on_stored()
+
+    async def _insert(self, rows: list[InboundRow]) -> set[tuple[str, str]]:
+        """Store ``rows`` in one statement."""
+        try:
+            async with self._db.store() as conn:
+                return await inbound.insert(conn, rows)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        # The pooled connection was dead (the database restarted; nothing was stored on it):
+        # once more, on a fresh one.
+        async with self._db.store() as conn:
+            return await inbound.insert(conn, rows)
 
     async def close(self) -> None:
         """Refuse new events, let the writer commit what it already accepted, stop it."""

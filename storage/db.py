@@ -193,6 +193,16 @@ class Database:
                 event.listen(eng.sync_engine, "connect", _sqlite_pragmas)
                 if begin is not None:
                     event.listen(eng.sync_engine, "begin", begin)
+        self.intake_engine: AsyncEngine = self.engine
+        if not self.is_sqlite:
+            # The intake's one statement a commit, in autocommit: the INSERT is its own
+            # transaction, durable when it returns, with no BEGIN, COMMIT or ping trip before
+            # the answer (a connection found dead is the caller's to try again).
+            self.intake_engine = create_async_engine(
+                url,
+                **{**kwargs, "pool_size": 2, "max_overflow": 4, "pool_pre_ping": False},
+                isolation_level="AUTOCOMMIT",
+            )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self.gate = WriteGate()
@@ -218,6 +228,18 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def store(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one statement that is stored when it returns (the intake's
+        insert): on SQLite a write transaction in the gate's urgent lane; on PostgreSQL the
+        statement is its own transaction (autocommit: one trip to the server, not four)."""
+        if self.is_sqlite:
+            async with self.begin(urgent=True) as conn:
+                yield conn
+            return
+        async with self.intake_engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def reads(self) -> AsyncIterator[AsyncConnection]:
         """A connection whose statements each read on their own (no transaction held: a
         unit of work that decides between its reads and its write)."""
@@ -239,7 +261,10 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
-        for eng in {self.engine, self.read_engine, self.unit_read_engine, self.quick_engine}:
+        for eng in {
+            self.engine, self.read_engine, self.unit_read_engine, self.quick_engine,
+            self.intake_engine,
+        }:  # fmt: skip
             await eng.dispose()
 
 

@@ -56,20 +56,28 @@ def counting(db: Database) -> Iterator[Count]:
         if text.upper().startswith(_DML) and id(conn) in current:
             count.writing.add(current[id(conn)])
 
+    def alone(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        """PostgreSQL's intake runs in autocommit: each statement is its own transaction."""
+        statement(conn, cursor, sql)
+        count.writing.add(next(transactions))
+
     def begin(conn: Any) -> None:
         current[id(conn)] = next(transactions)
 
     engines = {
-        e.sync_engine for e in (db.engine, db.read_engine, db.unit_read_engine, db.quick_engine)
+        e.sync_engine: statement
+        for e in (db.engine, db.read_engine, db.unit_read_engine, db.quick_engine)
     }
-    for eng in engines:
-        event.listen(eng, "before_cursor_execute", statement)
+    if db.intake_engine is not db.engine:
+        engines[db.intake_engine.sync_engine] = alone
+    for eng, listener in engines.items():
+        event.listen(eng, "before_cursor_execute", listener)
     event.listen(db.engine.sync_engine, "begin", begin)
     try:
         yield count
     finally:
-        for eng in engines:
-            event.remove(eng, "before_cursor_execute", statement)
+        for eng, listener in engines.items():
+            event.remove(eng, "before_cursor_execute", listener)
         event.remove(db.engine.sync_engine, "begin", begin)
 
 

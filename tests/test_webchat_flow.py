@@ -7,6 +7,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+from sqlalchemy import text
+
+from storage.db import Database
 from tests.conftest import Feed, RunningHub, button, eventually
 
 Start = Callable[..., Awaitable[RunningHub]]
@@ -247,3 +251,33 @@ async def test_english_page_gets_english_replies(running: Start) -> None:
         await report(hub, body["session"], "Press 3 stopped with alarm E102 in workshop 2")
         ack = await feed.wait_text("ticket GD-")
     assert "We have your report" in ack
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_post_after_the_database_dropped_every_connection_is_still_stored(
+    running: Start, db_url: str
+) -> None:
+    """PostgreSQL restarted between two posts (here: the server ends every connection of the
+    hub's). The intake's pooled connection is dead, and nothing was stored on it: the next
+    post is still answered, once, and still becomes a ticket (stored on a fresh connection)."""
+    hub = await running()
+    session = await customer(hub)
+    await report(hub, session, "3号注塑机停机了，在二车间")
+    await one_ticket(hub)
+    admin = Database(db_url)
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        await admin.dispose()
+    await report(hub, session, "冷却塔水泵漏水了，在三车间")
+
+    async def two() -> bool:
+        return len((await hub.api("/api/tickets"))["tickets"]) == 2
+
+    await eventually(two, what="the second report's ticket")
