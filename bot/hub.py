@@ -92,7 +92,7 @@ class Hub:
             self.db,
             on_stored=self._inbound_stored,
             metrics=self.metrics,
-            window=settings.engine.commit_window_ms / 1000,
+            window=settings.engine.window_s(self.db.is_sqlite),
             cap=TextCap.of(settings),
         )
         self.adapters: dict[str, Adapter] = self._build_adapters()
