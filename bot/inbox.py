@@ -314,7 +314,9 @@ class Inbox:
         self._on_stored()
 
     async def _insert(self, rows: list[InboundRow]) -> set[tuple[str, str]]:
-        """Store ``rows`` in one statement."""
+        """Store ``rows`` in one statement (on PostgreSQL in autocommit: a batch beyond
+        SQLAlchemy's page of 1,000 rows would be two, and if the second failed nobody is
+        answered, so the platform sends all again and the first part is not stored twice)."""
         try:
             async with self._db.store() as conn:
                 return await inbound.insert(conn, rows)
