@@ -91,7 +91,7 @@ def _long_note(clips: list[dict[str, str]]) -> tuple[bytes, str]:
 
 
 async def _latency(backend: str, repeats: int) -> dict[str, Any]:
-    from bot.config import AsrSettings
+    from bot.asr_settings import AsrSettings
     from bot.nlp.asr import build_transcriber
     from bot.nlp.normalize import cer, normalize_transcript
 
@@ -146,7 +146,7 @@ async def _latency(backend: str, repeats: int) -> dict[str, Any]:
 
 
 async def _throughput(backend: str) -> dict[str, Any]:
-    from bot.config import AsrSettings
+    from bot.asr_settings import AsrSettings
     from bot.nlp.asr import build_transcriber
 
     transcriber = build_transcriber(AsrSettings(backend=backend, cpu_threads=1, workers=2))

@@ -73,7 +73,7 @@ def hear(cache: Path, fresh: bool, beam: int = 5, split: str = "all") -> dict[st
 async def _recognise(
     todo: list[Path], heard: dict[str, dict[str, Any]], cache: Path, beam: int
 ) -> None:
-    from bot.config import AsrSettings
+    from bot.asr_settings import AsrSettings
     from bot.nlp.asr import build_transcriber
 
     transcriber = build_transcriber(AsrSettings(cpu_threads=2, workers=1, beam_size=beam))
@@ -162,7 +162,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 async def time_note(note_id: str, beam: int = 5) -> str:
-    from bot.config import AsrSettings
+    from bot.asr_settings import AsrSettings
     from bot.hearing import Ears
     from bot.nlp.asr import build_transcriber
     from bot.nlp.text import warm_up

@@ -34,9 +34,10 @@ from bot.events import outbound_to_json
 from bot.unit import Unit
 from storage import evidence
 from storage.db import Database
+from storage.ids import Ids
 from storage.models import utcnow
 from storage.records import FeedEntry, OutboxEntry
-from storage.unit import Changes, Ids, Store
+from storage.unit import Changes, Store
 
 __all__ = ["Tx", "Work"]
 

@@ -24,8 +24,9 @@ from bot.unit import Unit
 from bot.web.api import ticket_ref
 from storage import assets, repo
 from storage.db import opened
+from storage.ids import Ids
 from storage.models import utcnow
-from storage.unit import Ids, Store
+from storage.unit import Store
 
 __all__ = ["report_command", "rules_command", "service_report_command"]
 

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bot.config import AsrSettings
+from bot.asr_settings import AsrSettings
 from bot.errors import AudioRejected, ConfigError
 from bot.nlp import asr_model
 from bot.nlp.audio import check_size, decode_audio

@@ -33,7 +33,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from bot.config import AsrSettings
+from bot.asr_settings import AsrSettings
 from bot.errors import ConfigError
 
 __all__ = [

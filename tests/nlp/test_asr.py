@@ -25,7 +25,8 @@ import pytest
 from pydantic import ValidationError
 
 import bot.nlp.asr as asr
-from bot.config import AsrSettings, Settings
+from bot.asr_settings import AsrSettings
+from bot.config import Settings
 from bot.errors import AudioRejected, ConfigError
 from bot.nlp import asr_model
 from bot.nlp.asr import Engine, PooledTranscriber, Recognition, Transcript, build_transcriber

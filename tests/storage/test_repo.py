@@ -10,11 +10,12 @@ from sqlalchemy import select, text, update
 from storage import inbound, outbox, repo
 from storage.audit import audit_key
 from storage.db import Database
+from storage.ids import Ids
 from storage.inbound import InboundRow
 from storage.models import OutboxMessage
 from storage.models import Ticket as TicketRow
 from storage.outbox import Outcome
-from storage.unit import Changes, Conflict, Ids, Store
+from storage.unit import Changes, Conflict, Store
 from tests.fakes import enqueue
 
 
