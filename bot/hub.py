@@ -66,16 +66,6 @@ def load_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def _on_loop(wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-    """A scheduled wake-up as a coroutine: APScheduler runs a plain function in a pool thread,
-    and an ``asyncio.Event`` set from another thread may not wake the loop (nor is it safe)."""
-
-    async def tick() -> None:
-        wake()
-
-    return tick
-
-
 class Hub:
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
         """``clock``: what "now" is for tickets and SLA clocks (tests pass a controllable one)."""
@@ -392,6 +382,12 @@ class Hub:
             log.exception("giving back lapsed inbound claims failed")
         self.engine.wake.set()
 
+    async def _outbox_tick(self) -> None:
+        self.sender.wake.set()
+
+    async def _sla_tick(self) -> None:
+        self._sla_wake.set()
+
     def _inbound_stored(self) -> None:
         self.engine.wake.set()
 
@@ -426,13 +422,8 @@ class Hub:
         ]
         # The scheduler is the heartbeat: it retries what is due even when nothing new arrives
         # (events a failed unit gave back, outbox rows waiting out a backoff or a rate limit).
-        self.scheduler.add_job(
-            _on_loop(self.sender.wake.set), "interval", seconds=1, id="outbox-tick",
-            name="outbox tick",
-        )  # fmt: skip
-        self.scheduler.add_job(
-            self._inbound_tick, "interval", seconds=5, id="inbound-tick", name="inbound tick"
-        )
+        self._every(self._outbox_tick, "outbox-tick", "outbox tick", seconds=1)
+        self._every(self._inbound_tick, "inbound-tick", "inbound tick", seconds=5)
         if not self.db.is_sqlite:  # tables that grew fast are planned by their real size
             self._every(
                 self._statistics_tick, "planner-statistics", "planner statistics", seconds=10
@@ -482,12 +473,8 @@ class Hub:
             # Policies may have changed since the last run: apply them, in the background.
             self._tasks.append(asyncio.create_task(self._sla_reconcile(), name="sla-reconcile"))
             self._tasks.append(asyncio.create_task(self._sla_loop(), name="sla-sweep"))
-            self.scheduler.add_job(
-                _on_loop(self._sla_wake.set),
-                "interval",
-                seconds=self.settings.sla.sweep_seconds,
-                id="sla-tick",
-                name="SLA tick",
+            self._every(
+                self._sla_tick, "sla-tick", "SLA tick", seconds=self.settings.sla.sweep_seconds
             )
             self._sla_wake.set()  # what fell due while we were down: now
         self.scheduler.start()
@@ -504,7 +491,9 @@ class Hub:
         **interval: float,
     ) -> None:
         """A scheduled job (``_job`` wraps what it runs): at most one run at a time, missed runs
-        folded into one; ``first`` brings the first run forward (else: one interval from now)."""
+        folded into one; ``first`` brings the first run forward (else: one interval from now).
+        ``job`` is a coroutine function: APScheduler runs a plain one in a pool thread, off the
+        event loop, where setting an ``asyncio.Event`` is not safe."""
         when = {} if first is None else {"next_run_time": first}  # (None would pause the job)
         self.scheduler.add_job(
             job,
