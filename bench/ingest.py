@@ -369,13 +369,14 @@ async def running_server(
     target: Target,
     workdir: Path,
     *,
-    cpus: Sequence[int] | None,
+    cpus: Sequence[str] | None,
     profile: Path | None,
     staff: str = CONFIG_STAFF,
 ) -> AsyncIterator[Server]:
     """Start the target on free loopback ports (``target.workers`` processes, one after another,
-    all on one database and one secret); stop them all afterwards. Process ``i`` is pinned to
-    ``cpus[i % len(cpus)]``, or not at all when ``cpus`` is None."""
+    all on one database and one secret); stop them all afterwards. Process ``i`` runs on the
+    CPUs ``cpus[i % len(cpus)]`` (a ``taskset -c`` list), or where this process may run when
+    ``cpus`` is None."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GONGDAN_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     scratch_db: str | None = None
@@ -412,7 +413,7 @@ async def running_server(
                 else:
                     cmd = [*py, str(SELF), NO_ENGINE_FLAG, *cli]
             if cpus and shutil.which("taskset"):
-                cmd = ["taskset", "-c", str(cpus[i % len(cpus)]), *cmd]
+                cmd = ["taskset", "-c", cpus[i % len(cpus)], *cmd]
             log_path = workdir / f"{target.name}-{port}.log"
             with log_path.open("wb") as log:
                 proc = subprocess.Popen(
@@ -1089,7 +1090,7 @@ async def one_run(
     target: Target,
     rate: int,
     n: int,
-    server_cpus: Sequence[int] | None,
+    server_cpus: Sequence[str] | None,
     pinning: str = "",
 ) -> Result | None:
     """One measured run on a fresh server; a server that fails to start is tried again (the hub
@@ -1144,22 +1145,27 @@ def write_json(args: argparse.Namespace, results: Sequence[Result]) -> None:
 
 def server_pinning(
     workers: int, cpus: Sequence[int], client_cpu: int | None
-) -> tuple[list[int] | None, str]:
-    """The CPUs for the server processes, and how to describe it. One server gets the last
-    CPU. Several get one CPU each when there are enough besides the client's, else none: on 2
-    CPUs three workers pinned to one core would measure that core, not the workers."""
+) -> tuple[list[str] | None, str]:
+    """The CPUs for the server processes (``taskset -c`` lists, one per process in turn), and
+    how to describe it. One server gets the last CPU. Several get one CPU each when there are
+    enough besides the client's, else all of them: on 2 CPUs three workers pinned to one core
+    would measure that core, not the workers. (Said explicitly: a child inherits the client's
+    own pinning to its one CPU.)"""
     if client_cpu is None:
         return None, "none"
     others = [c for c in cpus if c != client_cpu]
     client = f"client on CPU {client_cpu}"
     if workers <= 1:
-        return [cpus[-1]], f"{client}, server on CPU {cpus[-1]}"
+        return [str(cpus[-1])], f"{client}, server on CPU {cpus[-1]}"
     if len(others) >= workers:
         mine = others[-workers:]
-        return mine, f"{client}, {workers} servers on CPUs {','.join(map(str, mine))}"
-    return None, (
-        f"{client}, {workers} servers NOT pinned (only {len(others)} CPU(s) besides the "
-        "client's): they share every CPU, the client's too"
+        return [
+            str(c) for c in mine
+        ], f"{client}, {workers} servers on CPUs {','.join(map(str, mine))}"
+    every = ",".join(map(str, cpus))
+    return [every], (
+        f"{client}, {workers} servers on every CPU ({every}; only {len(others)} besides the "
+        "client's): they share them, the client's too"
     )
 
 
