@@ -171,17 +171,23 @@ def free_port() -> int:
 def _pg_dsn(url: str, database: str | None = None) -> str:
     """``postgresql+asyncpg://u@h:p/db`` → an asyncpg DSN, optionally naming another database."""
     dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    if database is not None:
-        head, _, tail = dsn.rpartition("/")
-        query = tail.partition("?")[2]
-        dsn = f"{head}/{database}" + (f"?{query}" if query else "")
-    return dsn
+    return dsn if database is None else _with_database(dsn, database)
+
+
+def _with_database(url: str, database: str) -> str:
+    """``url`` naming ``database`` instead, its query (``?host=/var/run/postgresql``) kept."""
+    base, mark, query = url.partition("?")
+    return f"{base.rpartition('/')[0]}/{database}{mark}{query}"
 
 
 def _check_loopback(url: str) -> None:
-    from urllib.parse import urlsplit
+    from urllib.parse import parse_qs, urlsplit
 
-    host = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1)).hostname
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    host = parts.hostname
+    socket_dir = parse_qs(parts.query).get("host", [""])[0]
+    if socket_dir.startswith("/"):  # a Unix socket: this machine's by definition
+        return
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit(f"bench: only loopback databases are allowed, not {host!r}")
 
@@ -386,7 +392,7 @@ async def running_server(
         assert target.database_url is not None
         scratch_db = f"gongdan_bench_{uuid.uuid4().hex[:10]}"
         await _pg_admin(target.database_url, f'CREATE DATABASE "{scratch_db}"')
-        url = target.database_url.rpartition("/")[0] + "/" + scratch_db
+        url = _with_database(target.database_url, scratch_db)
     elif not target.is_bare:
         db_path = workdir / "bench.db"
         url = f"sqlite+aiosqlite:///{db_path}"
