@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from storage.db import Database
-from storage.planner import STALE_ROWS, refresh_statistics
+from storage.planner import QUICK_TARGET, STALE_ROWS, refresh_statistics
 from tests.conftest import eventually
 
 ROWS = STALE_ROWS + 500
@@ -55,5 +55,16 @@ async def test_a_table_that_grew_is_analysed_and_a_quiet_one_is_not(db: Database
         analysed = await refresh_statistics(conn)
     assert "people" in analysed and "tickets" not in analysed
     assert await _known_rows(db, "people") == pytest.approx(ROWS, rel=0.05)
+    async with db.engine.connect() as conn:  # a quick analysis: a coarse histogram …
+        bounds = await conn.execute(
+            text(
+                "SELECT array_length(histogram_bounds, 1) FROM pg_stats"
+                " WHERE tablename = 'people' AND attname = 'key'"
+            )
+        )
+        assert bounds.scalar_one() <= QUICK_TARGET + 1
+        # … in its own transaction only
+        target = await conn.execute(text("SHOW default_statistics_target"))
+        assert int(target.scalar_one()) > QUICK_TARGET
     async with db.begin() as conn:
         assert "people" not in await refresh_statistics(conn)  # analysed once, not again
