@@ -429,7 +429,7 @@ async def measure(server: Server, args: argparse.Namespace, res: Result) -> Resu
         )
         res.outbox_left = await outbox_left(db)
         if res.outbox_left is not None:  # how long the replies to the presses take (≤ timeout)
-            left = res.outbox_left
+            left: int | None = res.outbox_left
             while left and loop.time() < end:
                 await asyncio.sleep(0.25)
                 left = await outbox_left(db)
