@@ -278,6 +278,8 @@ class Engine:
                 )  # fmt: skip
                 if len(rows) > size:
                     rows, more = rows[:size], True
+                if rows:  # the unit's moment is after its claim: an event stored since it began
+                    tx.unit.now = self.work.clock()  # is not dated before it was received
                 now = utcnow()
                 taken = [r for r in rows if r.kind in inbound.LEASED]  # done on the side
 

@@ -7,11 +7,12 @@ against its fake Bot API, for group chats.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from storage import inbound
 from tests.adapters.test_telegram import CUSTOMER, CUSTOMER_GROUP, api, deliver, enabled, says
 from tests.conftest import FakeClock, Feed, RunningHub, button, eventually
 from tests.fakes_telegram import FakeBotApi
@@ -194,6 +195,34 @@ async def test_a_late_answer_is_a_comment_not_a_slot(running: Start) -> None:
     after = await hub.api(f"/api/tickets/{first['id']}")
     assert after["site"] is None
     assert "comment" in [e["kind"] for e in after["events"]]
+
+
+async def test_a_report_stored_as_a_unit_began_is_not_dated_before_it_came(
+    running: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit takes its moment once it has claimed its events: a report stored between the
+    unit's start and its claim (a minute later, here) is dated when it came, and so are its
+    audit trail and its clocks (on a busy PostgreSQL worker the two can be far apart)."""
+    clock = FakeClock(T0)
+    hub = await running(clock=clock)
+    cust = await customer(hub)
+    claim, posted = inbound.claimable, []
+
+    async def claim_after_a_report(*args: Any, **kwargs: Any) -> list[inbound.Claimed]:
+        if not posted:  # the unit has begun (at T0): the report comes a minute later
+            posted.append(True)
+            clock.set(T0 + timedelta(minutes=1))
+            await report(hub, cust, "空压机漏油了，在二车间")
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(inbound, "claimable", claim_after_a_report)
+    hub.hub.engine.wake.set()
+    ticket = await one_ticket(hub)
+    assert posted
+    came = T0 + timedelta(minutes=1)
+    assert datetime.fromisoformat(ticket["created_at"]) == came
+    trail = await events(hub, ticket["id"])
+    assert trail and all(datetime.fromisoformat(e["at"]) >= came for e in trail)
 
 
 # ------------------------------------------------------------------------------------ chases
