@@ -1164,10 +1164,8 @@ def server_pinning(
     if workers <= 1:
         return [str(cpus[-1])], f"{client}, server on CPU {cpus[-1]}"
     if len(others) >= workers:
-        mine = others[-workers:]
-        return [
-            str(c) for c in mine
-        ], f"{client}, {workers} servers on CPUs {','.join(map(str, mine))}"
+        mine = [str(c) for c in others[-workers:]]
+        return mine, f"{client}, {workers} servers on CPUs {','.join(mine)}"
     every = ",".join(map(str, cpus))
     return [every], (
         f"{client}, {workers} servers on every CPU ({every}; only {len(others)} besides the "
